@@ -1,0 +1,62 @@
+# video-runner: the commands a developer and CI run. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := bash tools/stack/stack.sh
+# Tests that need servers read their addresses from the file `make stack-up` writes.
+WITH_STACK_ENV := set -a && source .stack/env && set +a &&
+PYTEST_ARGS ?=
+
+.PHONY: help install lint test test-unit test-integration test-e2e stack-up stack-down stack-status demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## create .venv with the package and its dev tools, fetch test videos
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	bash tools/fetch_test_videos.sh
+	touch $@
+
+lint: install ## ruff, formatting, mypy --strict and the import contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: install ## unit, integration and e2e tests against a local stack it starts and stops
+	$(STACK) up
+	$(WITH_STACK_ENV) rc=0; $(PY) -m pytest tests $(PYTEST_ARGS) || rc=$$?; $(STACK) down; exit $$rc
+
+test-unit: install ## the fast tests that need no server
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install ## integration tests; leaves the stack running for the next run
+	$(STACK) up
+	$(WITH_STACK_ENV) $(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: install ## the whole system as processes; leaves the stack running
+	$(STACK) up
+	$(WITH_STACK_ENV) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+stack-up: ## start Kafka, the S3 server and FerretDB on 127.0.0.1 (idempotent)
+	$(STACK) up
+
+stack-down: ## stop what stack-up started (by pid file)
+	$(STACK) down
+
+stack-status: ## say which servers run and answer
+	$(STACK) status
+
+bench: install ## extraction benchmark; writes bench/results/extract.txt
+	$(PY) bench/extract.py | tee bench/results/extract.txt
+
+clean: stack-down ## remove the venv and the stack's state (caches outside the repo stay)
+	rm -rf $(VENV) .stack

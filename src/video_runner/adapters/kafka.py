@@ -1,0 +1,403 @@
+"""Kafka adapter (aiokafka): an acknowledged JSON publisher and a consumer loop that loses nothing.
+
+The consumer loop follows the pitfalls written down in docs/decisions/0003-consumer-loop.md:
+
+* one task keeps calling ``getmany`` while partitions are paused, so a handler that runs longer
+  than ``max_poll_interval_ms`` never makes the member leave the group;
+* offsets are committed explicitly, per partition, and only over the contiguous finished prefix;
+* retriable errors are retried with backoff and commit nothing; permanent ones are the handler's
+  to record and dead-letter, after which the offset is committed and the partition moves on;
+* on revocation, unfinished work of the revoked partitions is cancelled, never committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.helpers import create_ssl_context
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+
+from video_runner.domain.offsets import PartitionProgress
+from video_runner.errors import (
+    ConfigurationError,
+    DependencyUnavailable,
+    ErrorCode,
+    PermanentError,
+    RetriableError,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConnection:
+    """How to reach the cluster (plaintext locally; SASL and/or TLS in production)."""
+
+    bootstrap_servers: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    client_id: str = "video-runner"
+    request_timeout_ms: int = 30_000
+
+    def options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if "SSL" in self.security_protocol:
+            options["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        if self.security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password
+        return options
+
+
+def encode_json(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class KafkaPublisher:
+    """Implements ``ports.RawPublisher``: idempotent producer, acks=all, waits for delivery."""
+
+    def __init__(self, connection: KafkaConnection, *, linger_ms: int = 5) -> None:
+        self._producer = AIOKafkaProducer(
+            **connection.options(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            max_batch_size=1024 * 1024,
+        )
+
+    async def start(self) -> None:
+        try:
+            await self._producer.start()
+        except KafkaError as exc:
+            await self._producer.stop()
+            raise DependencyUnavailable("kafka", f"producer start: {exc}") from exc
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def ping(self) -> None:
+        """Ask the cluster for its metadata: proves a broker answers, not just a socket."""
+        try:
+            await self._producer.client.fetch_all_metadata()
+        except KafkaError as exc:
+            raise DependencyUnavailable("kafka", f"metadata: {exc}") from exc
+
+    async def publish(
+        self,
+        topic: str,
+        key: str,
+        value: Mapping[str, Any],
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        await self.publish_raw(topic, key.encode(), encode_json(value), headers or {})
+
+    async def publish_many(
+        self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        """Send all, then wait for every acknowledgement: one round trip for a whole batch."""
+        try:
+            futures = [
+                await self._producer.send(topic, encode_json(value), key=key.encode())
+                for key, value in messages
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise DependencyUnavailable("kafka", f"publish to {topic}: {exc}") from exc
+
+    async def publish_raw(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Mapping[str, str]
+    ) -> None:
+        encoded = [(name, text.encode("utf-8")) for name, text in headers.items()]
+        try:
+            future = await self._producer.send(topic, value, key=key, headers=encoded)
+            await future
+        except KafkaError as exc:
+            raise DependencyUnavailable("kafka", f"publish to {topic}: {exc}") from exc
+
+
+class RecordHandler(Protocol):
+    """What a consumer loop drives. ``handle`` returns once the record's effects are durable."""
+
+    async def handle(self, record: ConsumerRecord[bytes, bytes]) -> None: ...
+
+    async def dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], error: PermanentError
+    ) -> None:
+        """Record a permanent failure the handler did not catch itself (bug, poison message)."""
+        ...
+
+
+@dataclass(slots=True)
+class _Work:
+    record: ConsumerRecord[bytes, bytes]
+    task: asyncio.Task[None]
+
+
+@dataclass
+class LoopStats:
+    """What the loop exposes for health and metrics."""
+
+    last_poll: float = field(default_factory=time.monotonic)
+    in_flight: int = 0
+    committed: int = 0
+    retries: int = 0
+    assigned: set[TopicPartition] = field(default_factory=set)
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
+    """Exponential backoff with full jitter (so replicas do not retry in step)."""
+    ceiling: float = min(maximum, initial * (2**attempt))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no types
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._loop.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._loop.on_assigned(set(assigned))
+
+
+class ConsumerLoop:
+    """Consumes one topic in a group, running up to ``max_in_flight`` records concurrently."""
+
+    def __init__(
+        self,
+        *,
+        connection: KafkaConnection,
+        topic: str,
+        group_id: str,
+        handler: RecordHandler,
+        max_in_flight: int,
+        max_poll_interval_ms: int = 300_000,
+        session_timeout_ms: int = 30_000,
+        heartbeat_interval_ms: int = 3_000,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        max_unexpected_errors: int = 3,
+        poll_timeout_ms: int = 250,
+    ) -> None:
+        self.topic = topic
+        self.group_id = group_id
+        self._handler = handler
+        self._max_in_flight = max_in_flight
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._max_unexpected = max_unexpected_errors
+        self._poll_timeout_ms = poll_timeout_ms
+        self._consumer = AIOKafkaConsumer(
+            **connection.options(),
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=max_poll_interval_ms,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            # Default is session_timeout_ms; a member finishing a commit needs longer than that.
+            rebalance_timeout_ms=max(session_timeout_ms, 60_000),
+            max_poll_records=max_in_flight,
+        )
+        self._progress: dict[TopicPartition, PartitionProgress] = {}
+        self._work: dict[TopicPartition, list[_Work]] = {}
+        self.stats = LoopStats()
+        #: The last offset this member committed, per partition (for the lag metric).
+        self.committed: dict[TopicPartition, int] = {}
+        self._started = False
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
+
+    async def start(self) -> None:
+        try:
+            await self._consumer.start()
+        except KafkaError as exc:
+            await self._consumer.stop()
+            raise DependencyUnavailable("kafka", f"consumer start: {exc}") from exc
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self._started = True
+
+    async def run(self, stop: asyncio.Event, *, drain_timeout_s: float = 10.0) -> None:
+        """Poll, dispatch and commit until ``stop`` is set; then drain within a bound."""
+        if not self._started:
+            await self.start()
+        try:
+            while not stop.is_set():
+                await self._poll_once()
+                await self._commit_finished()
+        finally:
+            await self._drain(drain_timeout_s)
+            await self._consumer.stop()
+
+    async def _poll_once(self) -> None:
+        in_flight = self._in_flight()
+        assignment = self._consumer.assignment()
+        # Paused partitions return nothing, but getmany still runs: the poll timer is reset and
+        # heartbeats flow, however long the handlers take.
+        if in_flight >= self._max_in_flight:
+            self._consumer.pause(*assignment)
+        else:
+            self._consumer.resume(*assignment)
+        capacity = max(self._max_in_flight - in_flight, 1)
+        try:
+            batches = await self._consumer.getmany(
+                timeout_ms=self._poll_timeout_ms, max_records=capacity
+            )
+        except KafkaError as exc:
+            log.warning("poll failed, retrying", extra={"topic": self.topic, "error": str(exc)})
+            await asyncio.sleep(1.0)
+            return
+        self.stats.last_poll = time.monotonic()
+        for tp, records in batches.items():
+            progress = self._progress.setdefault(tp, PartitionProgress())
+            for record in records:
+                progress.start(record.offset)
+                task = asyncio.create_task(
+                    self._process(record), name=f"{self.topic}-{tp.partition}-{record.offset}"
+                )
+                self._work.setdefault(tp, []).append(_Work(record, task))
+        self.stats.in_flight = self._in_flight()
+
+    def _in_flight(self) -> int:
+        return sum(1 for items in self._work.values() for w in items if not w.task.done())
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        attempt = 0
+        unexpected = 0
+        while True:
+            try:
+                await self._handler.handle(record)
+            except (RetriableError, ConfigurationError) as exc:
+                # A configuration error mid-run (a rotated secret) is retried too: dead-lettering
+                # every event until someone fixes the settings would lose them all.
+                delay = backoff_delay(attempt, self._retry_initial_s, self._retry_max_s)
+                self.stats.retries += 1
+                log.warning(
+                    "retriable failure, backing off",
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "error": str(exc),
+                        "delay_s": round(delay, 2),
+                    },
+                )
+                attempt += 1
+                await asyncio.sleep(delay)
+            except PermanentError as exc:
+                await self._dead_letter(record, exc)
+                return
+            except Exception as exc:  # a bug or an unforeseen input: never crash the loop
+                unexpected += 1
+                log.exception(
+                    "unexpected failure",
+                    extra={"topic": record.topic, "offset": record.offset, "attempt": unexpected},
+                )
+                if unexpected >= self._max_unexpected:
+                    error = PermanentError(
+                        f"internal error: {type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL
+                    )
+                    await self._dead_letter(record, error)
+                    return
+                await asyncio.sleep(backoff_delay(unexpected, self._retry_initial_s, 5.0))
+            else:
+                return
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], error: PermanentError
+    ) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._handler.dead_letter(record, error)
+            except Exception as exc:  # noqa: BLE001 - nothing lost: retry until it is recorded
+                delay = backoff_delay(attempt, self._retry_initial_s, self._retry_max_s)
+                log.warning("dead-letter failed, backing off", extra={"error": str(exc)})
+                attempt += 1
+                await asyncio.sleep(delay)
+            else:
+                return
+
+    async def _commit_finished(self) -> None:
+        offsets = self._finished_offsets()
+        if not offsets:
+            return
+        try:
+            # A commit retries retriable errors forever inside aiokafka: bound it.
+            await asyncio.wait_for(self._consumer.commit(offsets), timeout=30)
+        except CommitFailedError:
+            log.warning("commit refused after a rebalance; another member redoes that work")
+            return
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("commit failed; the work will be redone", extra={"error": str(exc)})
+            return
+        self.stats.committed += len(offsets)
+        for tp, meta in offsets.items():
+            self.committed[tp] = meta.offset
+
+    def _finished_offsets(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Collect finished work; the next offset to commit where a partition's prefix advanced."""
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, items in list(self._work.items()):
+            progress = self._progress.get(tp)
+            if progress is None:
+                continue
+            self._work[tp] = [work for work in items if not work.task.done()]
+            for work in items:
+                # A cancelled task (revocation, shutdown) is never finished: never committed.
+                if work.task.done() and not work.task.cancelled():
+                    next_offset = progress.finish(work.record.offset)
+                    if next_offset is not None:
+                        offsets[tp] = OffsetAndMetadata(next_offset, "")
+        return offsets
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._commit_finished()
+        for tp in revoked:
+            for work in self._work.pop(tp, []):
+                work.task.cancel()
+            self._progress.pop(tp, None)
+            self.committed.pop(tp, None)
+        self.stats.assigned -= revoked
+        log.info("partitions revoked", extra={"topic": self.topic, "count": len(revoked)})
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.stats.assigned |= assigned
+        log.info(
+            "partitions assigned",
+            extra={"topic": self.topic, "partitions": sorted(tp.partition for tp in assigned)},
+        )
+
+    async def _drain(self, timeout_s: float) -> None:
+        tasks = [w.task for items in self._work.values() for w in items if not w.task.done()]
+        if tasks:
+            log.info("draining in-flight work", extra={"count": len(tasks), "timeout_s": timeout_s})
+            _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        with contextlib.suppress(Exception):
+            await self._commit_finished()

@@ -1,0 +1,309 @@
+"""MongoDB adapter (PyMongo's asyncio API): the prediction documents and per-frame records.
+
+Two collections in ``runner_db``:
+
+* ``runner_predictions``: one document per event, ``_id`` = event_id, carrying the status;
+* ``runner_frame_results``: one document per (event_id, frame_id) under a unique index, holding
+  the task's frame record and, once it arrives, the detector's result.
+
+Counting distinct frames with a result (never ``$inc`` per message) keeps redelivery harmless.
+Only plain MongoDB API is used, so production runs on MongoDB and tests on FerretDB.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    NetworkTimeout,
+    OperationFailure,
+    ServerSelectionTimeoutError,
+)
+
+from video_runner.domain.results import FrameResult
+from video_runner.domain.status import Status, sources_of
+from video_runner.errors import ConfigurationError, DependencyUnavailable
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = (
+    AutoReconnect,
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+)
+_DUPLICATE_KEY = 11000
+_AUTH_FAILED = 18
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _unavailable(exc: Exception) -> DependencyUnavailable:
+    return DependencyUnavailable("mongodb", f"{type(exc).__name__}: {exc}")
+
+
+class MongoPredictionStore:
+    """Implements ``ports.PredictionStore`` over two collections."""
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[dict[str, Any]],
+        database: str,
+        predictions: str,
+        frames: str,
+    ) -> None:
+        self._client = client
+        db = client[database]
+        self._predictions: AsyncCollection[dict[str, Any]] = db[predictions]
+        self._frames: AsyncCollection[dict[str, Any]] = db[frames]
+
+    @classmethod
+    def connect(
+        cls, uri: str, database: str, predictions: str, frames: str, *, timeout_ms: int
+    ) -> MongoPredictionStore:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=max(timeout_ms * 6, 30_000),
+            tz_aware=True,
+            retryWrites=False,  # FerretDB has no sessions; our writes are idempotent anyway
+        )
+        return cls(client, database, predictions, frames)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def ensure_indexes(self) -> None:
+        try:
+            await self._frames.create_index(
+                [("event_id", ASCENDING), ("frame_id", ASCENDING)],
+                unique=True,
+                name="event_frame_unique",
+            )
+            await self._predictions.create_index(
+                [("status", ASCENDING), ("updated_at", ASCENDING)], name="status_updated"
+            )
+        except OperationFailure as exc:
+            raise _classify(exc) from exc
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+    async def ping(self) -> None:
+        try:
+            await self._client.admin.command("ping")
+        except OperationFailure as exc:
+            raise _classify(exc) from exc
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+    async def get(self, event_id: str) -> dict[str, Any] | None:
+        try:
+            return await self._predictions.find_one({"_id": event_id})
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+    async def begin(self, event_id: str, fields: Mapping[str, Any]) -> bool:
+        now = _now()
+        try:
+            # The status condition turns "already finished" into a failed upsert (duplicate _id)
+            # instead of a silent overwrite: the one atomic check-and-create MongoDB offers.
+            await self._predictions.update_one(
+                {"_id": event_id, "status": Status.PROCESSING.value},
+                {
+                    "$set": {**fields, "updated_at": now},
+                    "$setOnInsert": {
+                        "status": Status.PROCESSING.value,
+                        "created_at": now,
+                        "frames_published": 0,
+                        "results_received": 0,
+                        "total_frames": None,
+                        "reaper_attempts": 0,
+                    },
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+        return True
+
+    async def update_processing(self, event_id: str, fields: Mapping[str, Any]) -> bool:
+        try:
+            result = await self._predictions.update_one(
+                {"_id": event_id, "status": Status.PROCESSING.value},
+                {"$set": {**fields, "updated_at": _now()}},
+            )
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+        return result.matched_count == 1
+
+    async def bump(
+        self, event_id: str, fields: Mapping[str, Any], increments: Mapping[str, int]
+    ) -> None:
+        update: dict[str, Any] = {"$set": {**fields, "updated_at": _now()}}
+        if increments:
+            update["$inc"] = dict(increments)
+        try:
+            await self._predictions.update_one({"_id": event_id}, update)
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+    async def record_frames(self, event_id: str, frames: Sequence[Mapping[str, Any]]) -> None:
+        if not frames:
+            return
+        now = _now()
+        operations = [
+            UpdateOne(
+                {"event_id": event_id, "frame_id": frame["frame_id"]},
+                {"$set": {**frame, "event_id": event_id, "published_at": now}},
+                upsert=True,
+            )
+            for frame in frames
+        ]
+        await self._bulk_upsert(operations)
+
+    async def _bulk_upsert(self, operations: list[UpdateOne]) -> None:
+        try:
+            await self._frames.bulk_write(operations, ordered=False)
+        except BulkWriteError as exc:
+            # Two writers upserting the same new key: the loser's write is retried once and then
+            # updates the winner's document (MongoDB's documented upsert race).
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            retry = [operations[e["index"]] for e in errors]
+            try:
+                await self._frames.bulk_write(retry, ordered=False)
+            except _TRANSIENT as retry_exc:
+                raise _unavailable(retry_exc) from retry_exc
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+    async def save_result(self, event_id: str, result: FrameResult) -> bool:
+        stored = {
+            "objects": result.objects,
+            "error": result.error,
+            "model": result.model,
+            "failed": result.error is not None,
+        }
+        fields: dict[str, Any] = {"result": stored, "result_at": _now()}
+        if result.timestamp_ms is not None:
+            fields["result_timestamp_ms"] = result.timestamp_ms
+        try:
+            update = await self._frames.update_one(
+                {"event_id": event_id, "frame_id": result.frame_id, "result": {"$exists": False}},
+                {"$set": fields},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return (
+                False  # the frame already has a result: first one wins, duplicates change nothing
+            )
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+        return update.upserted_id is not None or update.modified_count == 1
+
+    async def count_results(self, event_id: str) -> tuple[int, int]:
+        try:
+            received = await self._frames.count_documents(
+                {"event_id": event_id, "result": {"$exists": True}}
+            )
+            failed = await self._frames.count_documents(
+                {"event_id": event_id, "result.failed": True}
+            )
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+        return received, failed
+
+    async def pending_frames(self, event_id: str) -> list[dict[str, Any]]:
+        try:
+            cursor = self._frames.find(
+                {"event_id": event_id, "result": {"$exists": False}}, {"_id": 0}
+            ).sort("frame_id", ASCENDING)
+            return [doc async for doc in cursor]
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+    async def iter_results(self, event_id: str) -> AsyncIterator[FrameResult]:
+        try:
+            cursor = self._frames.find(
+                {"event_id": event_id, "result": {"$exists": True}}, {"_id": 0}
+            ).sort("frame_id", ASCENDING)
+            async for doc in cursor:
+                result = doc["result"]
+                timestamp = doc.get("timestamp_ms", doc.get("result_timestamp_ms"))
+                yield FrameResult(
+                    frame_id=int(doc["frame_id"]),
+                    timestamp_ms=None if timestamp is None else int(timestamp),
+                    objects=list(result.get("objects") or []),
+                    error=result.get("error"),
+                    model=result.get("model"),
+                )
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+    async def transition(
+        self, event_id: str, target: Status, fields: Mapping[str, Any], *, owner: str | None = None
+    ) -> bool:
+        query: dict[str, Any] = {
+            "_id": event_id,
+            "status": {"$in": [s.value for s in sources_of(target)]},
+        }
+        if owner is not None:
+            query["lease_owner"] = owner
+        try:
+            result = await self._predictions.update_one(
+                query, {"$set": {**fields, "status": target.value, "updated_at": _now()}}
+            )
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+        return result.modified_count == 1
+
+    async def find(
+        self, status: Status, *, older_than: datetime | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"status": status.value}
+        if older_than is not None:
+            query["updated_at"] = {"$lt": older_than}
+        try:
+            cursor = self._predictions.find(query).sort("updated_at", ASCENDING).limit(limit)
+            return [doc async for doc in cursor]
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+    async def lease(
+        self, status: Status, owner: str, until: datetime, now: datetime
+    ) -> dict[str, Any] | None:
+        try:
+            return await self._predictions.find_one_and_update(
+                {
+                    "status": status.value,
+                    "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
+                },
+                {"$set": {"lease_owner": owner, "lease_until": until}},
+                sort=[("updated_at", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+
+def _classify(exc: OperationFailure) -> Exception:
+    if exc.code == _AUTH_FAILED:
+        return ConfigurationError(f"MongoDB refused the credentials: {exc}")
+    return DependencyUnavailable("mongodb", str(exc))

@@ -1,0 +1,144 @@
+"""Per-frame results, the completion rule, and the merged result JSON.
+
+The merged JSON is rendered as a stream of chunks from frames already sorted by ``frame_id``, so
+a three-hour video (54,000 frames, ~60 MB of JSON) never has to be one object in memory nor one
+MongoDB document (16 MB limit); see docs/contracts.md, "Where the merged result lives".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """The detections of one frame, or the detector's error for it."""
+
+    frame_id: int
+    timestamp_ms: int | None
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What the runner decides once it has counted an event's distinct results."""
+
+    complete: bool
+    failed_frames: int
+    too_many_failures: bool
+
+
+def judge_completion(
+    total_frames: int | None, received: int, failed: int, max_failed_ratio: float
+) -> Completion:
+    """Complete when every sampled frame has exactly one stored result.
+
+    Counting distinct stored results (never incrementing a counter per message) is what makes a
+    redelivered result harmless. A video fails only when detector errors exceed the ratio.
+    """
+    if total_frames is None or received < total_frames:
+        return Completion(complete=False, failed_frames=failed, too_many_failures=False)
+    ratio = failed / total_frames if total_frames else 0.0
+    return Completion(
+        complete=True, failed_frames=failed, too_many_failures=ratio > max_failed_ratio
+    )
+
+
+def missing_frame_ids(expected: Iterable[int], present: Iterable[int]) -> list[int]:
+    """Expected ids without a result, ascending."""
+    return sorted(set(expected).difference(present))
+
+
+def frame_entry(result: FrameResult) -> dict[str, Any]:
+    """One element of the merged ``frames`` list."""
+    entry: dict[str, Any] = {
+        "frame_id": result.frame_id,
+        "timestamp_ms": result.timestamp_ms,
+        "objects": result.objects,
+    }
+    if result.error is not None:
+        entry["error"] = result.error
+    return entry
+
+
+class MergedJson:
+    """Renders the final JSON in pieces, so it can be streamed in two passes over sorted frames.
+
+    The document is ``header`` (event_id, status, video, sampling, preprocessing, ...) plus
+    ``frames`` and its older twin ``prediction`` ({"frame", "objects"}) that earlier consumers
+    read. Writing ``frames`` in a first pass and ``prediction`` in a second keeps memory flat for
+    any length of video: a caller streams each pass from its store, sorted by ``frame_id``.
+    """
+
+    def __init__(self, header: Mapping[str, Any]) -> None:
+        self._header = dict(header)
+        self._last: int | None = None
+        self._count = 0
+
+    def head(self) -> str:
+        text = json.dumps(self._header, ensure_ascii=False, separators=(",", ":"))
+        return text[:-1] + (',"frames":[' if self._header else '"frames":[')
+
+    def frame(self, result: FrameResult) -> str:
+        """The ``frames`` element of the next frame; raises if frames come out of order."""
+        return self._element(result, frame_entry(result))
+
+    def middle(self) -> str:
+        self._last = None
+        self._count = 0
+        return '],"prediction":['
+
+    def legacy(self, result: FrameResult) -> str:
+        """The ``prediction`` element of the next frame (second pass)."""
+        return self._element(result, {"frame": result.frame_id, "objects": result.objects})
+
+    def _element(self, result: FrameResult, entry: Mapping[str, Any]) -> str:
+        if self._last is not None and result.frame_id <= self._last:
+            raise ValueError(f"frames out of order: {result.frame_id} after {self._last}")
+        self._last = result.frame_id
+        self._count += 1
+        comma = "," if self._count > 1 else ""
+        return comma + json.dumps(entry, separators=(",", ":"))
+
+    @staticmethod
+    def tail() -> str:
+        return "]}"
+
+
+def render_merged(header: Mapping[str, Any], frames: Sequence[FrameResult]) -> Iterator[str]:
+    """The final JSON as text chunks, from frames held in memory and sorted by ``frame_id``."""
+    writer = MergedJson(header)
+    yield writer.head()
+    yield from (writer.frame(result) for result in frames)
+    yield writer.middle()
+    yield from (writer.legacy(result) for result in frames)
+    yield writer.tail()
+
+
+def merged_document(header: Mapping[str, Any], frames: Iterable[FrameResult]) -> dict[str, Any]:
+    """The merged JSON as a dict (small videos, tests and the one-process ``process`` command)."""
+    parsed: dict[str, Any] = json.loads("".join(render_merged(header, sorted_frames(frames))))
+    return parsed
+
+
+def sorted_frames(frames: Iterable[FrameResult]) -> list[FrameResult]:
+    return sorted(frames, key=lambda r: r.frame_id)
+
+
+def merged_header(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The top of the final JSON, from a prediction document (or its equivalent in memory)."""
+    return {
+        "event_id": document["_id"],
+        "status": "predictable",
+        "source": document.get("source"),
+        "video": document.get("video"),
+        "sampling": document.get("sampling"),
+        "preprocessing": document.get("preprocessing"),
+        "total_frames": document.get("total_frames"),
+        "failed_frames": document.get("failed_frames", 0),
+    }

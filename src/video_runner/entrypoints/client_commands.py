@@ -1,0 +1,149 @@
+"""``submit``, ``status`` and ``result``: talk to a running system from a terminal or a script."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from video_runner import bootstrap
+from video_runner.domain.ids import is_valid_id
+from video_runner.domain.progress import progress_percent, status_view
+from video_runner.errors import InvalidMessage, PermanentError
+from video_runner.services import client
+from video_runner.settings import load_settings
+
+EXIT_FAILED = 3
+
+
+def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    submit = subparsers.add_parser("submit", help="upload a video and queue it for detection")
+    submit.add_argument("video", type=Path)
+    submit.add_argument("--wait", action="store_true", help="wait until ready and print the JSON")
+    submit.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (600)")
+    submit.set_defaults(handler=_submit)
+    status = subparsers.add_parser("status", help="print an event's status and progress as JSON")
+    status.add_argument("event_id")
+    status.set_defaults(handler=_status)
+    result = subparsers.add_parser("result", help="print an event's final JSON")
+    result.add_argument("event_id")
+    result.set_defaults(handler=_result)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    if not args.video.is_file():
+        raise PermanentError(f"{args.video}: no such file")
+    return asyncio.run(_submit_async(args))
+
+
+async def _submit_async(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    objects = bootstrap.object_store(settings)
+    publisher = bootstrap.publisher(settings, "submit")
+    await publisher.start()
+    try:
+        event_id = await client.submit(
+            objects,
+            publisher,
+            bucket=settings.bucket_videos,
+            topic=settings.topic_outbox_events,
+            video=args.video,
+        )
+    finally:
+        await publisher.stop()
+    print(event_id, flush=True)
+    if not args.wait:
+        return 0
+    store = bootstrap.prediction_store(settings)
+    try:
+        bar = _ProgressBar() if sys.stderr.isatty() else None
+        document = await client.wait_until_finished(
+            store, event_id, timeout_s=args.timeout, on_progress=bar.update if bar else None
+        )
+        if bar:
+            bar.close()
+        if document["status"] == "failed":
+            error = document.get("error") or {}
+            print(
+                f"video-runner submit: {event_id} failed: "
+                f"{error.get('code')}: {error.get('message')}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        sys.stdout.write((await client.read_result(objects, document)).decode("utf-8") + "\n")
+    finally:
+        await store.close()
+    return 0
+
+
+def _checked(event_id: str) -> str:
+    if not is_valid_id(event_id):
+        raise InvalidMessage(f"{event_id!r} is not a valid event id")
+    return event_id
+
+
+def _status(args: argparse.Namespace) -> int:
+    return asyncio.run(_status_async(_checked(args.event_id)))
+
+
+async def _status_async(event_id: str) -> int:
+    store = bootstrap.prediction_store(load_settings())
+    try:
+        document = await store.get(event_id)
+    finally:
+        await store.close()
+    if document is None:
+        raise PermanentError(f"unknown event {event_id}")
+    print(json.dumps(status_view(document), indent=2, default=str))
+    return 0
+
+
+def _result(args: argparse.Namespace) -> int:
+    return asyncio.run(_result_async(_checked(args.event_id)))
+
+
+async def _result_async(event_id: str) -> int:
+    settings = load_settings()
+    store = bootstrap.prediction_store(settings)
+    try:
+        document = await store.get(event_id)
+    finally:
+        await store.close()
+    if document is None:
+        raise PermanentError(f"unknown event {event_id}")
+    data = await client.read_result(bootstrap.object_store(settings), document)
+    sys.stdout.write(data.decode("utf-8") + "\n")
+    return 0
+
+
+class _ProgressBar:
+    """One line on stderr, redrawn in place: status, a bar and the counts."""
+
+    width = 30
+
+    def __init__(self) -> None:
+        self._last = ""
+
+    def update(self, document: Mapping[str, Any] | None) -> None:
+        if document is None:
+            line = "queued      waiting for the runner..."
+        else:
+            percent = progress_percent(document)
+            filled = int(self.width * percent / 100)
+            line = (
+                f"{document['status']:<11} [{'#' * filled}{'.' * (self.width - filled)}] "
+                f"{percent:5.1f}%  published {document.get('frames_published') or 0}  "
+                f"results {document.get('results_received') or 0}"
+                f"/{document.get('total_frames') or '?'}"
+            )
+        if line != self._last:
+            sys.stderr.write("\r" + line.ljust(len(self._last)))
+            sys.stderr.flush()
+            self._last = line
+
+    def close(self) -> None:
+        sys.stderr.write("\n")

@@ -1,0 +1,69 @@
+"""What the ``submit``, ``status`` and ``result`` commands do, over the ports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from video_runner.domain.ids import video_key
+from video_runner.domain.status import Status
+from video_runner.errors import PermanentError, RetriableError, VideoRunnerError
+from video_runner.ports import ObjectStore, PredictionStore, RawPublisher
+
+
+class WaitTimeout(VideoRunnerError):
+    """The event did not finish within the time the caller was willing to wait."""
+
+
+async def submit(
+    objects: ObjectStore, publisher: RawPublisher, *, bucket: str, topic: str, video: Path
+) -> str:
+    """Upload ``video`` as ``input/{uuid4}.mp4`` and publish its outbox event; returns the id."""
+    event_id = str(uuid.uuid4())
+    key = video_key(event_id)
+    await objects.ensure_bucket(bucket)
+    await objects.upload_file(bucket, key, video, "video/mp4")
+    event = {
+        "event_id": event_id,
+        "payload": {"bucket": bucket, "object": key, "media_type": "video"},
+    }
+    await publisher.publish(topic, event_id, event)
+    return event_id
+
+
+async def wait_until_finished(
+    store: PredictionStore,
+    event_id: str,
+    *,
+    timeout_s: float,
+    on_progress: Callable[[Mapping[str, Any] | None], None] | None = None,
+    poll_s: float = 0.5,
+) -> dict[str, Any]:
+    """Poll the prediction document until ``ready`` or ``failed``; raises ``WaitTimeout``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            document = await store.get(event_id)
+        except RetriableError:
+            document = None
+        if on_progress is not None:
+            on_progress(document)
+        if document is not None and document["status"] in {Status.READY, Status.FAILED}:
+            return document
+        if time.monotonic() >= deadline:
+            state = "not seen yet" if document is None else document["status"]
+            raise WaitTimeout(f"event {event_id} did not finish within {timeout_s:.0f} s ({state})")
+        await asyncio.sleep(poll_s)
+
+
+async def read_result(objects: ObjectStore, document: Mapping[str, Any]) -> bytes:
+    """The final JSON of a ``ready`` event, as written to S3."""
+    if document["status"] != Status.READY:
+        raise PermanentError(f"event {document['_id']} is {document['status']}, not ready")
+    location = str(document["output_s3"]).removeprefix("s3://")
+    bucket, key = location.split("/", 1)
+    return await objects.get_bytes(bucket, key)

@@ -1,0 +1,151 @@
+"""The inference worker: ``inference_tasks`` in, ``inference_results`` out.
+
+Reads each frame from S3, runs the detector, publishes the result and only then lets the loop
+commit. A frame that cannot be read or detected yields a result with ``error``: the runner
+counts it and decides by its failure ratio, instead of waiting for a result that never comes.
+Concurrent tasks are gathered into batches for backends that gain from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from video_runner.contracts import parse_inference_task, result_message
+from video_runner.domain.detections import Detection
+from video_runner.domain.preprocess import decode_jpeg
+from video_runner.domain.results import FrameResult
+from video_runner.errors import PermanentError
+from video_runner.ports import Detector, Image, Message, ObjectStore, RawPublisher
+from video_runner.services.dead_letters import dead_letter
+from video_runner.services.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class BatchingDetector:
+    """Gathers concurrent ``detect`` calls into one batch, run in a worker thread.
+
+    OpenCV and onnxruntime release the GIL while they compute, so a thread is enough to keep
+    the event loop free; batching amortises per-call overhead where the backend supports it.
+    """
+
+    def __init__(self, detector: Detector, *, batch_size: int, max_wait_s: float = 0.01) -> None:
+        self._detector = detector
+        self._batch_size = batch_size
+        self._max_wait_s = max_wait_s
+        self._queue: asyncio.Queue[tuple[Image, asyncio.Future[list[Detection]]]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self._detector.name
+
+    async def detect(self, image: Image) -> list[Detection]:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._run())
+        future: asyncio.Future[list[Detection]] = asyncio.get_running_loop().create_future()
+        await self._queue.put((image, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            deadline = time.monotonic() + self._max_wait_s
+            while len(batch) < self._batch_size:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                except TimeoutError:
+                    break
+            images = [image for image, _ in batch]
+            try:
+                outputs = await asyncio.to_thread(self._detector.detect, images)
+            except Exception as exc:  # noqa: BLE001 - each waiting frame gets the error
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), detections in zip(batch, outputs, strict=True):
+                if not future.done():
+                    future.set_result(detections)
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceConfig:
+    results_topic: str
+    dlq_suffix: str
+
+
+class InferenceWorker:
+    """Handles one ``inference_tasks`` message."""
+
+    def __init__(
+        self,
+        config: InferenceConfig,
+        *,
+        objects: ObjectStore,
+        publisher: RawPublisher,
+        detector: BatchingDetector,
+        telemetry: Telemetry,
+    ) -> None:
+        self._config = config
+        self._objects = objects
+        self._publisher = publisher
+        self._detector = detector
+        self._telemetry = telemetry
+
+    async def handle(self, message: Message) -> None:
+        try:
+            task = parse_inference_task(message.value)
+        except PermanentError as exc:
+            await self.dead_letter(message, exc)
+            return
+        started = time.monotonic()
+        error: str | None = None
+        objects: list[dict[str, Any]] = []
+        try:
+            data = await self._objects.get_bytes(task.bucket, task.object_key)
+            image = await asyncio.to_thread(decode_jpeg, data)
+            detections = await self._detector.detect(image)
+            objects = [d.as_dict() for d in detections]
+        except PermanentError as exc:
+            error = f"{exc.code}: {exc}"
+        except ValueError as exc:  # an undecodable image, or a detector refusing its input
+            error = f"bad_image: {exc}"
+        result = FrameResult(
+            frame_id=task.frame_id,
+            timestamp_ms=task.timestamp_ms,
+            objects=objects,
+            error=error,
+            model=self._detector.name,
+        )
+        await self._publisher.publish(
+            self._config.results_topic, task.event_id, result_message(task.event_id, result)
+        )
+        duration = time.monotonic() - started
+        self._telemetry.observe("stage_seconds", duration, stage="inference")
+        self._telemetry.count("frames_inferred", status="error" if error else "ok")
+        log.debug(
+            "frame inferred",
+            extra={
+                "event_id": task.event_id,
+                "frame_id": task.frame_id,
+                "objects": len(objects),
+                "duration_s": round(duration, 3),
+                "error": error,
+            },
+        )
+
+    async def dead_letter(self, message: Message, error: PermanentError) -> None:
+        await dead_letter(self._publisher, message, error, self._config.dlq_suffix)
+        self._telemetry.count("tasks_rejected", error_code=str(error.code))

@@ -1,0 +1,298 @@
+"""The runner's video path: an ``outbox_events`` message in, frame tasks on ``inference_tasks`` out.
+
+Per event: create the prediction document (conditionally), stream the video from S3 to a local
+file, decode and preprocess every N-th frame off the event loop, upload each JPEG, record the
+frames, publish one task per frame and wait for the acknowledgements, then set ``total_frames``.
+Everything is idempotent, so a redelivered event redoes the same work and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from video_runner.contracts import InferenceTask, VideoEvent, parse_video_event
+from video_runner.domain.ids import frame_key
+from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
+from video_runner.domain.status import Status, is_finished
+from video_runner.domain.video import ExtractedFrame
+from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, RetriableError
+from video_runner.ports import FrameSource, Message, ObjectStore, PredictionStore, RawPublisher
+from video_runner.services.dead_letters import dead_letter
+from video_runner.services.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+_DONE = None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoPathConfig:
+    videos_bucket: str
+    frames_bucket: str
+    tasks_topic: str
+    dlq_suffix: str
+    sampling: Sampling
+    preprocessing: Preprocessing
+    limits: VideoLimits
+    work_dir: Path
+    upload_concurrency: int = 8
+    publish_batch: int = 32
+
+
+class VideoPath:
+    """Handles one ``outbox_events`` message at a time (the consumer loop runs several)."""
+
+    def __init__(
+        self,
+        config: VideoPathConfig,
+        *,
+        store: PredictionStore,
+        objects: ObjectStore,
+        publisher: RawPublisher,
+        frames: FrameSource,
+        telemetry: Telemetry,
+        on_extracted: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._objects = objects
+        self._publisher = publisher
+        self._frames = frames
+        self._telemetry = telemetry
+        self._on_extracted = on_extracted
+
+    async def handle(self, message: Message) -> None:
+        self._telemetry.count("events_received")
+        try:
+            event = parse_video_event(message.value, self._config.videos_bucket)
+        except PermanentError as exc:
+            await self._reject(message, None, exc)
+            return
+        document = await self._store.get(event.event_id)
+        if document is not None and _already_done(document):
+            self._telemetry.count("events_duplicate")
+            log.info(
+                "duplicate event ignored",
+                extra={"event_id": event.event_id, "status": document.get("status")},
+            )
+            return
+        if not await self._store.begin(event.event_id, self._initial_fields(event)):
+            self._telemetry.count("events_duplicate")
+            log.info("duplicate event ignored", extra={"event_id": event.event_id})
+            return
+        try:
+            await self._process(event)
+        except PermanentError as exc:
+            await self._reject(message, event.event_id, exc)
+
+    async def dead_letter(self, message: Message, error: PermanentError) -> None:
+        event_id: str | None = None
+        with contextlib.suppress(PermanentError):
+            event_id = parse_video_event(message.value, self._config.videos_bucket).event_id
+        await self._reject(message, event_id, error)
+
+    def _initial_fields(self, event: VideoEvent) -> dict[str, Any]:
+        return {
+            "source": {
+                "bucket": event.bucket,
+                "object": event.object_key,
+                "media_type": event.media_type,
+            },
+            "sampling": self._config.sampling.as_dict(),
+            "preprocessing": self._config.preprocessing.as_dict(),
+            "error": None,
+        }
+
+    async def _process(self, event: VideoEvent) -> None:
+        config = self._config
+        config.work_dir.mkdir(parents=True, exist_ok=True)
+        path = config.work_dir / f"{event.event_id}-{uuid.uuid4().hex[:8]}.video"
+        log.info("video accepted", extra={"event_id": event.event_id, "stage": "accept"})
+        try:
+            started = time.monotonic()
+            size = await self._objects.download_to_file(
+                event.bucket, event.object_key, path, max_bytes=config.limits.max_bytes
+            )
+            self._stage(event.event_id, "download", started, bytes=size)
+            info = await asyncio.to_thread(self._frames.probe, path)
+            await self._store.update_processing(
+                event.event_id, {"video": info.as_dict(), "source.size_bytes": size}
+            )
+            total = await self._extract_and_publish(event, path)
+        finally:
+            path.unlink(missing_ok=True)
+        if total == 0:
+            raise InvalidVideo("the video has no decodable frame", code=ErrorCode.NO_FRAMES)
+        now = datetime.now(UTC)
+        updated = await self._store.update_processing(
+            event.event_id, {"total_frames": total, "frames_published": total, "extracted_at": now}
+        )
+        if not updated:
+            log.warning(
+                "event left processing while extracting", extra={"event_id": event.event_id}
+            )
+            return
+        self._telemetry.count("events_extracted")
+        log.info(
+            "all frame tasks published",
+            extra={"event_id": event.event_id, "stage": "publish", "total_frames": total},
+        )
+        await self._on_extracted(event.event_id)
+
+    async def _extract_and_publish(self, event: VideoEvent, path: Path) -> int:
+        """Decode, upload and publish as one bounded pipeline; returns the number of frames."""
+        config = self._config
+        uploaded: asyncio.Queue[ExtractedFrame | None] = asyncio.Queue(
+            maxsize=config.publish_batch * 2
+        )
+        slots = asyncio.Semaphore(config.upload_concurrency)
+        published = 0
+
+        async def upload(frame: ExtractedFrame) -> None:
+            try:
+                started = time.monotonic()
+                await self._objects.put_bytes(
+                    config.frames_bucket,
+                    frame_key(event.event_id, frame.frame_id),
+                    frame.jpeg,
+                    "image/jpeg",
+                )
+                self._telemetry.observe("stage_seconds", time.monotonic() - started, stage="upload")
+                await uploaded.put(frame)
+            finally:
+                slots.release()
+
+        async def publish_uploaded() -> None:
+            nonlocal published
+            done = False
+            while not done:
+                batch: list[ExtractedFrame] = []
+                item = await uploaded.get()
+                while item is not _DONE:
+                    batch.append(item)
+                    if len(batch) >= config.publish_batch or uploaded.empty():
+                        break
+                    item = await uploaded.get()
+                done = item is _DONE
+                if batch:
+                    published += await self._publish(event.event_id, batch)
+                    await self._store.update_processing(
+                        event.event_id, {"frames_published": published}
+                    )
+
+        started = time.monotonic()
+        try:
+            async with asyncio.TaskGroup() as group:
+                publisher = group.create_task(publish_uploaded())
+                uploads: list[asyncio.Task[None]] = []
+                async with contextlib.aclosing(self._frames.extract(path)) as frames:
+                    async for frame in frames:
+                        self._telemetry.count("frames_extracted")
+                        await slots.acquire()
+                        uploads.append(group.create_task(upload(frame)))
+                        uploads = [task for task in uploads if not task.done()]
+                await asyncio.gather(*uploads)
+                await uploaded.put(_DONE)
+                await publisher
+        except BaseExceptionGroup as group_error:
+            raise _most_telling(group_error) from None
+        self._stage(event.event_id, "extract_upload_publish", started, frames=published)
+        return published
+
+    async def _publish(self, event_id: str, frames: list[ExtractedFrame]) -> int:
+        config = self._config
+        records = [
+            {
+                "frame_id": f.frame_id,
+                "timestamp_ms": f.timestamp_ms,
+                "width": f.width,
+                "height": f.height,
+                "bucket": config.frames_bucket,
+                "object": frame_key(event_id, f.frame_id),
+            }
+            for f in frames
+        ]
+        # The frame records go first: the reaper re-publishes from them if a task is lost.
+        await self._store.record_frames(event_id, records)
+        tasks = [
+            InferenceTask(
+                event_id=event_id,
+                frame_id=f.frame_id,
+                bucket=config.frames_bucket,
+                object_key=frame_key(event_id, f.frame_id),
+                timestamp_ms=f.timestamp_ms,
+                width=f.width,
+                height=f.height,
+                attempt=0,
+            ).as_message()
+            for f in frames
+        ]
+        started = time.monotonic()
+        await self._publisher.publish_many(config.tasks_topic, [(event_id, t) for t in tasks])
+        self._telemetry.observe("stage_seconds", time.monotonic() - started, stage="publish")
+        self._telemetry.count("frames_published", len(tasks))
+        return len(tasks)
+
+    async def _reject(self, message: Message, event_id: str | None, error: PermanentError) -> None:
+        if event_id is not None:
+            await self._store.transition(
+                event_id,
+                Status.FAILED,
+                {
+                    "error": {"code": str(error.code), "message": str(error)},
+                    "failed_at": datetime.now(UTC),
+                },
+            )
+        await dead_letter(self._publisher, message, error, self._config.dlq_suffix)
+        self._telemetry.count("events_failed", error_code=str(error.code))
+        log.error(
+            "event failed",
+            extra={"event_id": event_id, "error_code": str(error.code), "reason": str(error)},
+        )
+
+    def _stage(self, event_id: str, stage: str, started: float, **fields: Any) -> None:  # noqa: ANN401
+        duration = time.monotonic() - started
+        self._telemetry.observe("stage_seconds", duration, stage=stage)
+        log.info(
+            "stage done",
+            extra={
+                "event_id": event_id,
+                "stage": stage,
+                "duration_s": round(duration, 3),
+                **fields,
+            },
+        )
+
+
+def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that decides what happens to the event: permanent beats retriable beats others."""
+    errors = _leaves(group)
+    for kind in (PermanentError, RetriableError):
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    return errors[0]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            leaves.extend(_leaves(error))
+        else:
+            leaves.append(error)
+    return leaves
+
+
+def _already_done(document: dict[str, Any]) -> bool:
+    """Finished, or its tasks were all published and only the commit was lost."""
+    return is_finished(Status(document["status"])) or document.get("total_frames") is not None

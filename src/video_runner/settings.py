@@ -1,0 +1,135 @@
+"""Typed settings: the only module that reads the environment.
+
+Names are the upper-case field names (``KAFKA_BOOTSTRAP_SERVERS``, ``S3_ENDPOINT_URL``, ...);
+``make stack-up`` writes the connection ones to ``.stack/env``. Secrets are ``SecretStr`` so that
+they never print in a log or a repr.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the seed system's defaults."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, case_sensitive=False
+    )
+
+    # --- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_client_id: str = "video-runner"
+
+    topic_outbox_events: str = "outbox_events"
+    topic_inference_tasks: str = "inference_tasks"
+    topic_inference_results: str = "inference_results"
+    dlq_suffix: str = ".dlq"
+    group_runner: str = "runner-group"
+    group_results: str = "runner-results-group"
+    group_inference: str = "inference-group"
+
+    #: Long videos never trip this: busy partitions are paused while one task keeps polling.
+    kafka_max_poll_interval_ms: int = 300_000
+    kafka_session_timeout_ms: int = 30_000
+    kafka_heartbeat_interval_ms: int = 3_000
+    kafka_request_timeout_ms: int = 30_000
+
+    # --- S3 ------------------------------------------------------------------------------
+    s3_endpoint_url: str | None = "http://127.0.0.1:9000"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    s3_verify_tls: bool = True
+    s3_ca_bundle: str | None = None
+    s3_connect_timeout_s: float = 5.0
+    s3_read_timeout_s: float = 30.0
+    bucket_videos: str = "videos"
+    bucket_frames: str = "frames"
+
+    # --- MongoDB -------------------------------------------------------------------------
+    mongo_uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017/")
+    mongo_db: str = "runner_db"
+    mongo_collection: str = "runner_predictions"
+    mongo_results_collection: str = "runner_frame_results"
+    mongo_timeout_ms: int = 5_000
+
+    # --- Extraction ----------------------------------------------------------------------
+    frame_every_n: int = Field(default=5, ge=1)
+    blur_ksize: int = 3
+    contrast_alpha: float = 1.3
+    brightness_beta: float = 5.0
+    jpeg_quality: int = Field(default=95, ge=1, le=100)
+    max_video_bytes: int | None = 10 * 1024**3
+    max_frame_pixels: int | None = 3840 * 2160
+    max_video_duration_s: float | None = 6 * 3600.0
+    work_dir: str | None = None
+
+    # --- Runner --------------------------------------------------------------------------
+    max_videos_in_flight: int = Field(default=2, ge=1)
+    upload_concurrency: int = Field(default=8, ge=1)
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+
+    # --- Results ---------------------------------------------------------------------------
+    result_deadline_s: float = 120.0
+    reaper_interval_s: float = 10.0
+    reaper_max_attempts: int = 3
+    max_failed_frame_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    # --- Outbox-S3 / inference ---------------------------------------------------------------
+    outbox_poll_interval_s: float = 1.0
+    detector: Literal["hog", "onnx"] = "hog"
+    onnx_model_path: str | None = None
+    onnx_confidence: float = 0.25
+    onnx_iou: float = 0.45
+    inference_batch_size: int = Field(default=8, ge=1)
+
+    # --- HTTP and logs ---------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = 8002
+    inference_http_port: int = 8003
+    outbox_http_port: int = 8004
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @cached_property
+    def sampling(self) -> Sampling:
+        return Sampling(every_n=self.frame_every_n)
+
+    @cached_property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(
+            blur_ksize=self.blur_ksize,
+            alpha=self.contrast_alpha,
+            beta=self.brightness_beta,
+            jpeg_quality=self.jpeg_quality,
+        )
+
+    @cached_property
+    def limits(self) -> VideoLimits:
+        duration = self.max_video_duration_s
+        return VideoLimits(
+            max_bytes=self.max_video_bytes,
+            max_pixels=self.max_frame_pixels,
+            max_duration_ms=None if duration is None else int(duration * 1000),
+        )
+
+    def dlq_topic(self, topic: str) -> str:
+        return f"{topic}{self.dlq_suffix}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; ``overrides`` win (tests and CLI flags use them)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
