@@ -1,0 +1,225 @@
+"""Test helpers that talk to the local stack: settings per test, Kafka probes, service processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from video_runner import bootstrap
+from video_runner.settings import Settings, load_settings
+
+STACK_VARIABLES = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "S3_ENDPOINT_URL",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+    "MONGO_URI",
+)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def require_stack() -> None:
+    missing = [name for name in STACK_VARIABLES if not os.environ.get(name)]
+    if missing:
+        message = f"the local stack's variables are missing ({', '.join(missing)}): "
+        raise RuntimeError(message + "run `make stack-up` and `source .stack/env` first")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def isolated_settings(work_dir: Path, **overrides: Any) -> Settings:
+    """Settings whose topics, groups, buckets and database belong to this test alone."""
+    require_stack()
+    uid = uuid.uuid4().hex[:10]
+    values: dict[str, Any] = {
+        "topic_outbox_events": f"outbox_events-{uid}",
+        "topic_inference_tasks": f"inference_tasks-{uid}",
+        "topic_inference_results": f"inference_results-{uid}",
+        "group_runner": f"runner-group-{uid}",
+        "group_results": f"runner-results-group-{uid}",
+        "group_inference": f"inference-group-{uid}",
+        "bucket_videos": f"videos-{uid}",
+        "bucket_frames": f"frames-{uid}",
+        "mongo_db": f"runner_db_{uid}",
+        "work_dir": str(work_dir),
+        "http_port": free_port(),
+        "inference_http_port": free_port(),
+        "outbox_http_port": free_port(),
+        "kafka_session_timeout_ms": 10_000,
+        "reaper_interval_s": 1.0,
+        "outbox_poll_interval_s": 0.2,
+        "retry_max_s": 2.0,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a service process needs to run with ``settings``."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value)
+    env["LOG_FORMAT"] = "json"
+    return env
+
+
+async def create_topic(settings: Settings, topic: str, partitions: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+async def publish(
+    settings: Settings, topic: str, key: str | None, value: bytes | Mapping[str, Any]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        data = value if isinstance(value, bytes) else json.dumps(value).encode()
+        await producer.send_and_wait(topic, data, key=None if key is None else key.encode())
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    until: Callable[[list[Any]], bool],
+    timeout_s: float = 60.0,
+) -> list[Any]:
+    """Every record of ``topic`` from the beginning (no group), until ``until(records)``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        assigned: set[TopicPartition] = set()
+        while time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                wanted = {TopicPartition(topic, p) for p in partitions}
+                if wanted != assigned:
+                    consumer.assign(sorted(wanted))
+                    await consumer.seek_to_beginning(*wanted)
+                    assigned = wanted
+                    records = []
+                batches = await consumer.getmany(timeout_ms=500)
+                for batch in batches.values():
+                    records.extend(batch)
+                if until(records):
+                    return records
+            else:
+                await consumer._client.force_metadata_update()
+                await asyncio.sleep(0.2)
+        return records
+    finally:
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(process: Any) -> AsyncIterator[asyncio.Event]:
+    """Run a ``bootstrap`` process object (Runner, Inference, Outbox) in this event loop."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(process.run(stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def wait_for(
+    check: Callable[[], Any], *, timeout_s: float = 60.0, every_s: float = 0.3
+) -> Any:
+    """Poll an async ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s (last: {value!r})")
+        await asyncio.sleep(every_s)
+
+
+class ServiceProcess:
+    """A ``video-runner`` subcommand as a real process, with its log in a file."""
+
+    def __init__(self, command: str, settings: Settings, log_path: Path, **env: str) -> None:
+        self.log_path = log_path
+        environment = settings_env(settings) | env
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "video_runner.entrypoints.cli", command],
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout_s)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.terminate(timeout_s=20)
+        if self.process.poll() is None:
+            self.kill()
+        self._log.close()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def service_process(
+    command: str, settings: Settings, log_path: Path, **env: str
+) -> Iterator[ServiceProcess]:
+    service = ServiceProcess(command, settings, log_path, **env)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def store_of(settings: Settings) -> Any:
+    return bootstrap.prediction_store(settings)
