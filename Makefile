@@ -11,7 +11,7 @@ STACK := bash tools/stack/stack.sh
 WITH_STACK_ENV := set -a && source .stack/env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help install lint test test-unit test-integration test-e2e stack-up stack-down stack-status demo bench clean
+.PHONY: help install lint test test-unit test-integration test-e2e stack-up stack-down stack-status demo demo-stop bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -55,8 +55,15 @@ stack-down: ## stop what stack-up started (by pid file)
 stack-status: ## say which servers run and answer
 	$(STACK) status
 
+demo: install ## the whole system: stack, runner, inference, outbox-S3, one real video through it
+	$(STACK) up
+	bash tools/demo.sh
+
+demo-stop: ## stop the services `make demo` started
+	bash tools/demo-stop.sh
+
 bench: install ## extraction benchmark; writes bench/results/extract.txt
 	$(PY) bench/extract.py | tee bench/results/extract.txt
 
-clean: stack-down ## remove the venv and the stack's state (caches outside the repo stay)
+clean: demo-stop stack-down ## remove the venv and the stack's state (caches outside the repo stay)
 	rm -rf $(VENV) .stack

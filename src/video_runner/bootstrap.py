@@ -38,6 +38,8 @@ from video_runner.settings import Settings
 log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[None]]
+#: A poll loop silent for this long is reported down (it polls every fraction of a second).
+POLL_STALL_S = 60.0
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -154,6 +156,17 @@ class Service:
         names = list(self.checks)
         reports = await asyncio.gather(*(timed_check(self.checks[n], 3.0) for n in names))
         checks = dict(zip(names, reports, strict=True))
+        for loop in self.loops:
+            # A consumer that stopped polling (the aiokafka hang after a broker restart) is as
+            # bad as a broker that is down: the watchdog reports it.
+            idle_s = time.monotonic() - loop.stats.last_poll
+            healthy = not self.started.is_set() or idle_s < POLL_STALL_S
+            checks[f"consumer:{loop.topic}"] = {
+                "status": "up" if healthy else "down",
+                "in_flight": loop.stats.in_flight,
+                "seconds_since_poll": round(idle_s, 1),
+            }
+        reports = list(checks.values())
         ready = self.started.is_set() and all(r["status"] == "up" for r in reports)
         body: dict[str, Any] = {
             "status": "ready" if ready else "not_ready",
@@ -345,6 +358,7 @@ class Runner:
         for loop in self.service.loops:
             report_lag(loop, self.telemetry)
         self.telemetry.gauge("videos_in_progress", self.events_loop.stats.in_flight)
+        self.telemetry.gauge("results_in_progress", self.results_loop.stats.in_flight)
 
 
 def report_lag(loop: ConsumerLoop, telemetry: PrometheusTelemetry) -> None:
@@ -441,6 +455,7 @@ class Outbox:
                 owner=instance_name("outbox"),
                 default_bucket=settings.bucket_videos,
                 poll_interval_s=settings.outbox_poll_interval_s,
+                lease_s=settings.outbox_lease_s,
                 work_dir=work_dir(settings),
             ),
             store=self.store,

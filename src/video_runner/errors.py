@@ -38,7 +38,6 @@ class ErrorCode(StrEnum):
     NO_FRAMES = "no_frames"
     INFERENCE_TIMEOUT = "inference_timeout"
     INFERENCE_FAILED = "inference_failed"
-    UNKNOWN_EVENT = "unknown_event"
     INTERNAL = "internal"
 
 

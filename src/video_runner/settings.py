@@ -86,10 +86,13 @@ class Settings(BaseSettings):
     result_deadline_s: float = 120.0
     reaper_interval_s: float = 10.0
     reaper_max_attempts: int = 3
-    max_failed_frame_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: Detector errors tolerated before a video fails (0.05: one frame in twenty).
+    max_failed_frame_ratio: float = Field(default=0.05, ge=0.0, le=1.0)
 
     # --- Outbox-S3 / inference ---------------------------------------------------------------
     outbox_poll_interval_s: float = 1.0
+    #: How long one outbox-S3 replica owns an event it writes; longer than the largest write.
+    outbox_lease_s: float = 600.0
     detector: Literal["hog", "onnx"] = "hog"
     onnx_model_path: str | None = None
     onnx_confidence: float = 0.25

@@ -43,6 +43,7 @@ _TRANSIENT = (
     NetworkTimeout,
     ServerSelectionTimeoutError,
 )
+_PUBLISHED_WITH_RESULT: dict[str, Any] = {"object": {"$exists": True}, "result": {"$exists": True}}
 _DUPLICATE_KEY = 11000
 _AUTH_FAILED = 18
 
@@ -220,11 +221,13 @@ class MongoPredictionStore:
 
     async def count_results(self, event_id: str) -> tuple[int, int]:
         try:
+            # Only frames whose task was published count: a stray result (another sampling, a
+            # stale producer) must neither complete an event nor appear in its merge.
             received = await self._frames.count_documents(
-                {"event_id": event_id, "result": {"$exists": True}}
+                _PUBLISHED_WITH_RESULT | {"event_id": event_id}
             )
             failed = await self._frames.count_documents(
-                {"event_id": event_id, "result.failed": True}
+                _PUBLISHED_WITH_RESULT | {"event_id": event_id, "result.failed": True}
             )
         except _TRANSIENT as exc:
             raise _unavailable(exc) from exc
@@ -242,7 +245,7 @@ class MongoPredictionStore:
     async def iter_results(self, event_id: str) -> AsyncIterator[FrameResult]:
         try:
             cursor = self._frames.find(
-                {"event_id": event_id, "result": {"$exists": True}}, {"_id": 0}
+                _PUBLISHED_WITH_RESULT | {"event_id": event_id}, {"_id": 0}
             ).sort("frame_id", ASCENDING)
             async for doc in cursor:
                 result = doc["result"]

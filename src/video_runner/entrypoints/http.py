@@ -3,7 +3,7 @@
 ``GET /health`` answers like the seed system's health check; ``/health/live`` says the process
 runs; ``/health/ready`` checks each dependency (status and latency) and answers 503 when one is
 down; ``/metrics`` is Prometheus text; ``/predictions/{event_id}`` is the runner's status view.
-The OpenAPI document is served at ``/openapi.json`` (docs/openapi.json is the same file).
+The OpenAPI document is ``video_runner/contracts/openapi.json``, served at ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ async def metrics(request: web.Request) -> web.Response:
 async def prediction(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     event_id = request.match_info["event_id"]
-    if service.store is None:
-        return _json({"error": "this service keeps no predictions"}, status=404)
     if not is_valid_id(event_id):
         return _json({"error": "invalid event id"}, status=400)
+    if service.store is None:
+        return _json({"error": "this service keeps no predictions"}, status=404)
     try:
         document = await service.store.get(event_id)
     except RetriableError as exc:

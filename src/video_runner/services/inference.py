@@ -18,7 +18,7 @@ from video_runner.contracts import parse_inference_task, result_message
 from video_runner.domain.detections import Detection
 from video_runner.domain.preprocess import decode_jpeg
 from video_runner.domain.results import FrameResult
-from video_runner.errors import PermanentError
+from video_runner.errors import PermanentError, RetriableError
 from video_runner.ports import Detector, Image, Message, ObjectStore, RawPublisher
 from video_runner.services.dead_letters import dead_letter
 from video_runner.services.telemetry import Telemetry
@@ -66,18 +66,35 @@ class BatchingDetector:
             images = [image for image, _ in batch]
             try:
                 outputs = await asyncio.to_thread(self._detector.detect, images)
-            except Exception as exc:  # noqa: BLE001 - each waiting frame gets the error
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            except Exception as exc:  # noqa: BLE001 - find the frame at fault: retry one by one
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc)
+                    continue
+                for image, future in batch:
+                    await self._settle_alone(image, future)
                 continue
             for (_, future), detections in zip(batch, outputs, strict=True):
                 if not future.done():
                     future.set_result(detections)
 
+    async def _settle_alone(self, image: Image, future: asyncio.Future[list[Detection]]) -> None:
+        """Run one image by itself, so one bad frame cannot fail the healthy ones beside it."""
+        try:
+            detections = await asyncio.to_thread(self._detector.detect, [image])
+        except Exception as exc:  # noqa: BLE001 - handed to the one waiting frame
+            _settle(future, exc)
+            return
+        if not future.done():
+            future.set_result(detections[0])
+
     async def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
+
+
+def _settle(future: asyncio.Future[list[Detection]], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +139,13 @@ class InferenceWorker:
             error = f"{exc.code}: {exc}"
         except ValueError as exc:  # an undecodable image, or a detector refusing its input
             error = f"bad_image: {exc}"
+        except RetriableError:
+            raise  # S3 is down: retry the task, do not record a failure
+        except Exception as exc:
+            log.exception(
+                "detector failed", extra={"event_id": task.event_id, "frame_id": task.frame_id}
+            )
+            error = f"detector_error: {type(exc).__name__}: {exc}"
         result = FrameResult(
             frame_id=task.frame_id,
             timestamp_ms=task.timestamp_ms,

@@ -102,6 +102,9 @@ class OutboxS3:
             except RetriableError as exc:
                 log.warning("outbox-s3 retriable failure", extra={"error": str(exc)})
                 done = None
+            except Exception:  # a missing bucket, bad credentials: the lease expires, we go on
+                log.exception("outbox-s3 failed to write an event; retried when its lease expires")
+                done = None
             if done is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self._config.poll_interval_s)

@@ -194,8 +194,9 @@ class Reconciler:
 class Reaper:
     """Re-publishes the tasks of frames whose result is overdue; fails the event at the end.
 
-    "Overdue" is measured from the event's last progress (``updated_at``, which every stored
-    result moves), and the deadline doubles with each attempt.
+    "Overdue" is measured from the event's last progress (``updated_at``, which the completion
+    check moves whenever a new result was counted); after the first re-publication the deadline
+    doubles with each further one (1x, 1x, 2x, 4x...).
     """
 
     def __init__(

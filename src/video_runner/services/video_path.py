@@ -205,7 +205,12 @@ class VideoPath:
                 await publisher
         except BaseExceptionGroup as group_error:
             raise _most_telling(group_error) from None
+        elapsed = time.monotonic() - started
         self._stage(event.event_id, "extract_upload_publish", started, frames=published)
+        if elapsed > 0:
+            # Every decoded frame counts, sampled or not: that is the decoder's real speed.
+            decoded = published * self._config.sampling.every_n
+            self._telemetry.gauge("decode_fps", decoded / elapsed)
         return published
 
     async def _publish(self, event_id: str, frames: list[ExtractedFrame]) -> int:
@@ -243,6 +248,9 @@ class VideoPath:
         return len(tasks)
 
     async def _reject(self, message: Message, event_id: str | None, error: PermanentError) -> None:
+        # Dead-letter first: once the document says failed, a redelivery is a duplicate and the
+        # copy would never be written. A crash between the two repeats the copy, never loses it.
+        await dead_letter(self._publisher, message, error, self._config.dlq_suffix)
         if event_id is not None:
             await self._store.transition(
                 event_id,
@@ -252,7 +260,6 @@ class VideoPath:
                     "failed_at": datetime.now(UTC),
                 },
             )
-        await dead_letter(self._publisher, message, error, self._config.dlq_suffix)
         self._telemetry.count("events_failed", error_code=str(error.code))
         log.error(
             "event failed",
