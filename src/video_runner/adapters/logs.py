@@ -43,9 +43,19 @@ class RedactingFilter(logging.Filter):
             record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         for key, value in _fields(record).items():
-            if isinstance(value, str):
-                setattr(record, key, self.scrub(value))
+            setattr(record, key, self._scrub_value(value))
         return True
+
+    def _scrub_value(self, value: object) -> object:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if value is None or isinstance(value, int | float | bool):
+            return value
+        if isinstance(value, dict):
+            return {k: self._scrub_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._scrub_value(v) for v in value]
+        return self.scrub(str(value))
 
 
 class JsonFormatter(logging.Formatter):

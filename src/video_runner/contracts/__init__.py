@@ -102,8 +102,9 @@ def _checked_id(value: str, what: str) -> str:
 
 
 def _checked_key(key: str) -> str:
-    parts = PurePosixPath(key).parts
-    if key.startswith("/") or not parts or any(p in {"..", "."} for p in parts) or "\\" in key:
+    # The raw segments, not PurePosixPath's: it folds "." away before we could see it.
+    segments = key.split("/")
+    if key.startswith("/") or any(s in {"", "..", "."} for s in segments) or "\\" in key:
         raise InvalidMessage(
             f"object key {key[:120]!r} is not a plain relative key", code=ErrorCode.BAD_ID
         )

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# One encoder for every element: building one per call costs more than encoding a frame.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 @dataclass(frozen=True, slots=True)
 class FrameResult:
     """The detections of one frame, or the detector's error for it."""
@@ -103,7 +107,7 @@ class MergedJson:
         self._last = result.frame_id
         self._count += 1
         comma = "," if self._count > 1 else ""
-        return comma + json.dumps(entry, separators=(",", ":"))
+        return comma + _COMPACT.encode(entry)
 
     @staticmethod
     def tail() -> str:

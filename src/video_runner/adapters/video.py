@@ -1,0 +1,419 @@
+"""A streaming :class:`~video_runner.ports.FrameSource` over a local video file.
+
+Decoding is PyAV's (FFmpeg, frame-threaded); preprocessing and JPEG are OpenCV's. Both release the
+GIL, so one decoder thread and a small pool of worker threads use every core without a process
+pool (measured: docs/decisions/0002-extraction-concurrency.md). The file is decoded once; only
+the selected frames are converted to BGR; at most ``max_buffered_frames`` frames are in flight
+between the decoder and the consumer, whatever the length of the video.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TYPE_CHECKING, cast
+
+import av
+import av.error
+import cv2
+
+from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
+from video_runner.domain.preprocess import Image, encode_jpeg, preprocess
+from video_runner.domain.sampling import SamplingPlan
+from video_runner.domain.video import ExtractedFrame, VideoInfo
+from video_runner.errors import ErrorCode, InvalidVideo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from av.container import InputContainer
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
+
+#: Called with ``(frame_id, image)`` just before JPEG encoding: lets tests compare exact pixels.
+ImageHook = Callable[[int, Image], None]
+
+_POLL_S = 0.1
+_ROTATE_CLOCKWISE = {
+    90: cv2.ROTATE_90_CLOCKWISE,
+    180: cv2.ROTATE_180,
+    270: cv2.ROTATE_90_COUNTERCLOCKWISE,
+}
+# Demuxers FFmpeg will happily open that do not hold a video: text art and still images.
+_NOT_VIDEO_FORMATS = frozenset({"tty", "image2", "ico", "gif"})
+# A truncation the decoder cannot see: the last frame ends this long before the declared end.
+_MAX_MISSING_TAIL_MS = 1000
+
+
+class VideoFrameSource:
+    """Sampled, preprocessed JPEG frames of a local video file, streamed with bounded memory."""
+
+    def __init__(
+        self,
+        sampling: Sampling | None = None,
+        preprocessing: Preprocessing | None = None,
+        limits: VideoLimits | None = None,
+        *,
+        workers: int = 2,
+        max_buffered_frames: int = 8,
+        image_hook: ImageHook | None = None,
+    ) -> None:
+        if workers < 1 or max_buffered_frames < 1:
+            raise ValueError("workers and max_buffered_frames must be at least 1")
+        self.plan = SamplingPlan.of(sampling or Sampling())
+        self.preprocessing = preprocessing or Preprocessing()
+        self.limits = limits or VideoLimits()
+        self.workers = workers
+        self.max_buffered_frames = max_buffered_frames
+        self._image_hook = image_hook
+
+    def probe(self, path: Path) -> VideoInfo:
+        """Validate the file and read its properties (decodes its first frame, nothing more)."""
+        with _open(path, self.limits) as container:
+            return _Decoder(container, self.limits).info
+
+    def iter_frames(self, path: Path) -> Iterator[ExtractedFrame]:
+        """Yield the sampled frames in frame_id order; raise ``InvalidVideo`` when the file is bad.
+
+        Frames already yielded before a ``CORRUPT`` error are not the whole video: callers must
+        treat the error as the outcome. Closing the generator early stops decoding promptly.
+        """
+        pipeline = self._start(path)
+        try:
+            while (frame := pipeline.next()) is not None:
+                yield frame
+        finally:
+            pipeline.close()
+
+    async def extract(self, path: Path) -> AsyncIterator[ExtractedFrame]:
+        """Like :meth:`iter_frames`; blocking waits and CPU work stay off the event loop."""
+        pipeline = await asyncio.to_thread(self._start, path)
+        try:
+            while (frame := await asyncio.to_thread(pipeline.next)) is not None:
+                yield frame
+        finally:
+            await asyncio.to_thread(pipeline.close)
+
+    def _start(self, path: Path) -> _Pipeline:
+        container = _open(path, self.limits)
+        try:
+            decoder = _Decoder(container, self.limits)
+        except BaseException:
+            container.close()
+            raise
+        return _Pipeline(decoder, self._finish, self.plan, self.workers, self.max_buffered_frames)
+
+    def _finish(self, job: _Job) -> ExtractedFrame:
+        # Runs on a worker thread: every call below releases the GIL for the heavy part.
+        image = cast("Image", job.frame.to_ndarray(format="bgr24"))
+        if job.rotation:
+            image = cast("Image", cv2.rotate(image, _ROTATE_CLOCKWISE[job.rotation]))
+        image = preprocess(image, self.preprocessing)
+        if self._image_hook is not None:
+            self._image_hook(job.frame_id, image)
+        height, width = image.shape[:2]
+        return ExtractedFrame(
+            frame_id=job.frame_id,
+            timestamp_ms=job.timestamp_ms,
+            width=width,
+            height=height,
+            jpeg=encode_jpeg(image, self.preprocessing.jpeg_quality),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    frame_id: int
+    timestamp_ms: int
+    rotation: int
+    frame: VideoFrame
+
+
+class _Decoder:
+    """One open video stream: validated header, then its frames in presentation order."""
+
+    def __init__(self, container: InputContainer, limits: VideoLimits) -> None:
+        self.container = container
+        self.limits = limits
+        self.stream = _video_stream(container)
+        # Frame threading; FFmpeg's threads decode without the GIL.
+        self.stream.thread_type = "AUTO"
+        self.declared_frames = self.stream.frames or None
+        self.stream_duration_ms = _ms(self.stream.duration, self.stream.time_base)
+        self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 0)
+        self._check_header()
+        self.decoded = 0
+        self.discarded_packets = 0
+        self.last_timestamp_ms = 0
+        self._frames = self._decode()
+        first = next(self._frames, None)
+        if first is None:
+            raise self._nothing_decoded()
+        self._first: VideoFrame | None = first
+        self.start_pts = self.stream.start_time if self.stream.start_time is not None else first.pts
+        self.rotation = (-round(first.rotation / 90) * 90) % 360
+        self.info = self._info(first)
+
+    def frames(self) -> Iterator[VideoFrame]:
+        """Every frame, starting with the one the constructor decoded; then a completeness check."""
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        yield from self._frames
+        self._check_complete()
+
+    def timestamp_ms(self, frame: VideoFrame, index: int) -> int:
+        """Presentation time from the container's timestamps (right for variable frame rate)."""
+        if frame.pts is None or self.start_pts is None or frame.time_base is None:
+            return round(index * 1000 / self.fps) if self.fps else 0
+        return max(0, round((frame.pts - self.start_pts) * frame.time_base * 1000))
+
+    def _last_frame_seen(self, frame: VideoFrame) -> None:
+        if frame.pts is not None and frame.time_base is not None and self.start_pts is not None:
+            end = round((frame.pts - self.start_pts) * frame.time_base * 1000)
+            self.last_timestamp_ms = max(self.last_timestamp_ms, end)
+
+    def check_frame(self, frame: VideoFrame, timestamp_ms: int) -> None:
+        """Limits hold for every frame, not just the header: headers can lie."""
+        _check_pixels(frame.width, frame.height, self.limits)
+        limit = self.limits.max_duration_ms
+        if limit is not None and timestamp_ms > limit:
+            raise InvalidVideo(
+                f"video runs past {timestamp_ms} ms, above the limit of {limit} ms",
+                code=ErrorCode.TOO_LONG,
+            )
+
+    def _decode(self) -> Iterator[VideoFrame]:
+        try:
+            for packet in self.container.demux(self.stream):
+                if packet.is_corrupt:
+                    raise InvalidVideo("a packet is flagged corrupt", code=ErrorCode.CORRUPT)
+                if packet.size and packet.is_discard:
+                    self.discarded_packets += 1
+                for frame in packet.decode():
+                    if frame.is_corrupt:
+                        raise InvalidVideo(
+                            f"frame {self.decoded} decoded with errors", code=ErrorCode.CORRUPT
+                        )
+                    self.decoded += 1
+                    if self.decoded > 1:  # the first frame arrives before start_pts is known
+                        self._last_frame_seen(frame)
+                    yield frame
+        except av.error.FFmpegError as error:
+            raise InvalidVideo(
+                f"decoding failed after {self.decoded} frames: {error}", code=ErrorCode.CORRUPT
+            ) from error
+
+    def _check_header(self) -> None:
+        codec = self.stream.codec_context
+        _check_pixels(codec.width, codec.height, self.limits)
+        duration = self._duration_ms()
+        limit = self.limits.max_duration_ms
+        if limit is not None and duration is not None and duration > limit:
+            raise InvalidVideo(
+                f"video lasts {duration} ms, above the limit of {limit} ms", code=ErrorCode.TOO_LONG
+            )
+
+    def _duration_ms(self) -> int | None:
+        if self.stream_duration_ms is not None:
+            return self.stream_duration_ms
+        if self.container.duration is None:
+            return None
+        return _ms(self.container.duration, Fraction(1, av.time_base))
+
+    def _nothing_decoded(self) -> InvalidVideo:
+        if self.declared_frames:
+            return InvalidVideo(
+                f"none of the {self.declared_frames} declared frames could be decoded",
+                code=ErrorCode.CORRUPT,
+            )
+        return InvalidVideo("the video stream has no frames", code=ErrorCode.NO_FRAMES)
+
+    def _check_complete(self) -> None:
+        if self.declared_frames:
+            if self.decoded + self.discarded_packets < self.declared_frames:
+                raise InvalidVideo(
+                    f"only {self.decoded} of the {self.declared_frames} frames the container"
+                    " declares could be decoded (truncated or corrupt)",
+                    code=ErrorCode.CORRUPT,
+                )
+            return
+        # Without a frame count (Matroska/WebM), a declared duration is the only promise to check.
+        declared = self._video_duration_ms()
+        period_ms = 1000 / self.fps if self.fps else 0
+        if declared is not None and self.last_timestamp_ms + period_ms < (
+            declared - max(_MAX_MISSING_TAIL_MS, 3 * period_ms)
+        ):
+            raise InvalidVideo(
+                f"frames stop at {self.last_timestamp_ms} ms of a declared {declared} ms"
+                " (truncated or corrupt)",
+                code=ErrorCode.CORRUPT,
+            )
+
+    def _video_duration_ms(self) -> int | None:
+        # The container's duration is the longest stream's: only trust it when video is alone.
+        if self.stream_duration_ms is not None or len(self.container.streams) > 1:
+            return self.stream_duration_ms
+        return self._duration_ms()
+
+    def _info(self, first: VideoFrame) -> VideoInfo:
+        width, height = first.width, first.height
+        if self.rotation in {90, 270}:
+            width, height = height, width
+        return VideoInfo(
+            width=width,
+            height=height,
+            fps=round(self.fps, 3),
+            frame_count=self.declared_frames,
+            duration_ms=self._duration_ms(),
+            rotation=self.rotation,
+            codec=self.stream.codec_context.name,
+        )
+
+
+_END = object()
+
+
+@dataclass
+class _Pipeline:
+    """A decoder thread feeding a worker pool through a bounded, ordered queue of futures."""
+
+    decoder: _Decoder
+    finish: Callable[[_Job], ExtractedFrame]
+    plan: SamplingPlan
+    workers: int
+    max_buffered_frames: int
+    _queue: queue.Queue[object] = field(init=False)
+    _stop: threading.Event = field(init=False, default_factory=threading.Event)
+    _pool: ThreadPoolExecutor = field(init=False)
+    _thread: threading.Thread = field(init=False)
+    _done: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self._queue = queue.Queue(maxsize=self.max_buffered_frames)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="frame-worker")
+        self._thread = threading.Thread(target=self._produce, name="frame-decoder", daemon=True)
+        self._thread.start()
+
+    def next(self) -> ExtractedFrame | None:
+        """The next frame in order, ``None`` at the end; re-raises what went wrong."""
+        while not self._done:
+            try:
+                item = self._queue.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return None
+                continue
+            if item is _END:
+                self._done = True
+            elif isinstance(item, BaseException):
+                self._done = True
+                raise item
+            elif isinstance(item, Future):
+                frame: ExtractedFrame = item.result()
+                return frame
+        return None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.decoder.container.close()
+
+    def _produce(self) -> None:
+        try:
+            self._feed()
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, re-raised there
+            self._put(error)
+        else:
+            self._put(_END)
+
+    def _feed(self) -> None:
+        decoder = self.decoder
+        for index, frame in enumerate(decoder.frames()):
+            if self._stop.is_set():
+                return
+            if not self.plan.is_selected(index):
+                continue
+            timestamp_ms = decoder.timestamp_ms(frame, index)
+            decoder.check_frame(frame, timestamp_ms)
+            job = _Job(index, timestamp_ms, decoder.rotation, frame)
+            if not self._put(self._pool.submit(self.finish, job)):
+                return
+
+    def _put(self, item: object) -> bool:
+        # Blocking here is the backpressure that bounds memory; the stop flag keeps it interruptible
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_S)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+
+def _open(path: Path, limits: VideoLimits) -> InputContainer:
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidVideo(f"{path.name} is an empty file", code=ErrorCode.EMPTY_FILE)
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        raise InvalidVideo(
+            f"{path.name} has {size} bytes, above the limit of {limits.max_bytes}",
+            code=ErrorCode.FILE_TOO_LARGE,
+        )
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as error:
+        if _looks_like_a_container(path):
+            raise InvalidVideo(
+                f"{path.name} is a damaged video container: {error}", code=ErrorCode.CORRUPT
+            ) from error
+        raise InvalidVideo(
+            f"{path.name} is not a video: {error}", code=ErrorCode.NOT_A_VIDEO
+        ) from error
+    name = container.format.name
+    if name in _NOT_VIDEO_FORMATS or name.endswith("_pipe"):
+        container.close()
+        raise InvalidVideo(
+            f"{path.name} is not a video (FFmpeg reads it as {name!r})", code=ErrorCode.NOT_A_VIDEO
+        )
+    return container
+
+
+def _video_stream(container: InputContainer) -> VideoStream:
+    for stream in container.streams.video:
+        # Cover art of an audio file shows up as a one-picture video stream.
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise InvalidVideo("the file has no video stream", code=ErrorCode.NO_VIDEO_STREAM)
+
+
+def _check_pixels(width: int, height: int, limits: VideoLimits) -> None:
+    if limits.max_pixels is not None and width * height > limits.max_pixels:
+        raise InvalidVideo(
+            f"frames of {width}x{height} exceed the limit of {limits.max_pixels} pixels",
+            code=ErrorCode.FRAME_TOO_LARGE,
+        )
+
+
+def _ms(value: int | None, time_base: Fraction | None) -> int | None:
+    if not value or time_base is None:
+        return None
+    return round(value * time_base * 1000)
+
+
+def _looks_like_a_container(path: Path) -> bool:
+    """Whether the file starts like a known video container (so failing to open it is damage)."""
+    with path.open("rb") as file:
+        head = file.read(512)
+    return (
+        head[4:8] in {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"}
+        or head.startswith((b"\x1a\x45\xdf\xa3", b"FLV", b"OggS", b"\x00\x00\x01\xba"))
+        or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+        or (len(head) > 188 and head[0] == head[188] == 0x47)  # noqa: PLR2004 - MPEG-TS sync
+    )

@@ -1,0 +1,352 @@
+"""The video path with in-memory ports: one outbox event in, one task per frame out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fakes import (
+    FakeFrameSource,
+    FakeMessage,
+    FakeObjectStore,
+    FakePredictionStore,
+    FakePublisher,
+    RecordingTelemetry,
+)
+
+from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
+from video_runner.domain.status import Status
+from video_runner.domain.video import ExtractedFrame
+from video_runner.errors import ErrorCode, InvalidVideo, RetriableError
+from video_runner.services.video_path import VideoPath, VideoPathConfig
+
+VIDEO = b"\x00\x00\x00\x18ftypmp42 pretend this is a video"
+TOPIC = "outbox_events"
+
+
+def _frames(count: int) -> list[ExtractedFrame]:
+    return [
+        ExtractedFrame(
+            frame_id=i * 5, timestamp_ms=i * 200, width=64, height=48, jpeg=b"jpeg-%d" % i
+        )
+        for i in range(count)
+    ]
+
+
+def _message(document, *, offset: int = 3) -> FakeMessage:
+    value = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return FakeMessage(topic=TOPIC, partition=1, offset=offset, key=b"k", value=value)
+
+
+def _event(event_id: str = "ev-1", key: str = "input/ev-1.mp4") -> FakeMessage:
+    return _message({"event_id": event_id, "payload": {"bucket": "videos", "object": key}})
+
+
+class World:
+    """A VideoPath wired to fakes, with a video at videos/input/ev-1.mp4."""
+
+    def __init__(self, tmp_path, frames, *, publish_batch: int = 32, max_bytes=None, **source):
+        self.store = FakePredictionStore()
+        self.objects = FakeObjectStore()
+        self.objects.objects["videos", "input/ev-1.mp4"] = VIDEO
+        self.publisher = FakePublisher()
+        self.source = FakeFrameSource(frames, **source)
+        self.telemetry = RecordingTelemetry()
+        self.extracted: list[str] = []
+        self.work_dir = tmp_path / "work"
+        self.config = VideoPathConfig(
+            videos_bucket="videos",
+            frames_bucket="frames",
+            tasks_topic="inference_tasks",
+            dlq_suffix=".dlq",
+            sampling=Sampling(every_n=5),
+            preprocessing=Preprocessing(),
+            limits=VideoLimits(max_bytes=max_bytes),
+            work_dir=self.work_dir,
+            upload_concurrency=3,
+            publish_batch=publish_batch,
+        )
+
+        async def on_extracted(event_id: str) -> None:
+            self.extracted.append(event_id)
+
+        self.path = VideoPath(
+            self.config,
+            store=self.store,
+            objects=self.objects,
+            publisher=self.publisher,
+            frames=self.source,
+            telemetry=self.telemetry,
+            on_extracted=on_extracted,
+        )
+
+    def tasks(self):
+        return self.publisher.on("inference_tasks")
+
+    def dead_letters(self):
+        return self.publisher.on("outbox_events.dlq")
+
+
+async def test_an_event_publishes_one_task_per_frame_keyed_by_the_event_id(tmp_path):
+    """Each sampled frame becomes one inference task carrying the contract's fields."""
+    world = World(tmp_path, _frames(3))
+    await world.path.handle(_event())
+    tasks = world.tasks()
+    assert sorted(t.value["frame_id"] for t in tasks) == [0, 5, 10]
+    assert {t.key for t in tasks} == {"ev-1"}
+    first = next(t.value for t in tasks if t.value["frame_id"] == 5)
+    assert first == {
+        "event_id": "ev-1",
+        "frame_id": 5,
+        "bucket": "frames",
+        "object": "frames/ev-1/5.jpg",
+        "timestamp_ms": 200,
+        "width": 64,
+        "height": 48,
+        "attempt": 0,
+    }
+    assert world.dead_letters() == []
+
+
+async def test_each_frame_jpeg_is_uploaded_under_frames_event_id_frame_id(tmp_path):
+    """The JPEG bytes land at frames/{event_id}/{frame_id}.jpg in the frames bucket."""
+    world = World(tmp_path, _frames(3))
+    await world.path.handle(_event())
+    for i, frame_id in enumerate((0, 5, 10)):
+        key = ("frames", f"frames/ev-1/{frame_id}.jpg")
+        assert world.objects.objects[key] == b"jpeg-%d" % i
+        assert world.objects.content_types[key] == "image/jpeg"
+
+
+async def test_the_video_is_downloaded_before_it_is_probed_and_then_removed(tmp_path):
+    """The frame source reads the downloaded bytes; the local copy is deleted afterwards."""
+    world = World(tmp_path, _frames(1))
+    await world.path.handle(_event())
+    assert world.objects.downloads == [("videos", "input/ev-1.mp4")]
+    assert [data for _, data in world.source.probed] == [VIDEO]
+    assert list(world.work_dir.iterdir()) == []
+
+
+async def test_the_document_records_frames_totals_and_the_video(tmp_path):
+    """Frame records exist for every task, total_frames is set and the extraction is announced."""
+    world = World(tmp_path, _frames(4), publish_batch=2)
+    await world.path.handle(_event())
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["status"] == Status.PROCESSING
+    assert document["total_frames"] == 4
+    assert document["frames_published"] == 4
+    assert document["video"] == world.source.info.as_dict()
+    assert document["source"] == {
+        "bucket": "videos",
+        "object": "input/ev-1.mp4",
+        "media_type": "video",
+        "size_bytes": len(VIDEO),
+    }
+    assert document["sampling"] == {"every_n": 5}
+    assert document["error"] is None
+    pending = await world.store.pending_frames("ev-1")
+    assert [f["frame_id"] for f in pending] == [0, 5, 10, 15]
+    assert pending[1]["object"] == "frames/ev-1/5.jpg"
+    assert pending[1]["bucket"] == "frames"
+    assert world.extracted == ["ev-1"]
+    assert world.telemetry.total("frames_published") == 4
+
+
+@pytest.mark.parametrize("status", [Status.PREDICTABLE, Status.READY, Status.FAILED])
+async def test_a_duplicate_of_a_finished_event_does_nothing(tmp_path, status):
+    """A redelivered event whose document is finished: no download, no task, no change."""
+    world = World(tmp_path, _frames(2))
+    before = world.store.put("ev-1", status, total_frames=2)
+    await world.path.handle(_event())
+    assert world.objects.downloads == []
+    assert world.publisher.sent == []
+    assert await world.store.get("ev-1") == before
+    assert world.telemetry.total("events_duplicate") == 1
+
+
+async def test_a_duplicate_of_an_event_whose_tasks_were_all_published_does_nothing(tmp_path):
+    """processing with total_frames set means only the commit was lost: nothing is redone."""
+    world = World(tmp_path, _frames(2))
+    before = world.store.put("ev-1", Status.PROCESSING, total_frames=2)
+    await world.path.handle(_event())
+    assert world.objects.downloads == []
+    assert world.publisher.sent == []
+    assert await world.store.get("ev-1") == before
+
+
+async def test_an_event_interrupted_before_its_total_is_redone(tmp_path):
+    """processing without total_frames (a crash mid-extraction) is extracted again."""
+    world = World(tmp_path, _frames(2))
+    world.store.put("ev-1", Status.PROCESSING, frames_published=1)
+    await world.path.handle(_event())
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["total_frames"] == 2
+    assert len(world.tasks()) == 2
+
+
+def _assert_dead_lettered(world, message, code: ErrorCode):
+    (sent,) = world.dead_letters()
+    assert sent.key == message.key
+    assert sent.value == message.value
+    assert sent.headers["error_code"] == code
+    assert sent.headers["error_message"]
+    assert sent.headers["original_topic"] == TOPIC
+    assert sent.headers["original_partition"] == "1"
+    assert sent.headers["original_offset"] == str(message.offset)
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (b"{not json", ErrorCode.BAD_JSON),
+        ({"event_id": "../../x", "payload": {"object": "input/a.mp4"}}, ErrorCode.BAD_ID),
+        ({"event_id": "ev-1", "payload": {"object": "/etc/passwd"}}, ErrorCode.BAD_ID),
+        ({"event_id": "ev-1"}, ErrorCode.SCHEMA),
+    ],
+)
+async def test_an_unreadable_event_is_dead_lettered_without_a_document(tmp_path, value, code):
+    """Bad JSON, bad ids or a schema violation: copied to outbox_events.dlq with the reason."""
+    world = World(tmp_path, _frames(1))
+    message = _message(value)
+    await world.path.handle(message)
+    _assert_dead_lettered(world, message, code)
+    assert world.store.documents == {}
+    assert world.tasks() == []
+
+
+async def test_a_missing_video_object_fails_the_event_and_dead_letters_it(tmp_path):
+    """The object is not in the bucket: failed with missing_object, and to the DLQ."""
+    world = World(tmp_path, _frames(1))
+    message = _event("ev-2", "input/ev-2.mp4")
+    await world.path.handle(message)
+    document = await world.store.get("ev-2")
+    assert document is not None
+    assert document["status"] == Status.FAILED
+    assert document["error"]["code"] == ErrorCode.MISSING_OBJECT
+    assert "input/ev-2.mp4" in document["error"]["message"]
+    _assert_dead_lettered(world, message, ErrorCode.MISSING_OBJECT)
+    assert world.tasks() == []
+
+
+async def test_a_video_the_probe_refuses_fails_with_the_probes_code(tmp_path):
+    """InvalidVideo from probe: failed with its code (here corrupt), dead-lettered, no task."""
+    world = World(
+        tmp_path,
+        _frames(2),
+        probe_error=InvalidVideo("moov atom not found", code=ErrorCode.CORRUPT),
+    )
+    message = _event()
+    await world.path.handle(message)
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["status"] == Status.FAILED
+    assert document["error"] == {"code": "corrupt", "message": "moov atom not found"}
+    _assert_dead_lettered(world, message, ErrorCode.CORRUPT)
+    assert world.tasks() == []
+    assert list(world.work_dir.iterdir()) == []
+
+
+async def test_a_decoder_failure_part_way_fails_the_event_and_announces_no_total(tmp_path):
+    """Corrupt data after some frames: failed with the decoder's code, never extracted."""
+    world = World(
+        tmp_path,
+        _frames(4),
+        publish_batch=1,
+        extract_error=InvalidVideo("invalid NAL unit", code=ErrorCode.CORRUPT),
+    )
+    message = _event()
+    await world.path.handle(message)
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["status"] == Status.FAILED
+    assert document["error"]["code"] == ErrorCode.CORRUPT
+    assert document["total_frames"] is None
+    _assert_dead_lettered(world, message, ErrorCode.CORRUPT)
+    assert world.extracted == []
+    assert world.source.closed == 1
+    assert list(world.work_dir.iterdir()) == []
+
+
+async def test_a_video_above_the_size_limit_fails_with_file_too_large(tmp_path):
+    """The store refuses to download above max_bytes: failed file_too_large."""
+    world = World(tmp_path, _frames(2), max_bytes=len(VIDEO) - 1)
+    message = _event()
+    await world.path.handle(message)
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["error"]["code"] == ErrorCode.FILE_TOO_LARGE
+    _assert_dead_lettered(world, message, ErrorCode.FILE_TOO_LARGE)
+
+
+async def test_a_video_without_frames_fails_with_no_frames(tmp_path):
+    """Zero decodable frames: failed no_frames, never a processing event waiting forever."""
+    world = World(tmp_path, [])
+    message = _event()
+    await world.path.handle(message)
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["status"] == Status.FAILED
+    assert document["error"]["code"] == ErrorCode.NO_FRAMES
+    assert document["total_frames"] is None
+    _assert_dead_lettered(world, message, ErrorCode.NO_FRAMES)
+    assert world.extracted == []
+
+
+async def test_a_publisher_outage_propagates_as_retriable_and_leaves_the_event_processing(
+    tmp_path,
+):
+    """Kafka not answering: RetriableError for the loop to retry, no total, no DLQ message."""
+    world = World(tmp_path, _frames(5), publish_batch=2)
+    world.publisher.fail_next(1)
+    with pytest.raises(RetriableError):
+        await world.path.handle(_event())
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["status"] == Status.PROCESSING
+    assert document["total_frames"] is None
+    assert world.dead_letters() == []
+    assert world.extracted == []
+    assert world.source.closed == 1
+    assert list(world.work_dir.iterdir()) == []
+
+
+async def test_the_retry_after_a_publisher_outage_completes_the_event(tmp_path):
+    """The loop's retry of the same message publishes every frame and sets the total."""
+    world = World(tmp_path, _frames(5), publish_batch=2)
+    world.publisher.fail_next(1)
+    message = _event()
+    with pytest.raises(RetriableError):
+        await world.path.handle(message)
+    await world.path.handle(message)
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["total_frames"] == 5
+    assert {t.value["frame_id"] for t in world.tasks()} == {0, 5, 10, 15, 20}
+    assert world.extracted == ["ev-1"]
+
+
+async def test_an_object_store_outage_propagates_as_retriable(tmp_path):
+    """S3 not answering while downloading: RetriableError, the event stays processing."""
+    world = World(tmp_path, _frames(1))
+    world.objects.fail_next(1)
+    with pytest.raises(RetriableError):
+        await world.path.handle(_event())
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["status"] == Status.PROCESSING
+    assert world.publisher.sent == []
+
+
+async def test_dead_letter_records_the_failure_of_a_message_the_loop_gave_up_on(tmp_path):
+    """The loop's own dead_letter call fails a known event and copies the message to the DLQ."""
+    world = World(tmp_path, _frames(1))
+    world.store.put("ev-1", Status.PROCESSING)
+    message = _event()
+    await world.path.dead_letter(message, InvalidVideo("boom", code=ErrorCode.INTERNAL))
+    document = await world.store.get("ev-1")
+    assert document is not None
+    assert document["status"] == Status.FAILED
+    assert document["error"]["code"] == ErrorCode.INTERNAL
+    _assert_dead_lettered(world, message, ErrorCode.INTERNAL)
