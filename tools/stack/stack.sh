@@ -1,0 +1,547 @@
+#!/usr/bin/env bash
+# Local server stack for video-runner: Kafka (KRaft), an S3 server (versitygw)
+# and a MongoDB-wire database (FerretDB on SQLite), all on 127.0.0.1.
+#
+#   bash tools/stack/stack.sh up                      start all (idempotent), wait until they answer
+#   bash tools/stack/stack.sh down [--purge]          stop what this stack started; --purge drops .stack/
+#   bash tools/stack/stack.sh status                  running/stopped, pid, answers or not
+#   bash tools/stack/stack.sh start-one kafka|s3|mongo
+#   bash tools/stack/stack.sh stop-one  kafka|s3|mongo
+#   bash tools/stack/stack.sh clean                   same as down --purge
+#   bash tools/stack/stack.sh fetch                   only download/build the servers into the cache
+#
+# Downloads and builds are cached by version in ${VIDEO_RUNNER_CACHE:-$HOME/.cache/video-runner}.
+# State (data, logs, pid files, credentials, env file) lives in .stack/ at the repo root.
+# See tools/stack/README.md.
+set -euo pipefail
+
+KAFKA_VERSION=4.4.0
+VERSITYGW_VERSION=1.8.0
+FERRETDB_VERSION=1.24.2 # must match tools/ferretdb/go.mod
+
+KAFKA_PORT=9092
+KAFKA_CONTROLLER_PORT=9093
+S3_PORT=9000
+MONGO_PORT=27017
+HOST=127.0.0.1
+S3_ACCESS_KEY_ID=video-runner
+READY_TIMEOUT=${STACK_READY_TIMEOUT:-90}
+SERVERS=(kafka s3 mongo)
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+CACHE="${VIDEO_RUNNER_CACHE:-$HOME/.cache/video-runner}"
+STATE="$ROOT/.stack"
+LOGS="$STATE/logs"
+PIDS="$STATE/pids"
+PYTHON="${STACK_PYTHON:-python3}"
+
+# local toolchain only (no toolchain download); -buildvcs=false: builds need no git metadata
+export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false"
+
+# ------------------------------------------------------------------ helpers
+
+say() { printf '[stack] %s\n' "$*"; }
+err() { printf '[stack] ERROR: %s\n' "$*" >&2; }
+die() { err "$*"; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+port_of() {
+  case "$1" in
+    kafka) echo "$KAFKA_PORT" ;; s3) echo "$S3_PORT" ;; mongo) echo "$MONGO_PORT" ;;
+    *) die "unknown server '$1' (expected kafka, s3 or mongo)" ;;
+  esac
+}
+
+check_name() { port_of "$1" >/dev/null; }
+
+# A string that must appear in the process command line for a pid file to be trusted
+# (guards against pid reuse and against processes of another checkout).
+marker_of() {
+  case "$1" in
+    kafka) echo "$STATE/kafka/server.properties" ;;
+    s3) echo "$STATE/s3data" ;;
+    mongo) echo "$STATE/mongo" ;;
+  esac
+}
+
+PROBE=()
+need_python() {
+  ((${#PROBE[@]})) && return 0
+  command -v "$PYTHON" >/dev/null 2>&1 || die "python3 is required (set STACK_PYTHON to another interpreter)"
+  # resolve once: version-manager shims (pyenv, asdf) cost ~0.3 s per call
+  PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)') || die "cannot run $PYTHON"
+  PROBE=("$PYTHON" "$HERE/probe.py")
+}
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "java is required for Kafka (Java 17+; Debian: apt-get install openjdk-17-jre-headless)"
+  local v
+  v=$(java -XshowSettings:properties -version 2>&1 | awk -F' = ' '/java.specification.version/ { print $2 }')
+  if ! [[ "${v%%.*}" =~ ^[0-9]+$ ]] || ((${v%%.*} < 17)); then
+    die "Kafka $KAFKA_VERSION needs Java 17+, found '${v:-unknown}'"
+  fi
+}
+
+need_maven() {
+  command -v mvn >/dev/null 2>&1 || die "mvn (Maven 3.6+) is required to fetch Kafka from Maven Central (Debian: apt-get install maven)"
+}
+
+need_go() {
+  command -v go >/dev/null 2>&1 || die "go (1.25+) is required to build versitygw and FerretDB"
+  local v
+  v=$(go env GOVERSION 2>/dev/null | sed -E 's/^go([0-9]+)\.([0-9]+).*/\1 \2/')
+  read -r major minor <<<"$v"
+  [[ "$major" =~ ^[0-9]+$ && "$minor" =~ ^[0-9]+$ ]] || die "cannot read the Go version"
+  (( major > 1 || minor >= 25 )) || die "versitygw $VERSITYGW_VERSION needs Go 1.25+, found $(go env GOVERSION)"
+}
+
+pidfile() { echo "$PIDS/$1.pid"; }
+
+# Prints the pid if the pid file names a live process of this stack.
+live_pid() {
+  local f pid
+  f=$(pidfile "$1")
+  [[ -f "$f" ]] || return 1
+  pid=$(<"$f")
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  [[ -r "/proc/$pid/cmdline" ]] || return 1
+  [[ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$(marker_of "$1")" || return 1
+  echo "$pid"
+}
+
+answers() { "${PROBE[@]}" check "$1" --timeout 2 >/dev/null 2>&1; }
+
+port_taken() { "${PROBE[@]}" port "$HOST:$1"; }
+
+show_log() {
+  local log="$LOGS/$1.log"
+  err "$1 failed; log: $log"
+  if [[ -f "$log" ]]; then
+    echo "----- last 40 lines of $log -----" >&2
+    tail -n 40 "$log" >&2
+    echo "-----" >&2
+  fi
+}
+
+ensure_credentials() {
+  mkdir -p "$STATE"
+  local f="$STATE/s3-secret"
+  if [[ ! -s "$f" ]]; then
+    (umask 077 && "${PROBE[@]}" random-secret >"$f.tmp" && mv "$f.tmp" "$f")
+  fi
+  S3_SECRET_ACCESS_KEY=$(<"$f")
+  export S3_ENDPOINT_URL="http://$HOST:$S3_PORT" S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY
+  export KAFKA_BOOTSTRAP_SERVERS="$HOST:$KAFKA_PORT" MONGO_URI="mongodb://$HOST:$MONGO_PORT/"
+}
+
+write_env() {
+  local f="$STATE/env"
+  (
+    umask 077
+    cat >"$f.tmp" <<EOF
+# written by tools/stack/stack.sh; source it before running integration tests
+export KAFKA_BOOTSTRAP_SERVERS=$HOST:$KAFKA_PORT
+export S3_ENDPOINT_URL=http://$HOST:$S3_PORT
+export S3_ACCESS_KEY_ID=$S3_ACCESS_KEY_ID
+export S3_SECRET_ACCESS_KEY=$S3_SECRET_ACCESS_KEY
+export MONGO_URI=mongodb://$HOST:$MONGO_PORT/
+EOF
+    mv "$f.tmp" "$f"
+  )
+}
+
+# Runs a command with its output in a build log; on failure prints the log tail.
+logged() {
+  local log=$1
+  shift
+  if ! "$@" >>"$log" 2>&1; then
+    err "command failed: $*"
+    echo "----- last 40 lines of $log -----" >&2
+    tail -n 40 "$log" >&2
+    return 1
+  fi
+}
+
+# Keeps one previous log once a log passes 20 MiB.
+rotate_log() {
+  local size
+  size=$(stat -c %s "$1" 2>/dev/null || echo 0)
+  if ((size > 20 * 1024 * 1024)); then mv -f "$1" "$1.1"; fi
+}
+
+# Remembers, for the timing summary, that this run downloaded or built something.
+note_built() { echo "$1" >>"$STATE/.built-this-run"; }
+
+built_summary() {
+  if [[ -s "$STATE/.built-this-run" ]]; then
+    echo "cold: fetched/built $(sort "$STATE/.built-this-run" | paste -sd, -)"
+  else
+    echo "warm: nothing downloaded or built"
+  fi
+  rm -f "$STATE/.built-this-run"
+}
+
+# One stack command at a time per checkout (e.g. `make -j`, or two terminals).
+take_lock() {
+  mkdir -p "$STATE"
+  exec 9>"$STATE/.lock"
+  if ! flock -w 1800 9; then die "another stack.sh holds $STATE/.lock"; fi
+}
+
+hash_of() { cat "$@" | sha256sum | cut -c1-12; }
+
+# ------------------------------------------------------------------ fetch / build (cached)
+
+kafka_home() { echo "$CACHE/kafka-$KAFKA_VERSION"; }
+kafka_pom_hash() { hash_of "$HERE/kafka/pom.xml"; }
+
+ensure_kafka() {
+  local home stamp
+  home=$(kafka_home)
+  stamp="$home/.complete"
+  if [[ -f "$stamp" && "$(<"$stamp")" == "$(kafka_pom_hash)" ]]; then return 0; fi
+  need_maven
+  local t0 tmp log
+  t0=$(now)
+  mkdir -p "$CACHE" "$LOGS"
+  log="$LOGS/build-kafka.log"
+  : >"$log"
+  tmp=$(mktemp -d "$CACHE/.kafka-$KAFKA_VERSION.XXXXXX")
+  say "kafka: fetching kafka_2.13 $KAFKA_VERSION and its dependencies from Maven Central (log: $log)"
+  logged "$log" mvn -B -q -Dstyle.color=never -f "$HERE/kafka/pom.xml" \
+    -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp/libs" ||
+    { rm -rf "$tmp"; return 1; }
+  ls "$tmp"/libs/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || { rm -rf "$tmp"; err "kafka jar missing"; return 1; }
+  kafka_pom_hash >"$tmp/.complete"
+  rm -rf "$home"
+  mv "$tmp" "$home"
+  say "kafka: fetched in $(since "$t0")s into $home"
+  note_built kafka
+}
+
+versitygw_bin() { echo "$CACHE/versitygw-$VERSITYGW_VERSION/bin/versitygw"; }
+
+ensure_versitygw() {
+  local bin
+  bin=$(versitygw_bin)
+  [[ -x "$bin" ]] && return 0
+  need_go
+  local t0 tmp log
+  t0=$(now)
+  mkdir -p "$CACHE" "$LOGS"
+  log="$LOGS/build-s3.log"
+  : >"$log"
+  tmp=$(mktemp -d "$CACHE/.versitygw-$VERSITYGW_VERSION.XXXXXX")
+  say "s3: building versitygw v$VERSITYGW_VERSION with go install (a few minutes cold; log: $log)"
+  (cd "$tmp" && GOBIN="$tmp/bin" logged "$log" go install "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION") ||
+    { rm -rf "$tmp"; return 1; }
+  rm -rf "$CACHE/versitygw-$VERSITYGW_VERSION"
+  mv "$tmp" "$CACHE/versitygw-$VERSITYGW_VERSION"
+  say "s3: built versitygw in $(since "$t0")s"
+  note_built s3
+}
+
+ferretdb_dir() {
+  echo "$CACHE/ferretdb-$FERRETDB_VERSION-$(hash_of "$ROOT/tools/ferretdb/go.mod" "$ROOT/tools/ferretdb/go.sum" "$ROOT/tools/ferretdb/main.go")"
+}
+
+ensure_ferretdb() {
+  local dir
+  dir=$(ferretdb_dir)
+  [[ -x "$dir/ferretdb" ]] && return 0
+  need_go
+  grep -q "github.com/FerretDB/FerretDB v$FERRETDB_VERSION\$" "$ROOT/tools/ferretdb/go.mod" ||
+    { err "tools/ferretdb/go.mod does not require FerretDB v$FERRETDB_VERSION"; return 1; }
+  local t0 tmp log
+  t0=$(now)
+  mkdir -p "$CACHE" "$LOGS"
+  log="$LOGS/build-mongo.log"
+  : >"$log"
+  tmp=$(mktemp -d "$CACHE/.ferretdb.XXXXXX")
+  say "mongo: building FerretDB v$FERRETDB_VERSION (tools/ferretdb; a few minutes cold; log: $log)"
+  (cd "$ROOT/tools/ferretdb" && logged "$log" go build -mod=readonly -o "$tmp/ferretdb" .) ||
+    { rm -rf "$tmp"; return 1; }
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
+  say "mongo: built FerretDB in $(since "$t0")s"
+  note_built mongo
+}
+
+ensure_server() {
+  case "$1" in
+    kafka) ensure_kafka ;; s3) ensure_versitygw ;; mongo) ensure_ferretdb ;;
+  esac
+}
+
+# ------------------------------------------------------------------ start
+
+write_kafka_config() {
+  local dir="$STATE/kafka"
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties.tmp" <<EOF
+# generated by tools/stack/stack.sh -- single node KRaft, broker and controller combined
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=4
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=24
+log.segment.bytes=67108864
+EOF
+  mv "$dir/server.properties.tmp" "$dir/server.properties"
+}
+
+
+start_kafka() {
+  local home dir
+  home=$(kafka_home)
+  dir="$STATE/kafka"
+  write_kafka_config
+  if [[ ! -f "$dir/data/meta.properties" ]]; then
+    local cid
+    cid=$("${PROBE[@]}" kafka-cluster-id)
+    say "kafka: formatting storage (cluster id $cid)"
+    logged "$LOGS/kafka.log" java -Xmx256m -Dlog4j2.configurationFile="$HERE/kafka/log4j2.xml" \
+      -cp "$home/libs/*" kafka.tools.StorageTool format \
+      --cluster-id "$cid" --config "$dir/server.properties" --standalone --ignore-formatted || return 1
+  fi
+  local opts=(-Xms128m "-Xmx${KAFKA_HEAP_MAX:-512m}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -Djava.awt.headless=true "-Dlog4j2.configurationFile=$HERE/kafka/log4j2.xml" "-Dkafka.logs.dir=$LOGS")
+  setsid java "${opts[@]}" -cp "$home/libs/*" kafka.Kafka "$dir/server.properties" \
+    >>"$LOGS/kafka.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$(pidfile kafka)"
+}
+
+xattr_ok() {
+  "$PYTHON" - "$1" <<'EOF'
+import os, sys, tempfile
+try:
+    with tempfile.NamedTemporaryFile(dir=sys.argv[1]) as f:
+        os.setxattr(f.name, "user.video-runner-probe", b"1")
+except OSError:
+    sys.exit(1)
+EOF
+}
+
+start_s3() {
+  local data="$STATE/s3data" meta=()
+  mkdir -p "$data"
+  if ! xattr_ok "$data"; then
+    mkdir -p "$STATE/s3meta"
+    meta=(--sidecar "$STATE/s3meta")
+    say "s3: filesystem has no user xattrs; storing object metadata in $STATE/s3meta"
+  fi
+  ROOT_ACCESS_KEY_ID="$S3_ACCESS_KEY_ID" ROOT_SECRET_ACCESS_KEY="$S3_SECRET_ACCESS_KEY" \
+    setsid "$(versitygw_bin)" --port "$HOST:$S3_PORT" --region us-east-1 --quiet \
+    posix "${meta[@]}" "$data" >>"$LOGS/s3.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$(pidfile s3)"
+}
+
+start_mongo() {
+  mkdir -p "$STATE/mongo"
+  setsid "$(ferretdb_dir)/ferretdb" -listen "$HOST:$MONGO_PORT" -sqlite-dir "$STATE/mongo" \
+    >>"$LOGS/mongo.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$(pidfile mongo)"
+}
+
+# Ensure binaries, start (unless already running) and wait until it answers.
+# Runs in a subshell per server so that the three come up in parallel.
+bring_up() {
+  local name=$1 t0 pid
+  t0=$(now)
+  if pid=$(live_pid "$name"); then
+    if answers "$name"; then
+      say "$name: already running (pid $pid)"
+      return 0
+    fi
+    say "$name: running (pid $pid) but not answering yet; waiting"
+  else
+    rm -f "$(pidfile "$name")"
+    if port_taken "$(port_of "$name")"; then
+      err "$name: port $HOST:$(port_of "$name") is already in use by a process this stack did not start"
+      return 1
+    fi
+    ensure_server "$name" || { err "$name: fetch/build failed"; return 1; }
+    mkdir -p "$LOGS" "$PIDS"
+    rotate_log "$LOGS/$name.log"
+    printf '\n===== %s starting %s =====\n' "$(date -Is)" "$name" >>"$LOGS/$name.log"
+    "start_$name" || { show_log "$name"; return 1; }
+    pid=$(<"$(pidfile "$name")")
+    say "$name: started (pid $pid), waiting for it to answer"
+  fi
+  if ! "${PROBE[@]}" wait "$name" --timeout "$READY_TIMEOUT" --pid "$pid"; then
+    show_log "$name"
+    return 1
+  fi
+  say "$name: up in $(since "$t0")s"
+}
+
+# ------------------------------------------------------------------ stop
+
+stop_one() {
+  local name=$1 pid grace
+  case "$name" in kafka) grace=40 ;; *) grace=15 ;; esac
+  if ! pid=$(live_pid "$name"); then
+    rm -f "$(pidfile "$name")"
+    say "$name: not running"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "$name: did not stop within ${grace}s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$(pidfile "$name")"
+  say "$name: stopped (pid $pid)"
+}
+
+# ------------------------------------------------------------------ commands
+
+run_parallel() {
+  # run_parallel FUNC NAME... : runs FUNC NAME in background subshells, fails if any failed
+  local fn=$1 rc=0 name
+  shift
+  local -A jobs=()
+  for name in "$@"; do
+    "$fn" "$name" &
+    jobs[$name]=$!
+  done
+  local failed=()
+  for name in "$@"; do
+    if ! wait "${jobs[$name]}"; then failed+=("$name"); rc=1; fi
+  done
+  if ((rc)); then err "failed: ${failed[*]}"; fi
+  return $rc
+}
+
+# Fail early, with a clear message, on a missing tool.
+preflight() {
+  local name
+  need_python
+  for name in "$@"; do
+    case "$name" in
+      kafka)
+        need_java
+        [[ -f "$(kafka_home)/.complete" ]] || need_maven
+        ;;
+      s3) [[ -x "$(versitygw_bin)" ]] || need_go ;;
+      mongo) [[ -x "$(ferretdb_dir)/ferretdb" ]] || need_go ;;
+    esac
+  done
+}
+
+cmd_up() {
+  local t0
+  t0=$(now)
+  preflight "${SERVERS[@]}"
+  take_lock
+  rm -f "$STATE/.built-this-run"
+  mkdir -p "$LOGS" "$PIDS"
+  ensure_credentials
+  run_parallel bring_up "${SERVERS[@]}" || die "stack is not up (logs in $LOGS)"
+  "${PROBE[@]}" buckets videos frames || die "could not create buckets (log: $LOGS/s3.log)"
+  write_env
+  say "stack up in $(since "$t0")s ($(built_summary)); env: $STATE/env"
+}
+
+cmd_fetch() {
+  local t0
+  t0=$(now)
+  preflight "${SERVERS[@]}"
+  take_lock
+  rm -f "$STATE/.built-this-run"
+  mkdir -p "$LOGS"
+  run_parallel ensure_server "${SERVERS[@]}" || die "fetch/build failed"
+  say "servers ready to start in $(since "$t0")s ($(built_summary); cache: $CACHE)"
+}
+
+cmd_down() {
+  local purge=0
+  for a in "$@"; do
+    case "$a" in --purge) purge=1 ;; *) die "down: unknown option '$a'" ;; esac
+  done
+  [[ -d "$STATE" ]] && take_lock
+  run_parallel stop_one "${SERVERS[@]}" || true
+  if ((purge)); then
+    rm -rf "$STATE"
+    say "purged $STATE"
+  fi
+}
+
+cmd_status() {
+  need_python
+  local name pid state answer ok=0
+  printf '%-6s %-8s %-8s %-16s %s\n' server state pid address answers
+  for name in "${SERVERS[@]}"; do
+    if pid=$(live_pid "$name"); then state=running; else state=stopped; pid=-; fi
+    if [[ -f "$STATE/s3-secret" ]]; then ensure_credentials; fi
+    if answers "$name"; then answer=yes; else answer=no; fi
+    [[ $state == running && $answer == yes ]] || ok=1
+    printf '%-6s %-8s %-8s %-16s %s\n' "$name" "$state" "$pid" "$HOST:$(port_of "$name")" "$answer"
+  done
+  return $ok
+}
+
+cmd_start_one() {
+  [[ $# -eq 1 ]] || die "usage: stack.sh start-one kafka|s3|mongo"
+  check_name "$1"
+  preflight "$1"
+  take_lock
+  mkdir -p "$LOGS" "$PIDS"
+  ensure_credentials
+  bring_up "$1" || die "$1 is not up"
+  if [[ $1 == s3 ]]; then "${PROBE[@]}" buckets videos frames >/dev/null || die "could not create buckets"; fi
+  write_env
+}
+
+cmd_stop_one() {
+  [[ $# -eq 1 ]] || die "usage: stack.sh stop-one kafka|s3|mongo"
+  check_name "$1"
+  [[ -d "$STATE" ]] && take_lock
+  stop_one "$1"
+}
+
+usage() {
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+main() {
+  local cmd=${1:-}
+  [[ $# -gt 0 ]] && shift
+  case "$cmd" in
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
+    clean) cmd_down --purge ;;
+    status) cmd_status "$@" ;;
+    start-one) cmd_start_one "$@" ;;
+    stop-one) cmd_stop_one "$@" ;;
+    fetch) cmd_fetch "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
