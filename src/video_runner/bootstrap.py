@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from video_runner.adapters.detectors import build_detector
-from video_runner.adapters.kafka import ConsumerLoop, KafkaConnection, KafkaPublisher, backoff_delay
+from video_runner.adapters.kafka import (
+    ConsumerLoop,
+    KafkaConnection,
+    KafkaPublisher,
+    backoff_delay,
+    ensure_topics,
+)
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.s3 import S3ObjectStore
@@ -55,6 +61,25 @@ def secrets_of(settings: Settings) -> list[str]:
     if "@" in uri and ":" in uri.split("@", 1)[0].split("//", 1)[-1]:
         values.append(uri.split("@", 1)[0].split("//", 1)[-1].split(":", 1)[1])
     return values
+
+
+def topics_of(settings: Settings) -> list[str]:
+    """Every topic the system uses, dead-letter queues included."""
+    main = [
+        settings.topic_outbox_events,
+        settings.topic_inference_tasks,
+        settings.topic_inference_results,
+    ]
+    return main + [settings.dlq_topic(topic) for topic in main]
+
+
+async def ensure_topics_of(settings: Settings, role: str) -> None:
+    await ensure_topics(
+        kafka_connection(settings, role),
+        topics_of(settings),
+        partitions=settings.kafka_topic_partitions,
+        replication=settings.kafka_topic_replication,
+    )
 
 
 def kafka_connection(settings: Settings, role: str) -> KafkaConnection:
@@ -316,6 +341,7 @@ class Runner:
         await self.store.ensure_indexes()
         await self.objects.ping()
         await self.objects.ensure_bucket(self.settings.bucket_frames)
+        await ensure_topics_of(self.settings, "runner")
         await self.publisher.start()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -334,7 +360,9 @@ class Runner:
         )
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.events_loop.run(stop, drain_timeout_s=10.0))
+                group.create_task(
+                    self.events_loop.run(stop, drain_timeout_s=self.settings.shutdown_drain_s)
+                )
                 group.create_task(self.results_loop.run(stop, drain_timeout_s=3.0))
                 group.create_task(
                     periodic(
@@ -363,6 +391,8 @@ class Runner:
 
 def report_lag(loop: ConsumerLoop, telemetry: PrometheusTelemetry) -> None:
     """Consumer lag per partition: the high watermark minus the last committed offset."""
+    if not loop.is_started:
+        return
     consumer = loop.consumer
     for tp in consumer.assignment():
         highwater = consumer.highwater(tp)
@@ -419,6 +449,7 @@ class Inference:
 
     async def _prepare(self) -> None:
         await self.objects.ping()
+        await ensure_topics_of(self.settings, "inference")
         await self.publisher.start()
 
     async def run(self, stop: asyncio.Event) -> None:

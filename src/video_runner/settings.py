@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     topic_inference_tasks: str = "inference_tasks"
     topic_inference_results: str = "inference_results"
     dlq_suffix: str = ".dlq"
+    #: Used only to create a missing topic at startup; existing topics are left as they are.
+    kafka_topic_partitions: int = Field(default=4, ge=1)
+    kafka_topic_replication: int = Field(default=1, ge=1)
     group_runner: str = "runner-group"
     group_results: str = "runner-results-group"
     group_inference: str = "inference-group"
@@ -98,6 +101,9 @@ class Settings(BaseSettings):
     onnx_confidence: float = 0.25
     onnx_iou: float = 0.45
     inference_batch_size: int = Field(default=8, ge=1)
+
+    #: On SIGTERM, how long in-flight videos may run on before they are abandoned (uncommitted).
+    shutdown_drain_s: float = 10.0
 
     # --- HTTP and logs ---------------------------------------------------------------------
     http_host: str = "127.0.0.1"

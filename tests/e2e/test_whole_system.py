@@ -9,7 +9,6 @@ import sys
 
 from support.stack import REPO, isolated_settings, service_process, settings_env
 from support.videos import real_video
-
 from video_runner import bootstrap
 
 
@@ -41,7 +40,9 @@ async def test_two_videos_submitted_at_once_end_ready_with_the_same_detections_a
     ):
         submissions = await asyncio.gather(
             *(
-                asyncio.to_thread(cli, settings, "submit", str(real_video(name)), "--wait", "--timeout", "400")
+                asyncio.to_thread(
+                    cli, settings, "submit", str(real_video(name)), "--wait", "--timeout", "400"
+                )
                 for name in videos
             )
         )

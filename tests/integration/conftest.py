@@ -4,8 +4,8 @@ topics, groups, buckets and database, so tests never see each other's messages."
 from __future__ import annotations
 
 import pytest
-from support.stack import isolated_settings
 
+from support.stack import isolated_settings
 from video_runner.settings import Settings
 
 

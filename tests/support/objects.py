@@ -21,7 +21,7 @@ def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def header(record: Any, name: str) -> str | None:  # noqa: ANN401
+def header(record: Any, name: str) -> str | None:
     for key, value in record.headers or ():
         if key == name:
             return bytes(value).decode()

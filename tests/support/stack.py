@@ -79,9 +79,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[name.upper()] = str(value)
+        plain = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        env[name.upper()] = str(plain)
     env["LOG_FORMAT"] = "json"
     return env
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from support.videos import real_video
 
+from support.videos import real_video
 from video_runner.adapters.detectors import HogPeopleDetector, build_detector
 
 # bikes.mp4 (640 x 272): at frame 110 a cyclist stands by his bike, body around x 380..520.

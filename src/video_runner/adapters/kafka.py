@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
@@ -68,6 +69,30 @@ class KafkaConnection:
         return options
 
 
+async def ensure_topics(
+    connection: KafkaConnection, topics: Sequence[str], *, partitions: int, replication: int
+) -> None:
+    """Create missing topics (existing ones are left as they are).
+
+    A consumer subscribed to a topic that does not exist yet would only notice it at its next
+    metadata refresh (minutes later); creating it up front makes a fresh system start at once.
+    """
+    admin = AIOKafkaAdminClient(**connection.options())
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
+            log.info("topics created", extra={"topics": missing})
+    except TopicAlreadyExistsError:
+        pass  # another replica created it first
+    except KafkaError as exc:
+        raise DependencyUnavailable("kafka", f"ensure topics: {exc}") from exc
+    finally:
+        await admin.close()
+
+
 def encode_json(value: Mapping[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -76,23 +101,36 @@ class KafkaPublisher:
     """Implements ``ports.RawPublisher``: idempotent producer, acks=all, waits for delivery."""
 
     def __init__(self, connection: KafkaConnection, *, linger_ms: int = 5) -> None:
-        self._producer = AIOKafkaProducer(
-            **connection.options(),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=linger_ms,
-            max_batch_size=1024 * 1024,
-        )
+        self._connection = connection
+        self._linger_ms = linger_ms
+        self._started: AIOKafkaProducer | None = None
+
+    @property
+    def _producer(self) -> AIOKafkaProducer:
+        if self._started is None:
+            raise DependencyUnavailable("kafka", "the producer is not started")
+        return self._started
 
     async def start(self) -> None:
+        # Created here, not in __init__: a client belongs to the event loop that starts it.
+        producer = AIOKafkaProducer(
+            **self._connection.options(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self._linger_ms,
+            max_batch_size=1024 * 1024,
+        )
         try:
-            await self._producer.start()
+            await producer.start()
         except KafkaError as exc:
-            await self._producer.stop()
+            await producer.stop()
             raise DependencyUnavailable("kafka", f"producer start: {exc}") from exc
+        self._started = producer
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._started is not None:
+            await self._started.stop()
+            self._started = None
 
     async def ping(self) -> None:
         """Ask the cluster for its metadata: proves a broker answers, not just a socket."""
@@ -207,41 +245,52 @@ class ConsumerLoop:
         self._retry_max_s = retry_max_s
         self._max_unexpected = max_unexpected_errors
         self._poll_timeout_ms = poll_timeout_ms
-        self._consumer = AIOKafkaConsumer(
+        self._options: dict[str, Any] = {
             **connection.options(),
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_interval_ms=max_poll_interval_ms,
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=heartbeat_interval_ms,
+            "group_id": group_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_interval_ms": max_poll_interval_ms,
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": heartbeat_interval_ms,
             # Default is session_timeout_ms; a member finishing a commit needs longer than that.
-            rebalance_timeout_ms=max(session_timeout_ms, 60_000),
-            max_poll_records=max_in_flight,
-        )
+            "rebalance_timeout_ms": max(session_timeout_ms, 60_000),
+            "max_poll_records": max_in_flight,
+        }
+        self._started: AIOKafkaConsumer | None = None
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._work: dict[TopicPartition, list[_Work]] = {}
         self.stats = LoopStats()
         #: The last offset this member committed, per partition (for the lag metric).
         self.committed: dict[TopicPartition, int] = {}
-        self._started = False
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
-        return self._consumer
+        if self._started is None:
+            raise DependencyUnavailable("kafka", f"the {self.topic} consumer is not started")
+        return self._started
+
+    @property
+    def is_started(self) -> bool:
+        return self._started is not None
+
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        return self.consumer
 
     async def start(self) -> None:
+        consumer = AIOKafkaConsumer(**self._options)
         try:
-            await self._consumer.start()
+            await consumer.start()
         except KafkaError as exc:
-            await self._consumer.stop()
+            await consumer.stop()
             raise DependencyUnavailable("kafka", f"consumer start: {exc}") from exc
-        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
-        self._started = True
+        consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self._started = consumer
 
     async def run(self, stop: asyncio.Event, *, drain_timeout_s: float = 10.0) -> None:
         """Poll, dispatch and commit until ``stop`` is set; then drain within a bound."""
-        if not self._started:
+        if self._started is None:
             await self.start()
         try:
             while not stop.is_set():

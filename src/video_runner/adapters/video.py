@@ -92,7 +92,13 @@ class VideoFrameSource:
 
     async def extract(self, path: Path) -> AsyncIterator[ExtractedFrame]:
         """Like :meth:`iter_frames`; blocking waits and CPU work stay off the event loop."""
-        pipeline = await asyncio.to_thread(self._start, path)
+        starting = asyncio.ensure_future(asyncio.to_thread(self._start, path))
+        try:
+            pipeline = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The thread still delivers a running pipeline; it must not outlive the cancellation.
+            starting.add_done_callback(_close_when_started)
+            raise
         try:
             while (frame := await asyncio.to_thread(pipeline.next)) is not None:
                 yield frame
@@ -124,6 +130,11 @@ class VideoFrameSource:
             height=height,
             jpeg=encode_jpeg(image, self.preprocessing.jpeg_quality),
         )
+
+
+def _close_when_started(starting: asyncio.Future[_Pipeline]) -> None:
+    if not starting.cancelled() and starting.exception() is None:
+        asyncio.get_running_loop().run_in_executor(None, starting.result().close)
 
 
 @dataclass(frozen=True, slots=True)

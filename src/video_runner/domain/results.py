@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # One encoder for every element: building one per call costs more than encoding a frame.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 

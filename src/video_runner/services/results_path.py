@@ -13,7 +13,9 @@ event fails with ``inference_timeout`` and the missing frame ids.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,8 +129,34 @@ class Completion:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
 
 
+class KeyedLocks:
+    """One lock per key, alive only while someone holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: object) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 class ResultsPath:
-    """Handles one ``inference_results`` message."""
+    """Handles one ``inference_results`` message.
+
+    Duplicates of one frame are stored one at a time within a replica: the store's conditional
+    upsert makes the first one win on MongoDB, and the lock keeps that true on servers whose
+    conditional updates are not atomic under concurrency (FerretDB on SQLite, in tests).
+    """
 
     def __init__(
         self,
@@ -144,6 +172,7 @@ class ResultsPath:
         self._publisher = publisher
         self._completion = completion
         self._telemetry = telemetry
+        self._frame_locks = KeyedLocks()
 
     async def handle(self, message: Message) -> None:
         try:
@@ -152,7 +181,8 @@ class ResultsPath:
             await self.dead_letter(message, exc)
             return
         self._telemetry.count("results_received")
-        stored = await self._store.save_result(parsed.event_id, parsed.result)
+        async with self._frame_locks.hold((parsed.event_id, parsed.result.frame_id)):
+            stored = await self._store.save_result(parsed.event_id, parsed.result)
         if not stored:
             self._telemetry.count("results_duplicate")
             return
