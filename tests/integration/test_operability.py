@@ -138,7 +138,7 @@ async def test_metrics_count_exactly_the_frames_of_a_real_video(settings):
 async def test_sigterm_mid_video_exits_zero_quickly_and_a_restart_finishes_the_video(tmp_path):
     """SIGTERM during a long extraction: exit 0 within 15 s; the next runner completes the video."""
     settings = isolated_settings(tmp_path / "work", upload_concurrency=2, shutdown_drain_s=1.0)
-    video = make_video(tmp_path / "long.mp4", frames=3000, width=640, height=480)
+    video = make_video(tmp_path / "long.mp4", frames=2000, width=640, height=480)
     store = store_of(settings)
     try:
         with service_process("serve", settings, tmp_path / "runner-1.log") as first:
@@ -154,7 +154,7 @@ async def test_sigterm_mid_video_exits_zero_quickly_and_a_restart_finishes_the_v
             took = time.monotonic() - began
         assert code == 0, first.log_text()[-2000:]
         assert took < 15
-        assert (await store.get(event_id))["total_frames"] is None  # unfinished, not committed
+        assert (await store.get(event_id)).get("total_frames") is None  # unfinished, uncommitted
         with service_process("serve", settings, tmp_path / "runner-2.log"):
 
             async def finished():
@@ -164,7 +164,7 @@ async def test_sigterm_mid_video_exits_zero_quickly_and_a_restart_finishes_the_v
             document = await wait_for(finished, timeout_s=240)
     finally:
         await store.close()
-    assert document["total_frames"] == 600
+    assert document["total_frames"] == 400
 
 
 async def test_a_wrong_s3_secret_is_a_clear_startup_error_not_a_hang(tmp_path):

