@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -90,7 +90,7 @@ class VideoFrameSource:
         finally:
             pipeline.close()
 
-    async def extract(self, path: Path) -> AsyncIterator[ExtractedFrame]:
+    async def extract(self, path: Path) -> AsyncGenerator[ExtractedFrame, None]:
         """Like :meth:`iter_frames`; blocking waits and CPU work stay off the event loop."""
         starting = asyncio.ensure_future(asyncio.to_thread(self._start, path))
         try:
