@@ -35,6 +35,11 @@ from video_runner.errors import DependencyUnavailable, ErrorCode, InvalidVideo, 
 # Time
 
 
+def _published_result(record: Mapping[str, Any]) -> bool:
+    """Like the adapter: only a frame whose task was published (it has ``object``) counts."""
+    return "result" in record and "object" in record
+
+
 class FakeClock:
     """A clock the test moves by hand; tz-aware UTC like PyMongo's ``tz_aware=True`` documents."""
 
@@ -207,7 +212,7 @@ class FakePredictionStore:
 
     async def count_results(self, event_id: str) -> tuple[int, int]:
         await self._round_trip()
-        done = [r for (e, _), r in self.frames.items() if e == event_id and "result" in r]
+        done = [r for (e, _), r in self.frames.items() if e == event_id and _published_result(r)]
         return len(done), sum(1 for r in done if r["result"]["failed"])
 
     async def pending_frames(self, event_id: str) -> list[dict[str, Any]]:
@@ -221,7 +226,9 @@ class FakePredictionStore:
 
     async def iter_results(self, event_id: str) -> AsyncIterator[FrameResult]:
         await self._round_trip()
-        keys = sorted(k for k, r in self.frames.items() if k[0] == event_id and "result" in r)
+        keys = sorted(
+            k for k, r in self.frames.items() if k[0] == event_id and _published_result(r)
+        )
         for key in keys:
             record = copy.deepcopy(self.frames[key])
             result = record["result"]

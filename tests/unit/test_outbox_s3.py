@@ -32,7 +32,10 @@ async def _predictable(store: FakePredictionStore, event_id: str = "ev-1", *, bu
     )
     await store.record_frames(
         event_id,
-        [{"frame_id": i, "timestamp_ms": i * 40, "bucket": "frames"} for i in (0, 5, 10)],
+        [
+            {"frame_id": i, "timestamp_ms": i * 40, "bucket": "frames", "object": f"f/{i}.jpg"}
+            for i in (0, 5, 10)
+        ],
     )
     await store.save_result(event_id, FrameResult(frame_id=10, timestamp_ms=400, objects=[OBJECT]))
     await store.save_result(event_id, FrameResult(frame_id=0, timestamp_ms=0, error="bad_image"))

@@ -156,7 +156,9 @@ async def test_a_result_for_an_unknown_event_is_stored_and_counted_without_faili
     """No prediction document: the result is kept for inspection and nothing else happens."""
     world = World()
     await world.deliver(_result(4, "ghost"))
-    assert await world.store.count_results("ghost") == (1, 0)
+    assert world.store.frames[("ghost", 4)]["result"]["objects"] is not None
+    # Kept, but not counted: no task was published for it, so it cannot complete anything.
+    assert await world.store.count_results("ghost") == (0, 0)
     assert await world.store.get("ghost") is None
     assert world.telemetry.total("results_unknown_event") == 1
     assert world.publisher.sent == []

@@ -1,0 +1,53 @@
+"""Kafka connection options for production: SASL and TLS reach the aiokafka clients."""
+
+from __future__ import annotations
+
+import ssl
+
+from video_runner.adapters.kafka import KafkaConnection, backoff_delay
+from video_runner.bootstrap import kafka_connection, secrets_of
+from video_runner.settings import load_settings
+
+
+def test_plaintext_is_the_default_and_carries_no_credentials():
+    """Locally nothing but the bootstrap servers and a client id is set."""
+    options = KafkaConnection(bootstrap_servers="127.0.0.1:9092").options()
+    assert options["security_protocol"] == "PLAINTEXT"
+    assert "sasl_mechanism" not in options
+    assert "ssl_context" not in options
+
+
+def test_sasl_ssl_settings_give_a_tls_context_and_the_sasl_credentials():
+    """SASL_SSL with SCRAM: the client gets an SSL context, the mechanism, user and password."""
+    settings = load_settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="runner",
+        kafka_sasl_password="s3cret-pass",
+    )
+    options = kafka_connection(settings, "runner").options()
+    assert options["security_protocol"] == "SASL_SSL"
+    assert isinstance(options["ssl_context"], ssl.SSLContext)
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "runner"
+    assert options["sasl_plain_password"] == "s3cret-pass"
+    assert options["client_id"] == "video-runner-runner"
+
+
+def test_every_secret_of_the_settings_is_known_to_the_log_filter():
+    """The S3 secret, the SASL password and the password inside the MongoDB URI are redacted."""
+    settings = load_settings(
+        s3_secret_access_key="s3-secret-value",
+        kafka_sasl_password="sasl-password",
+        mongo_uri="mongodb://runner:mongo-password@db.example:27017/",
+    )
+    secrets = secrets_of(settings)
+    assert {"s3-secret-value", "sasl-password", "mongo-password"} <= set(secrets)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_stays_under_its_cap():
+    """Retry delays double per attempt, are jittered, and never exceed the maximum."""
+    for attempt in range(10):
+        delay = backoff_delay(attempt, 0.5, 30.0)
+        ceiling = min(30.0, 0.5 * 2**attempt)
+        assert ceiling / 2 <= delay <= ceiling
