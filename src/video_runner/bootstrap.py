@@ -20,6 +20,7 @@ from video_runner.adapters.kafka import (
     ConsumerLoop,
     KafkaConnection,
     KafkaPublisher,
+    RecordHandler,
     backoff_delay,
     ensure_topics,
 )
@@ -139,6 +140,29 @@ def detector(settings: Settings) -> Detector:
 
 def work_dir(settings: Settings) -> Path:
     return Path(settings.work_dir or Path(tempfile.gettempdir()) / "video-runner")
+
+
+def consumer_loop(
+    settings: Settings,
+    role: str,
+    *,
+    topic: str,
+    group_id: str,
+    handler: RecordHandler,
+    max_in_flight: int,
+) -> ConsumerLoop:
+    return ConsumerLoop(
+        connection=kafka_connection(settings, role),
+        topic=topic,
+        group_id=group_id,
+        handler=handler,
+        max_in_flight=max_in_flight,
+        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        retry_initial_s=settings.retry_initial_s,
+        retry_max_s=settings.retry_max_s,
+    )
 
 
 def instance_name(role: str) -> str:
@@ -301,28 +325,21 @@ class Runner:
             completion=self.completion,
             telemetry=self.telemetry,
         )
-        connection = kafka_connection(settings, "runner")
-        common = {
-            "connection": connection,
-            "max_poll_interval_ms": settings.kafka_max_poll_interval_ms,
-            "session_timeout_ms": settings.kafka_session_timeout_ms,
-            "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
-            "retry_initial_s": settings.retry_initial_s,
-            "retry_max_s": settings.retry_max_s,
-        }
-        self.events_loop = ConsumerLoop(
+        self.events_loop = consumer_loop(
+            settings,
+            "runner",
             topic=settings.topic_outbox_events,
             group_id=settings.group_runner,
             handler=self.video_path,
             max_in_flight=settings.max_videos_in_flight,
-            **common,  # type: ignore[arg-type]
         )
-        self.results_loop = ConsumerLoop(
+        self.results_loop = consumer_loop(
+            settings,
+            "runner",
             topic=settings.topic_inference_results,
             group_id=settings.group_results,
             handler=self.results_path,
             max_in_flight=64,
-            **common,  # type: ignore[arg-type]
         )
         self.service = Service(
             role="runner",
@@ -427,17 +444,13 @@ class Inference:
             detector=self.detector,
             telemetry=self.telemetry,
         )
-        self.loop = ConsumerLoop(
-            connection=kafka_connection(settings, "inference"),
+        self.loop = consumer_loop(
+            settings,
+            "inference",
             topic=settings.topic_inference_tasks,
             group_id=settings.group_inference,
             handler=self.worker,
             max_in_flight=max_in_flight or settings.inference_batch_size * 2,
-            max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-            retry_initial_s=settings.retry_initial_s,
-            retry_max_s=settings.retry_max_s,
         )
         self.service = Service(
             role="inference",

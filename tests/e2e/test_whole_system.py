@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from support.stack import REPO, isolated_settings, service_process, settings_env
 from support.videos import real_video
 from video_runner import bootstrap
@@ -28,6 +30,7 @@ def detections(document):
     return {frame["frame_id"]: frame["objects"] for frame in document["frames"]}
 
 
+@pytest.mark.timeout(600)
 async def test_two_videos_submitted_at_once_end_ready_with_the_same_detections_as_process(tmp_path):
     """Both videos end ready with detection/{id}.json in S3, every 5th frame id, and the
     detections equal those `video-runner process` computes in one process for the same file."""

@@ -10,11 +10,13 @@ import urllib.error
 import urllib.request
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from support.objects import metric
 from support.stack import (
     REPO,
     isolated_settings,
+    publish,
     running,
     service_process,
     store_of,
@@ -73,31 +75,6 @@ async def submit(settings, video):
         await publisher.stop()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("server", "check"), [("s3", "s3"), ("mongo", "mongodb"), ("kafka", "kafka")]
-)
-async def test_readiness_names_a_stopped_server_and_recovers_when_it_returns(
-    tmp_path, server, check
-):
-    """Stopping one server makes /health/ready 503 naming it; starting it makes it 200 again."""
-    settings = isolated_settings(tmp_path / "work")
-    with service_process("serve", settings, tmp_path / "runner.log"):
-        await ready_status(settings.http_port, 200)
-        try:
-            await asyncio.to_thread(stack, "stop-one", server)
-            _, body = await ready_status(settings.http_port, 503)
-            assert body["checks"][check]["status"] == "down"
-            assert "latency_ms" in body["checks"][check]
-            others = {name for name, c in body["checks"].items() if c["status"] == "down"}
-            assert check in others
-        finally:
-            await asyncio.to_thread(stack, "start-one", server)
-        _, body = await ready_status(settings.http_port, 200, timeout_s=120)
-        assert all(c["status"] == "up" for c in body["checks"].values())
-        assert (await get_async(settings.http_port, "/health"))[0] == 200
-
-
 async def test_metrics_count_exactly_the_frames_of_a_real_video(settings):
     """After bigbuckbunny.mp4 (132 frames), the counters say 27 frames extracted and published."""
     runner = bootstrap.Runner(settings)
@@ -135,6 +112,7 @@ async def test_metrics_count_exactly_the_frames_of_a_real_video(settings):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_sigterm_mid_video_exits_zero_quickly_and_a_restart_finishes_the_video(tmp_path):
     """SIGTERM during a long extraction: exit 0 within 15 s; the next runner completes the video."""
     settings = isolated_settings(tmp_path / "work", upload_concurrency=2, shutdown_drain_s=1.0)
@@ -196,3 +174,51 @@ async def test_a_whole_run_logs_json_lines_without_any_secret(tmp_path):
     assert "Sup3rSecretPw" not in json.dumps(body)
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     assert any(line["msg"] == "dependency not ready, retrying" for line in lines)
+
+
+async def kafka_serves_groups(settings):
+    """After a server restart, wait until a consumer group can consume and commit again, so the
+    next test starts on a settled broker (its coordinator loads after its metadata answers)."""
+    topic = f"settle-{settings.group_runner}"
+    await publish(settings, topic, None, b"x")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"settle-{settings.group_runner}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        await asyncio.wait_for(consumer.getone(), timeout=120)
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+# Last in this module: bouncing the shared servers must not disturb the other tests.
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("server", "check"), [("s3", "s3"), ("mongo", "mongodb"), ("kafka", "kafka")]
+)
+async def test_readiness_names_a_stopped_server_and_recovers_when_it_returns(
+    tmp_path, server, check
+):
+    """Stopping one server makes /health/ready 503 naming it; starting it makes it 200 again."""
+    settings = isolated_settings(tmp_path / "work")
+    with service_process("serve", settings, tmp_path / "runner.log"):
+        await ready_status(settings.http_port, 200)
+        try:
+            await asyncio.to_thread(stack, "stop-one", server)
+            _, body = await ready_status(settings.http_port, 503)
+            assert body["checks"][check]["status"] == "down"
+            assert "latency_ms" in body["checks"][check]
+            others = {name for name, c in body["checks"].items() if c["status"] == "down"}
+            assert check in others
+        finally:
+            await asyncio.to_thread(stack, "start-one", server)
+            await kafka_serves_groups(settings)
+        _, body = await ready_status(settings.http_port, 200, timeout_s=120)
+        assert all(c["status"] == "up" for c in body["checks"].values())
+        assert (await get_async(settings.http_port, "/health"))[0] == 200

@@ -249,6 +249,7 @@ async def test_a_detector_error_above_the_allowed_ratio_fails_the_event(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_a_large_result_set_is_merged_into_s3_while_the_document_stays_small(tmp_path):
     """A thousand frames with 20 objects each end ready: the JSON in S3 is complete and sorted,
     and the prediction document holds a pointer, not the result (so no 16 MB limit applies).

@@ -212,6 +212,7 @@ class SlowFrames:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_a_video_slower_than_max_poll_interval_is_processed_once_without_rebalance(tmp_path):
     """With max_poll_interval_ms=10 s, a 15 s video keeps its partition: no redo, no duplicate."""
     settings = isolated_settings(
@@ -234,6 +235,7 @@ async def test_a_video_slower_than_max_poll_interval_is_processed_once_without_r
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_a_runner_killed_mid_video_loses_nothing_once_restarted(tmp_path):
     """SIGKILL during extraction: the restarted runner redoes the event; every task is there."""
     settings = isolated_settings(tmp_path / "work", upload_concurrency=2)
@@ -282,6 +284,7 @@ async def committed_offsets(settings, group, topic):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_two_runner_processes_share_eight_videos_over_four_partitions(tmp_path):
     """Two replicas in one group: each of eight videos gets all its tasks; none is lost."""
     settings = isolated_settings(tmp_path / "work")

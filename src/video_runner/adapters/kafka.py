@@ -83,7 +83,18 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if missing:
-            await admin.create_topics([NewTopic(t, partitions, replication) for t in missing])
+            response = await admin.create_topics(
+                [NewTopic(t, partitions, replication) for t in missing]
+            )
+            # The admin client does not raise per-topic errors (a broker still starting answers
+            # NOT_CONTROLLER, say): read them, and retry the whole start if one failed.
+            failed = [
+                (topic, code)
+                for topic, code, *_ in response.topic_errors
+                if code not in {0, TopicAlreadyExistsError.errno}
+            ]
+            if failed:
+                raise DependencyUnavailable("kafka", f"creating topics failed: {failed}")
             log.info("topics created", extra={"topics": missing})
     except TopicAlreadyExistsError:
         pass  # another replica created it first

@@ -15,7 +15,7 @@ from video_runner.domain.ids import is_valid_id
 from video_runner.domain.progress import progress_percent, status_view
 from video_runner.errors import InvalidMessage, PermanentError
 from video_runner.services import client
-from video_runner.settings import load_settings
+from video_runner.settings import Settings, load_settings
 
 EXIT_FAILED = 3
 
@@ -90,14 +90,19 @@ def _status(args: argparse.Namespace) -> int:
     return asyncio.run(_status_async(_checked(args.event_id)))
 
 
-async def _status_async(event_id: str) -> int:
-    store = bootstrap.prediction_store(load_settings())
+async def _document(settings: Settings, event_id: str) -> dict[str, Any]:
+    store = bootstrap.prediction_store(settings)
     try:
         document = await store.get(event_id)
     finally:
         await store.close()
     if document is None:
         raise PermanentError(f"unknown event {event_id}")
+    return document
+
+
+async def _status_async(event_id: str) -> int:
+    document = await _document(load_settings(), event_id)
     print(json.dumps(status_view(document), indent=2, default=str))
     return 0
 
@@ -108,13 +113,7 @@ def _result(args: argparse.Namespace) -> int:
 
 async def _result_async(event_id: str) -> int:
     settings = load_settings()
-    store = bootstrap.prediction_store(settings)
-    try:
-        document = await store.get(event_id)
-    finally:
-        await store.close()
-    if document is None:
-        raise PermanentError(f"unknown event {event_id}")
+    document = await _document(settings, event_id)
     data = await client.read_result(bootstrap.object_store(settings), document)
     sys.stdout.write(data.decode("utf-8") + "\n")
     return 0
