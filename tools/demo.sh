@@ -44,10 +44,22 @@ video=$(bash tools/fetch_test_videos.sh .venv/bin/python | grep 'bikes.mp4$')
 echo "submitting $video (250 frames; every 5th is detected)..."
 .venv/bin/video-runner submit "$video" --wait --timeout 600 >"$demo/result.json"
 event_id=$(head -n 1 "$demo/result.json")
-tail -n +2 "$demo/result.json" | .venv/bin/python -m json.tool | head -n 60
-echo "..."
+tail -n +2 "$demo/result.json" >"$demo/$event_id.json"
+.venv/bin/python - "$demo/$event_id.json" <<'PY'
+import json
+import sys
+
+document = json.load(open(sys.argv[1], encoding="utf-8"))
+frames = document["frames"]
+with_objects = [f for f in frames if f["objects"]]
+print(json.dumps({k: document[k] for k in ("event_id", "status", "video", "sampling")}, indent=2))
+print(f"{len(frames)} frames (ids {frames[0]['frame_id']}, {frames[1]['frame_id']}, ... "
+      f"{frames[-1]['frame_id']}); {len(with_objects)} with detections, e.g.:")
+for frame in with_objects[:3]:
+    print("  ", json.dumps(frame))
+PY
 echo
-echo "event $event_id is ready: full JSON in $demo/result.json"
+echo "event $event_id is ready: the full JSON is in $demo/$event_id.json"
 echo "  status:   .venv/bin/video-runner status $event_id   (or curl localhost:8002/predictions/$event_id)"
 echo "  metrics:  curl localhost:8002/metrics"
 echo "the services keep running; stop them with: make demo-stop (and the stack with: make stack-down)"

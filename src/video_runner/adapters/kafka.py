@@ -96,12 +96,37 @@ async def ensure_topics(
             if failed:
                 raise DependencyUnavailable("kafka", f"creating topics failed: {failed}")
             log.info("topics created", extra={"topics": missing})
+        await _until_led(admin, list(dict.fromkeys(topics)))
     except TopicAlreadyExistsError:
         pass  # another replica created it first
     except KafkaError as exc:
         raise DependencyUnavailable("kafka", f"ensure topics: {exc}") from exc
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 30) -> None:
+    """Wait until every partition of ``topics`` has a leader in the broker's metadata.
+
+    A consumer that joins its group before a new topic shows in the metadata is assigned no
+    partition of it, and only notices at its next metadata refresh: start it after this.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        led = {
+            t["topic"]
+            for t in described
+            if t["error_code"] == 0
+            and t["partitions"]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+        }
+        if led >= set(topics):
+            return
+        if time.monotonic() > deadline:
+            waiting = sorted(set(topics) - led)
+            raise DependencyUnavailable("kafka", f"topics without a leader: {waiting}")
+        await asyncio.sleep(0.2)
 
 
 def encode_json(value: Mapping[str, Any]) -> bytes:
@@ -267,6 +292,8 @@ class ConsumerLoop:
             # Default is session_timeout_ms; a member finishing a commit needs longer than that.
             "rebalance_timeout_ms": max(session_timeout_ms, 60_000),
             "max_poll_records": max_in_flight,
+            # A topic created after this consumer started is seen within this, not 5 minutes.
+            "metadata_max_age_ms": 30_000,
         }
         self._started: AIOKafkaConsumer | None = None
         self._progress: dict[TopicPartition, PartitionProgress] = {}
