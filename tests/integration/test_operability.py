@@ -20,11 +20,11 @@ from support.stack import (
     running,
     service_process,
     store_of,
+    submit_video,
     wait_for,
 )
 from support.videos import make_video, real_video
 from video_runner import bootstrap
-from video_runner.services import client
 
 STACK = ["bash", str(REPO / "tools" / "stack" / "stack.sh")]
 
@@ -60,21 +60,6 @@ def stack(*args):
     subprocess.run([*STACK, *args], check=True, cwd=REPO, timeout=180)
 
 
-async def submit(settings, video):
-    publisher = bootstrap.publisher(settings, "test")
-    await publisher.start()
-    try:
-        return await client.submit(
-            bootstrap.object_store(settings),
-            publisher,
-            bucket=settings.bucket_videos,
-            topic=settings.topic_outbox_events,
-            video=video,
-        )
-    finally:
-        await publisher.stop()
-
-
 async def test_metrics_count_exactly_the_frames_of_a_real_video(settings):
     """After bigbuckbunny.mp4 (132 frames), the counters say 27 frames extracted and published."""
     runner = bootstrap.Runner(settings)
@@ -83,7 +68,7 @@ async def test_metrics_count_exactly_the_frames_of_a_real_video(settings):
     http = await start_http(runner.service, "127.0.0.1", settings.http_port)
     try:
         async with running(runner):
-            event_id = await submit(settings, real_video("bigbuckbunny.mp4"))
+            event_id = await submit_video(settings, real_video("bigbuckbunny.mp4"))
             store = store_of(settings)
             try:
 
@@ -120,7 +105,7 @@ async def test_sigterm_mid_video_exits_zero_quickly_and_a_restart_finishes_the_v
     store = store_of(settings)
     try:
         with service_process("serve", settings, tmp_path / "runner-1.log") as first:
-            event_id = await submit(settings, video)
+            event_id = await submit_video(settings, video)
 
             async def started():
                 document = await store.get(event_id)

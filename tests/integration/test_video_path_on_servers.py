@@ -20,29 +20,13 @@ from support.stack import (
     running,
     service_process,
     store_of,
+    submit_video,
     wait_for,
 )
 from support.videos import make_video, real_video, truncate
 from video_runner import bootstrap
-from video_runner.services import client
 
 BIKES_FRAMES = 250  # bikes.mp4: 250 frames, 640x272
-
-
-async def submit(settings, video):
-    objects = bootstrap.object_store(settings)
-    publisher = bootstrap.publisher(settings, "test")
-    await publisher.start()
-    try:
-        return await client.submit(
-            objects,
-            publisher,
-            bucket=settings.bucket_videos,
-            topic=settings.topic_outbox_events,
-            video=video,
-        )
-    finally:
-        await publisher.stop()
 
 
 async def extracted(settings, event_id, timeout_s=90.0):
@@ -62,7 +46,7 @@ async def test_a_real_video_becomes_one_task_per_sampled_frame_with_its_jpeg_in_
     """Every 5th frame of bikes.mp4 is uploaded as a JPEG and announced by exactly one task."""
     runner = bootstrap.Runner(settings)
     async with running(runner):
-        event_id = await submit(settings, real_video("bikes.mp4"))
+        event_id = await submit_video(settings, real_video("bikes.mp4"))
         document = await extracted(settings, event_id)
     expected = list(range(0, BIKES_FRAMES, 5))
     records = await read_topic(
@@ -91,7 +75,7 @@ async def test_the_same_event_delivered_twice_publishes_its_tasks_once(settings)
     """A redelivered event whose tasks were all published is recognised and changes nothing."""
     runner = bootstrap.Runner(settings)
     async with running(runner):
-        event_id = await submit(settings, real_video("carphone_pristine.mp4"))
+        event_id = await submit_video(settings, real_video("carphone_pristine.mp4"))
         await extracted(settings, event_id)
         event = {
             "event_id": event_id,
@@ -142,7 +126,7 @@ async def test_poison_messages_are_dead_lettered_and_never_block_their_partition
         await publish(settings, settings.topic_outbox_events, key, value)
     runner = bootstrap.Runner(settings)
     async with running(runner):
-        good = await submit(settings, real_video("carphone_pristine.mp4"))
+        good = await submit_video(settings, real_video("carphone_pristine.mp4"))
         await extracted(settings, good)
     dlq = await read_topic(
         settings,
@@ -222,7 +206,7 @@ async def test_a_video_slower_than_max_poll_interval_is_processed_once_without_r
     runner.video_path._frames = SlowFrames(runner.video_path._frames, delay_s=0.6)
     started = time.monotonic()
     async with running(runner):
-        event_id = await submit(settings, real_video("carphone_pristine.mp4"))  # 24 frames
+        event_id = await submit_video(settings, real_video("carphone_pristine.mp4"))  # 24 frames
         await extracted(settings, event_id, timeout_s=120)
         elapsed = time.monotonic() - started
         await asyncio.sleep(3)  # a rebalance would redeliver the event now
@@ -244,7 +228,7 @@ async def test_a_runner_killed_mid_video_loses_nothing_once_restarted(tmp_path):
     store = store_of(settings)
     try:
         with service_process("serve", settings, tmp_path / "runner-1.log") as first:
-            event_id = await submit(settings, video)
+            event_id = await submit_video(settings, video)
 
             async def midway():
                 document = await store.get(event_id)
@@ -294,7 +278,9 @@ async def test_two_runner_processes_share_eight_videos_over_four_partitions(tmp_
         service_process("serve", settings, tmp_path / "a.log"),
         service_process("serve", settings, tmp_path / "b.log", HTTP_PORT=str(free_port())),
     ):
-        events = [await submit(settings, real_video("carphone_pristine.mp4")) for _ in range(8)]
+        events = [
+            await submit_video(settings, real_video("carphone_pristine.mp4")) for _ in range(8)
+        ]
         for event_id in events:
             await extracted(settings, event_id, timeout_s=180)
     records = await read_topic(

@@ -222,3 +222,21 @@ def service_process(
 
 def store_of(settings: Settings) -> Any:
     return bootstrap.prediction_store(settings)
+
+
+async def submit_video(settings: Settings, video: Path) -> str:
+    """Upload ``video`` and publish its event, as ``video-runner submit`` does; returns the id."""
+    from video_runner.services import client
+
+    publisher = bootstrap.publisher(settings, "test")
+    await publisher.start()
+    try:
+        return await client.submit(
+            bootstrap.object_store(settings),
+            publisher,
+            bucket=settings.bucket_videos,
+            topic=settings.topic_outbox_events,
+            video=video,
+        )
+    finally:
+        await publisher.stop()

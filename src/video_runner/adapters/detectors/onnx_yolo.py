@@ -49,15 +49,22 @@ _DTYPES: dict[str, type[np.floating[Any]]] = {
 }
 
 
-def parse_names(raw: str | None) -> dict[int, str] | None:
-    """Parse Ultralytics' ``names`` metadata (a dict or list literal); ``None`` if unusable."""
+def _literal(raw: str | None) -> object:
+    """A metadata value as a Python literal; ``None`` when absent or not a literal.
+
+    literal_eval evaluates literals only, never code: safe on a file from a user.
+    """
     if not raw:
         return None
     try:
-        # literal_eval evaluates literals only, never code: safe on a file from a user.
-        value = ast.literal_eval(raw)
+        return ast.literal_eval(raw)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
+
+
+def parse_names(raw: str | None) -> dict[int, str] | None:
+    """Parse Ultralytics' ``names`` metadata (a dict or list literal); ``None`` if unusable."""
+    value = _literal(raw)
     if isinstance(value, list | tuple):
         value = dict(enumerate(value))
     if not isinstance(value, dict):
@@ -71,12 +78,7 @@ def parse_names(raw: str | None) -> dict[int, str] | None:
 
 
 def _parse_imgsz(raw: str | None) -> tuple[int, int] | None:
-    if not raw:
-        return None
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
+    value = _literal(raw)
     if isinstance(value, int) and value > 0:
         return value, value
     if (
