@@ -166,18 +166,19 @@ class FakePredictionStore:
         document["updated_at"] = self.clock()
         return True
 
-    async def bump(
-        self, event_id: str, fields: Mapping[str, Any], increments: Mapping[str, int]
-    ) -> None:
+    async def claim_reaping(self, event_id: str, attempts: int, now: datetime) -> bool:
         await self._round_trip()
         document = self.documents.get(event_id)
-        if document is None:
-            return  # update_one without upsert: nothing to change
-        for key, value in fields.items():
-            _set_path(document, key, value)
-        for key, value in increments.items():
-            _set_path(document, key, (_get_path(document, key) or 0) + value)
-        document["updated_at"] = self.clock()
+        if (
+            document is None
+            or document.get("status") != Status.PROCESSING
+            or int(document.get("reaper_attempts") or 0) != attempts
+        ):
+            return False
+        document["reaper_attempts"] = attempts + 1
+        document["last_reaped_at"] = now
+        document["updated_at"] = now
+        return True
 
     async def record_frames(self, event_id: str, frames: Sequence[Mapping[str, Any]]) -> None:
         await self._round_trip()

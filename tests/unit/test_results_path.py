@@ -338,3 +338,22 @@ async def test_a_result_arriving_pushes_the_reaper_deadline_back():
     world.clock.advance(100)
     assert await world.reaper.run_once(world.clock.now) == 0
     assert world.publisher.sent == []
+
+
+async def test_two_reapers_acting_at_once_republish_an_overdue_event_once():
+    """Two runner replicas reaping the same event at the same moment: one attempt, one copy."""
+    world = World(result_deadline_s=120)
+    other = Reaper(
+        world.config,
+        store=world.store,
+        publisher=world.publisher,
+        completion=world.completion,
+        telemetry=world.telemetry,
+    )
+    await world.extracted(frames=3)
+    await world.deliver(_result(1))
+    world.clock.advance(121)
+    await asyncio.gather(world.reaper.run_once(world.clock.now), other.run_once(world.clock.now))
+    tasks = world.publisher.on("inference_tasks")
+    assert [t.value["frame_id"] for t in tasks] == [0, 2]
+    assert (await world.status())["reaper_attempts"] == 1

@@ -160,16 +160,20 @@ class MongoPredictionStore:
             raise _unavailable(exc) from exc
         return result.matched_count == 1
 
-    async def bump(
-        self, event_id: str, fields: Mapping[str, Any], increments: Mapping[str, int]
-    ) -> None:
-        update: dict[str, Any] = {"$set": {**fields, "updated_at": _now()}}
-        if increments:
-            update["$inc"] = dict(increments)
+    async def claim_reaping(self, event_id: str, attempts: int, now: datetime) -> bool:
+        # A document written before the field existed counts as zero attempts.
+        current: dict[str, Any] = {"$in": [0, None]} if attempts == 0 else {"$eq": attempts}
         try:
-            await self._predictions.update_one({"_id": event_id}, update)
+            result = await self._predictions.update_one(
+                {"_id": event_id, "status": Status.PROCESSING.value, "reaper_attempts": current},
+                {
+                    "$set": {"last_reaped_at": now, "updated_at": now},
+                    "$inc": {"reaper_attempts": 1},
+                },
+            )
         except _TRANSIENT as exc:
             raise _unavailable(exc) from exc
+        return result.modified_count == 1
 
     async def record_frames(self, event_id: str, frames: Sequence[Mapping[str, Any]]) -> None:
         now = _now()

@@ -224,9 +224,11 @@ class Reconciler:
 class Reaper:
     """Re-publishes the tasks of frames whose result is overdue; fails the event at the end.
 
-    "Overdue" is measured from the event's last progress (``updated_at``, which the completion
-    check moves whenever a new result was counted); after the first re-publication the deadline
-    doubles with each further one (1x, 1x, 2x, 4x...).
+    Replicas do not reap the same event twice: each attempt is claimed by a conditional update
+    on the attempt count before anything is re-published. "Overdue" is measured from the event's
+    last progress (``updated_at``, which the completion check moves whenever a new result was
+    counted); after the first re-publication the deadline doubles with each further one (1x, 1x,
+    2x, 4x...).
     """
 
     def __init__(
@@ -294,6 +296,8 @@ class Reaper:
                     extra={"event_id": event_id, "missing": len(missing)},
                 )
             return
+        if not await self._store.claim_reaping(event_id, attempts, now):
+            return  # another replica reaped this event in the meantime
         tasks = [
             (
                 event_id,
@@ -312,7 +316,6 @@ class Reaper:
             if "object" in frame
         ]
         await self._publisher.publish_many(self._config.tasks_topic, tasks)
-        await self._store.bump(event_id, {"last_reaped_at": now}, {"reaper_attempts": 1})
         self._telemetry.count("tasks_republished", len(tasks))
         log.warning(
             "re-published overdue frame tasks",
