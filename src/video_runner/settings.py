@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
@@ -112,6 +112,20 @@ class Settings(BaseSettings):
     outbox_http_port: int = 8004
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator(
+        "max_video_bytes",
+        "max_frame_pixels",
+        "max_video_duration_s",
+        "s3_endpoint_url",
+        mode="before",
+    )
+    @classmethod
+    def _none_words(cls, value: object) -> object:
+        """An environment variable cannot hold None: "", "none" and "off" mean no value."""
+        if isinstance(value, str) and value.strip().lower() in {"", "none", "off"}:
+            return None
+        return value
 
     @cached_property
     def sampling(self) -> Sampling:
