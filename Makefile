@@ -11,7 +11,7 @@ STACK := bash tools/stack/stack.sh
 WITH_STACK_ENV := set -a && source .stack/env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help install lint test test-unit test-integration test-e2e stack-up stack-down stack-status demo demo-stop bench clean
+.PHONY: help install lint test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ lint: install ## ruff, formatting, mypy --strict and the import contracts
 
 test: install ## unit, integration and e2e tests against a local stack it starts and stops
 	$(STACK) up
-	$(WITH_STACK_ENV) rc=0; $(PY) -m pytest tests $(PYTEST_ARGS) || rc=$$?; $(STACK) down; exit $$rc
+	$(WITH_STACK_ENV) rc=0; $(PY) -m pytest tests -m "not soak" $(PYTEST_ARGS) || rc=$$?; $(STACK) down; exit $$rc
 
 test-unit: install ## the fast tests that need no server
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -44,7 +44,11 @@ test-integration: install ## integration tests; leaves the stack running for the
 
 test-e2e: install ## the whole system as processes; leaves the stack running
 	$(STACK) up
-	$(WITH_STACK_ENV) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+	$(WITH_STACK_ENV) $(PY) -m pytest tests/e2e -m "not soak" $(PYTEST_ARGS)
+
+soak: install ## the chaos test: runner replicas killed at random while videos flow (minutes)
+	$(STACK) up
+	$(WITH_STACK_ENV) $(PY) -m pytest tests/e2e -m soak -s $(PYTEST_ARGS)
 
 stack-up: ## start Kafka, the S3 server and FerretDB on 127.0.0.1 (idempotent)
 	$(STACK) up

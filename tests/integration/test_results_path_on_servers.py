@@ -120,8 +120,7 @@ async def test_results_that_arrive_before_total_frames_count_once_it_is_known(se
             )
 
         async def counted():
-            document = await store.get("early-1")
-            return document["results_received"] == len(frame_ids)
+            return await store.count_results("early-1") == (len(frame_ids), 0)
 
         await wait_for(counted)
         assert (await store.get("early-1"))["status"] == "processing"

@@ -192,6 +192,7 @@ class ServiceProcess:
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+        self._log.close()
 
     def terminate(self, timeout_s: float = 30.0) -> int:
         self.process.send_signal(signal.SIGTERM)

@@ -129,16 +129,23 @@ async def test_the_first_result_of_a_frame_wins():
 
 
 async def test_results_before_the_total_complete_once_the_total_is_set():
-    """All results arrive while extraction still runs; the check after total_frames finishes."""
+    """All results arrive while extraction still runs; the check after total_frames finishes.
+
+    Until then the results path stores and counts but leaves the document to the video path.
+    """
     world = World()
     await world.extracted(frames=3, total=False)
+    before = dict(await world.status())
     await world.deliver(*(_result(i) for i in range(3)))
     document = await world.status()
     assert document["status"] == Status.PROCESSING
-    assert document["results_received"] == 3
+    assert await world.store.count_results("ev-1") == (3, 0)
+    assert document.get("results_received") == before.get("results_received")
     await world.store.update_processing("ev-1", {"total_frames": 3})
     await world.completion.check("ev-1")
-    assert (await world.status())["status"] == Status.PREDICTABLE
+    finished = await world.status()
+    assert finished["status"] == Status.PREDICTABLE
+    assert finished["results_received"] == 3
 
 
 async def test_partial_results_update_the_received_counter_only():

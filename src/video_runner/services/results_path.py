@@ -61,8 +61,14 @@ class Completion:
         document = await self._store.get(event_id)
         if document is None or document.get("status") != Status.PROCESSING.value:
             return
-        received, failed = await self._store.count_results(event_id)
         total = document.get("total_frames")
+        if total is None:
+            # The video path owns the document until it sets total_frames, and then checks
+            # again itself. Writing progress meanwhile would race its writes, and a server whose
+            # updates are read-modify-write (FerretDB) can then lose total_frames: seen in the
+            # chaos test. Results stored meanwhile are counted at that check.
+            return
+        received, failed = await self._store.count_results(event_id)
         verdict = judge_completion(total, received, failed, self._config.max_failed_ratio)
         if not verdict.complete:
             if received > int(document.get("results_received") or 0):
