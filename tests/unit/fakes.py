@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from video_runner.adapters.mongo import frame_result_of
 from video_runner.domain.detections import Detection
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status, sources_of
@@ -231,16 +232,7 @@ class FakePredictionStore:
             k for k, r in self.frames.items() if k[0] == event_id and _published_result(r)
         )
         for key in keys:
-            record = copy.deepcopy(self.frames[key])
-            result = record["result"]
-            timestamp = record.get("timestamp_ms", record.get("result_timestamp_ms"))
-            yield FrameResult(
-                frame_id=int(record["frame_id"]),
-                timestamp_ms=None if timestamp is None else int(timestamp),
-                objects=list(result.get("objects") or []),
-                error=result.get("error"),
-                model=result.get("model"),
-            )
+            yield frame_result_of(copy.deepcopy(self.frames[key]))
 
     async def transition(
         self, event_id: str, target: Status, fields: Mapping[str, Any], *, owner: str | None = None

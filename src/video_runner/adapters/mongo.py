@@ -55,6 +55,19 @@ def frame_doc_id(event_id: str, frame_id: int) -> str:
     return f"{event_id}/{frame_id}"
 
 
+def frame_result_of(record: Mapping[str, Any]) -> FrameResult:
+    """The stored result of a frame document (the task's timestamp wins over the result's)."""
+    result = record["result"]
+    timestamp = record.get("timestamp_ms", record.get("result_timestamp_ms"))
+    return FrameResult(
+        frame_id=int(record["frame_id"]),
+        timestamp_ms=None if timestamp is None else int(timestamp),
+        objects=list(result.get("objects") or []),
+        error=result.get("error"),
+        model=result.get("model"),
+    )
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -272,15 +285,7 @@ class MongoPredictionStore:
                 _PUBLISHED_WITH_RESULT | {"event_id": event_id}, {"_id": 0}
             ).sort("frame_id", ASCENDING)
             async for doc in cursor:
-                result = doc["result"]
-                timestamp = doc.get("timestamp_ms", doc.get("result_timestamp_ms"))
-                yield FrameResult(
-                    frame_id=int(doc["frame_id"]),
-                    timestamp_ms=None if timestamp is None else int(timestamp),
-                    objects=list(result.get("objects") or []),
-                    error=result.get("error"),
-                    model=result.get("model"),
-                )
+                yield frame_result_of(doc)
         except _TRANSIENT as exc:
             raise _unavailable(exc) from exc
 
