@@ -77,17 +77,19 @@ async def ensure_topics(
     A consumer subscribed to a topic that does not exist yet would only notice it at its next
     metadata refresh (minutes later); creating it up front makes a fresh system start at once.
     """
+    wanted = list(dict.fromkeys(topics))
     admin = AIOKafkaAdminClient(**connection.options())
     try:
         await admin.start()
         existing = set(await admin.list_topics())
-        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        missing = [t for t in wanted if t not in existing]
         if missing:
             response = await admin.create_topics(
                 [NewTopic(t, partitions, replication) for t in missing]
             )
             # The admin client does not raise per-topic errors (a broker still starting answers
-            # NOT_CONTROLLER, say): read them, and retry the whole start if one failed.
+            # NOT_CONTROLLER, say): read them, and retry the whole start if one failed. Another
+            # replica creating the same topic first is no failure.
             failed = [
                 (topic, code)
                 for topic, code, *_ in response.topic_errors
@@ -96,9 +98,7 @@ async def ensure_topics(
             if failed:
                 raise DependencyUnavailable("kafka", f"creating topics failed: {failed}")
             log.info("topics created", extra={"topics": missing})
-        await _until_led(admin, list(dict.fromkeys(topics)))
-    except TopicAlreadyExistsError:
-        pass  # another replica created it first
+        await _until_led(admin, wanted)
     except KafkaError as exc:
         raise DependencyUnavailable("kafka", f"ensure topics: {exc}") from exc
     finally:
@@ -312,10 +312,6 @@ class ConsumerLoop:
     def is_started(self) -> bool:
         return self._started is not None
 
-    @property
-    def _consumer(self) -> AIOKafkaConsumer:
-        return self.consumer
-
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(**self._options)
         try:
@@ -336,20 +332,20 @@ class ConsumerLoop:
                 await self._commit_finished()
         finally:
             await self._drain(drain_timeout_s)
-            await self._consumer.stop()
+            await self.consumer.stop()
 
     async def _poll_once(self) -> None:
         in_flight = self._in_flight()
-        assignment = self._consumer.assignment()
+        assignment = self.consumer.assignment()
         # Paused partitions return nothing, but getmany still runs: the poll timer is reset and
         # heartbeats flow, however long the handlers take.
         if in_flight >= self._max_in_flight:
-            self._consumer.pause(*assignment)
+            self.consumer.pause(*assignment)
         else:
-            self._consumer.resume(*assignment)
+            self.consumer.resume(*assignment)
         capacity = max(self._max_in_flight - in_flight, 1)
         try:
-            batches = await self._consumer.getmany(
+            batches = await self.consumer.getmany(
                 timeout_ms=self._poll_timeout_ms, max_records=capacity
             )
         except KafkaError as exc:
@@ -433,7 +429,7 @@ class ConsumerLoop:
             return
         try:
             # A commit retries retriable errors forever inside aiokafka: bound it.
-            await asyncio.wait_for(self._consumer.commit(offsets), timeout=30)
+            await asyncio.wait_for(self.consumer.commit(offsets), timeout=30)
         except CommitFailedError:
             log.warning("commit refused after a rebalance; another member redoes that work")
             return
