@@ -2,14 +2,18 @@
 
 Decoding is PyAV's (FFmpeg, frame-threaded); preprocessing and JPEG are OpenCV's. Both release the
 GIL, so one decoder thread and a small pool of worker threads use every core without a process
-pool (measured: docs/decisions/0002-extraction-concurrency.md). The file is decoded once; only
-the selected frames are converted to BGR; at most ``max_buffered_frames`` frames are in flight
-between the decoder and the consumer, whatever the length of the video.
+pool (measured: docs/decisions/0002-extraction-concurrency.md). Only the selected pictures and
+the pictures they depend on reach the decoder, when a demux-only first pass proves which those are
+(docs/decisions/0005-decode-only-what-sampling-needs.md); otherwise every picture is decoded.
+Only the selected frames are converted to BGR, into arrays each worker thread reuses; at most
+``max_buffered_frames`` frames are in flight between the decoder and the consumer, whatever the
+length of the video.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import queue
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -22,8 +26,11 @@ import av
 import av.error
 import cv2
 
+from video_runner.adapters.video_plan import read_plan
+from video_runner.domain.decode_plan import DecodePlan
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
-from video_runner.domain.preprocess import Image, encode_jpeg, preprocess
+from video_runner.domain.preprocess import Image, encode_jpeg
+from video_runner.domain.preprocess_buffers import PreprocessBuffers
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 from video_runner.errors import ErrorCode, InvalidVideo
@@ -32,10 +39,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from av.container import InputContainer
+    from av.packet import Packet
     from av.video.frame import VideoFrame
     from av.video.stream import VideoStream
 
 #: Called with ``(frame_id, image)`` just before JPEG encoding: lets tests compare exact pixels.
+#: The array is the worker thread's and is overwritten by its next frame: copy it to keep it.
 ImageHook = Callable[[int, Image], None]
 
 _POLL_S = 0.1
@@ -62,6 +71,7 @@ class VideoFrameSource:
         workers: int = 2,
         max_buffered_frames: int = 8,
         image_hook: ImageHook | None = None,
+        decode_all: bool = False,
     ) -> None:
         if workers < 1 or max_buffered_frames < 1:
             raise ValueError("workers and max_buffered_frames must be at least 1")
@@ -71,6 +81,14 @@ class VideoFrameSource:
         self.workers = workers
         self.max_buffered_frames = max_buffered_frames
         self._image_hook = image_hook
+        #: Feed every packet to the decoder (the reference the selective decoding must equal).
+        self.decode_all = decode_all
+        self._buffers = threading.local()
+        #: How the last started extraction decoded: ``"selective"`` or ``"full"``; for tests and
+        #: the benchmark, with the share of packets it kept from the decoder.
+        self.last_mode = ""
+        self.last_dropped = 0
+        self.last_packets = 0
 
     def probe(self, path: Path) -> VideoInfo:
         """Validate the file and read its properties (decodes its first frame, nothing more)."""
@@ -107,19 +125,31 @@ class VideoFrameSource:
 
     def _start(self, path: Path) -> _Pipeline:
         container = _open(path, self.limits)
+        every_n = 1 if self.decode_all else self.plan.every_n
         try:
-            decoder = _Decoder(container, self.limits)
+            decoder = _Decoder(container, self.limits, path=path, every_n=every_n)
         except BaseException:
             container.close()
             raise
-        return _Pipeline(decoder, self._finish, self.plan, self.workers, self.max_buffered_frames)
+        self._record(decoder)
+        return _Pipeline(
+            decoder, self._finish, self.plan, self.workers, self.max_buffered_frames, self._record
+        )
+
+    def _record(self, decoder: _Decoder) -> None:
+        self.last_mode = "full" if decoder.decode_plan is None else "selective"
+        self.last_dropped = decoder.dropped
+        self.last_packets = decoder.packets
 
     def _finish(self, job: _Job) -> ExtractedFrame:
         # Runs on a worker thread: every call below releases the GIL for the heavy part.
+        buffers = getattr(self._buffers, "arrays", None)
+        if buffers is None:
+            buffers = self._buffers.arrays = PreprocessBuffers()
         image = cast("Image", job.frame.to_ndarray(format="bgr24"))
         if job.rotation:
-            image = cast("Image", cv2.rotate(image, _ROTATE_CLOCKWISE[job.rotation]))
-        image = preprocess(image, self.preprocessing)
+            image = buffers.rotate(image, _ROTATE_CLOCKWISE[job.rotation])
+        image = buffers.preprocess(image, self.preprocessing)
         if self._image_hook is not None:
             self._image_hook(job.frame_id, image)
         height, width = image.shape[:2]
@@ -145,12 +175,29 @@ class _Job:
     frame: VideoFrame
 
 
-class _Decoder:
-    """One open video stream: validated header, then its frames in presentation order."""
+class _PlanBroken(Exception):
+    """The decoder's output left the plan: decode everything instead, from the start."""
 
-    def __init__(self, container: InputContainer, limits: VideoLimits) -> None:
+
+class _Decoder:
+    """One open video stream: validated header, then its frames in presentation order.
+
+    With a :class:`DecodePlan`, packets the plan drops never reach the decoder, and each frame's
+    index is its pts' presentation rank. Every decoded frame is checked against the plan; the
+    first surprise reopens the file and decodes everything, skipping the frames already given.
+    """
+
+    def __init__(
+        self,
+        container: InputContainer,
+        limits: VideoLimits,
+        *,
+        path: Path | None = None,
+        every_n: int = 1,
+    ) -> None:
         self.container = container
         self.limits = limits
+        self.path = path
         self.stream = _video_stream(container)
         # Frame threading; FFmpeg's threads decode without the GIL.
         self.stream.thread_type = "AUTO"
@@ -158,11 +205,18 @@ class _Decoder:
         self.stream_duration_ms = _ms(self.stream.duration, self.stream.time_base)
         self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 0)
         self._check_header()
-        self.decoded = 0
-        self.discarded_packets = 0
-        self.last_timestamp_ms = 0
+        self.decode_plan: DecodePlan | None = None
+        if path is not None:
+            self.decode_plan = read_plan(path, self.stream.index, every_n)
+        self.packets = len(self.decode_plan.pts) if self.decode_plan else 0
+        self._reset_counts()
+        self.start_pts: int | None = None
         self._frames = self._decode()
-        first = next(self._frames, None)
+        try:
+            first = next(self._frames, None)
+        except _PlanBroken:
+            self._decode_everything()
+            first = next(self._frames, None)
         if first is None:
             raise self._nothing_decoded()
         self._first: VideoFrame | None = first
@@ -170,13 +224,54 @@ class _Decoder:
         self.rotation = (-round(first.rotation / 90) * 90) % 360
         self.info = self._info(first)
 
-    def frames(self) -> Iterator[VideoFrame]:
-        """Every frame, starting with the one the constructor decoded; then a completeness check."""
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
-        yield from self._frames
+    def _reset_counts(self) -> None:
+        self.decoded = 0
+        self.discarded_packets = 0
+        self.dropped = 0
+        self.last_timestamp_ms = 0
+
+    def frames(self) -> Iterator[tuple[int, VideoFrame]]:
+        """``(index, frame)`` for every frame decoded, in order; then a completeness check."""
+        given = -1
+        try:
+            for index, frame in self._indexed():
+                given = index
+                yield index, frame
+        except _PlanBroken:
+            self._decode_everything()
+            for index, frame in enumerate(self._frames):
+                if index > given:
+                    yield index, frame
         self._check_complete()
+
+    def _indexed(self) -> Iterator[tuple[int, VideoFrame]]:
+        plan = self.decode_plan
+        first, self._first = self._first, None
+        head = [] if first is None else [first]
+        if plan is None:
+            yield from enumerate(itertools.chain(head, self._frames))
+            return
+        # Enough reordering delay from the start, or the decoder's own heuristics could drop or
+        # reorder pictures differently once some are missing.
+        if _reorder_delay(self.stream) < plan.reorder_depth:
+            raise _PlanBroken
+        expected = iter(plan.decoded_pts)
+        for frame in itertools.chain(head, self._frames):
+            if frame.pts is None or frame.pts != next(expected, None):
+                raise _PlanBroken
+            yield plan.index_of[frame.pts], frame
+        if next(expected, None) is not None:
+            raise _PlanBroken
+
+    def _decode_everything(self) -> None:
+        self.container.close()
+        assert self.path is not None  # noqa: S101 - a plan exists only for a path
+        self.container = _open(self.path, self.limits)
+        self.stream = _video_stream(self.container)
+        self.stream.thread_type = "AUTO"
+        self.decode_plan = None
+        self._reset_counts()
+        self._frames = self._decode()
 
     def timestamp_ms(self, frame: VideoFrame, index: int) -> int:
         """Presentation time from the container's timestamps (right for variable frame rate)."""
@@ -184,9 +279,9 @@ class _Decoder:
             return round(index * 1000 / self.fps) if self.fps else 0
         return max(0, round((frame.pts - self.start_pts) * frame.time_base * 1000))
 
-    def _last_frame_seen(self, frame: VideoFrame) -> None:
-        if frame.pts is not None and frame.time_base is not None and self.start_pts is not None:
-            end = round((frame.pts - self.start_pts) * frame.time_base * 1000)
+    def _last_frame_seen(self, pts: int | None, time_base: Fraction | None) -> None:
+        if pts is not None and time_base is not None and self.start_pts is not None:
+            end = round((pts - self.start_pts) * time_base * 1000)
             self.last_timestamp_ms = max(self.last_timestamp_ms, end)
 
     def check_frame(self, frame: VideoFrame, timestamp_ms: int) -> None:
@@ -200,12 +295,18 @@ class _Decoder:
             )
 
     def _decode(self) -> Iterator[VideoFrame]:
+        plan = self.decode_plan
+        position = 0
         try:
             for packet in self.container.demux(self.stream):
                 if packet.is_corrupt:
                     raise InvalidVideo("a packet is flagged corrupt", code=ErrorCode.CORRUPT)
                 if packet.size and packet.is_discard:
                     self.discarded_packets += 1
+                if plan is not None and packet.size:
+                    position += 1
+                    if self._dropped(plan, position - 1, packet):
+                        continue
                 for frame in packet.decode():
                     if frame.is_corrupt:
                         raise InvalidVideo(
@@ -213,12 +314,24 @@ class _Decoder:
                         )
                     self.decoded += 1
                     if self.decoded > 1:  # the first frame arrives before start_pts is known
-                        self._last_frame_seen(frame)
+                        self._last_frame_seen(frame.pts, frame.time_base)
                     yield frame
         except av.error.FFmpegError as error:
             raise InvalidVideo(
                 f"decoding failed after {self.decoded} frames: {error}", code=ErrorCode.CORRUPT
             ) from error
+
+    def _dropped(self, plan: DecodePlan, position: int, packet: Packet[VideoStream]) -> bool:
+        """Whether the plan keeps this packet from the decoder (then it is counted as read)."""
+        # The second pass must see the stream the first pass planned for.
+        if position >= len(plan.pts) or packet.pts != plan.pts[position]:
+            raise _PlanBroken
+        if not plan.drop[position]:
+            return False
+        # Counted as a frame for the completeness checks: it was in the file.
+        self.dropped += 1
+        self._last_frame_seen(packet.pts, packet.time_base)
+        return True
 
     def _check_header(self) -> None:
         codec = self.stream.codec_context
@@ -247,10 +360,11 @@ class _Decoder:
 
     def _check_complete(self) -> None:
         if self.declared_frames:
-            if self.decoded + self.discarded_packets < self.declared_frames:
+            # Packets kept from the decoder were in the file: they count, a missing tail does not.
+            if self.decoded + self.dropped + self.discarded_packets < self.declared_frames:
                 raise InvalidVideo(
-                    f"only {self.decoded} of the {self.declared_frames} frames the container"
-                    " declares could be decoded (truncated or corrupt)",
+                    f"only {self.decoded + self.dropped} of the {self.declared_frames} frames the"
+                    " container declares could be read (truncated or corrupt)",
                     code=ErrorCode.CORRUPT,
                 )
             return
@@ -299,6 +413,8 @@ class _Pipeline:
     plan: SamplingPlan
     workers: int
     max_buffered_frames: int
+    #: Told about the decoder once it has finished (how it decoded, what it dropped).
+    on_finished: Callable[[_Decoder], None] = lambda _: None
     _queue: queue.Queue[object] = field(init=False)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
     _pool: ThreadPoolExecutor = field(init=False)
@@ -346,7 +462,13 @@ class _Pipeline:
 
     def _feed(self) -> None:
         decoder = self.decoder
-        for index, frame in enumerate(decoder.frames()):
+        try:
+            self._feed_frames(decoder)
+        finally:
+            self.on_finished(decoder)
+
+    def _feed_frames(self, decoder: _Decoder) -> None:
+        for index, frame in decoder.frames():
             if self._stop.is_set():
                 return
             if not self.plan.is_selected(index):
@@ -402,6 +524,12 @@ def _video_stream(container: InputContainer) -> VideoStream:
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
     raise InvalidVideo("the file has no video stream", code=ErrorCode.NO_VIDEO_STREAM)
+
+
+def _reorder_delay(stream: VideoStream) -> int:
+    """The decoder's output delay in frames (FFmpeg's ``has_b_frames``); 0 if PyAV hides it."""
+    # PyAV's ``has_b_frames`` is a bool; the raw count is ``reorder_depth`` (not in the stubs).
+    return int(getattr(stream.codec_context, "reorder_depth", 0))
 
 
 def _check_pixels(width: int, height: int, limits: VideoLimits) -> None:
