@@ -3,13 +3,31 @@
 ::
 
     VideoRunnerError                    root: catch this to catch everything of ours
-    ├── ConfigurationError              settings are wrong (bad secret, bad URL); fix and restart
+    ├── ConfigurationError              settings are wrong (bad secret, bad URL, bad bucket name)
+    │   └── AccessProblem               a dependency answers but refuses us (``.dependency``):
+    │                                   credentials, permissions, a bucket or topic of ours missing
     ├── RetriableError                  the same work may succeed later: back off, do not commit
-    │   └── DependencyUnavailable       Kafka, S3 or MongoDB did not answer (``.dependency``)
+    │   └── DependencyUnavailable       Kafka, S3 or MongoDB did not answer, throttled us or
+    │                                   answered 5xx (``.dependency``)
     └── PermanentError                  the same input will always fail: record, dead-letter, commit
-        ├── InvalidMessage              bad JSON, schema violation, or an id outside the allowlist
-        ├── SourceMissing               the video object is not in the bucket
-        └── InvalidVideo                not a video, no video stream, corrupt, over a limit
+        ├── InvalidMessage              bad JSON or encoding, too deep, too large, schema violation,
+        │                               an id or a bucket name outside the allowlist
+        ├── SourceMissing               the video object is not in the bucket, or S3 refuses it to
+        │                               credentials that work (``source_unreadable``)
+        ├── InvalidVideo                not a video, no video stream, corrupt, over a limit
+        └── OutputRejected              a dependency refuses, for good, what we write for this
+                                        event: a message over the broker's limit, a document or an
+                                        object name the server will never take
+
+A ``ConfigurationError`` is never the event's fault, so it never fails an event: at start-up the
+process logs it and exits 2 (a clear error, never a hang); mid-run the consumer loops retry it
+with backoff exactly like a ``RetriableError`` (nothing is committed, nothing dead-lettered), so
+no event is lost while an operator fixes the secret, the permission or the bucket; readiness and
+the warning log name the dependency, which is what the alert keys on.
+
+``video_runner.adapters.error_classes`` is the one table that maps the exceptions of botocore,
+aiokafka and PyMongo onto this tree; docs/operations.md ("Error classes") lists what an operator
+sees for each row.
 
 Every ``PermanentError`` carries a stable ``code`` (see :class:`ErrorCode`), written into the
 prediction document (``error.code``) and into the dead-letter message headers; ``str(error)`` is
@@ -39,6 +57,20 @@ class ErrorCode(StrEnum):
     INFERENCE_TIMEOUT = "inference_timeout"
     INFERENCE_FAILED = "inference_failed"
     INTERNAL = "internal"
+    #: A message that is not valid UTF-8.
+    BAD_ENCODING = "bad_encoding"
+    #: JSON nested deeper than the parser accepts.
+    TOO_DEEP = "too_deep"
+    #: A message over ``MAX_MESSAGE_BYTES`` read, or over the broker's limit written.
+    MESSAGE_TOO_LARGE = "message_too_large"
+    #: More sampled frames than ``MAX_SAMPLED_FRAMES``.
+    TOO_MANY_FRAMES = "too_many_frames"
+    #: Processing options of an event that are out of range.
+    BAD_OPTIONS = "bad_options"
+    #: S3 refuses the source object to credentials that work (a policy, an archived object).
+    SOURCE_UNREADABLE = "source_unreadable"
+    #: S3 or MongoDB refuses, for good, an object or a document written for this event.
+    STORAGE_REJECTED = "storage_rejected"
 
 
 class VideoRunnerError(Exception):
@@ -46,7 +78,15 @@ class VideoRunnerError(Exception):
 
 
 class ConfigurationError(VideoRunnerError):
-    """The settings are wrong; retrying will not help, a restart with new settings will."""
+    """The settings are wrong: fatal at start-up, waited out (retried) by consumers mid-run."""
+
+
+class AccessProblem(ConfigurationError):
+    """A dependency answers but refuses us: an operator must act; consumers wait it out."""
+
+    def __init__(self, dependency: str, message: str) -> None:
+        super().__init__(f"{dependency} refused access: {message}")
+        self.dependency = dependency
 
 
 class RetriableError(VideoRunnerError):
@@ -79,7 +119,7 @@ class InvalidMessage(PermanentError):
 
 
 class SourceMissing(PermanentError):
-    """The object named by an event is not in the bucket."""
+    """The object named by an event is not in the bucket (or is refused: ``source_unreadable``)."""
 
     code = ErrorCode.MISSING_OBJECT
 
@@ -88,3 +128,9 @@ class InvalidVideo(PermanentError):
     """The file is not a decodable video within the configured limits."""
 
     code = ErrorCode.NOT_A_VIDEO
+
+
+class OutputRejected(PermanentError):
+    """A dependency refuses, for good, what we write for this event."""
+
+    code = ErrorCode.STORAGE_REJECTED

@@ -1,44 +1,52 @@
 """S3 adapter: boto3's client in worker threads, so its blocking I/O never holds the event loop.
 
 Plain S3 API only (path-style addressing, SigV4), so the same code serves MinIO, AWS S3 and the
-local versitygw. Errors are mapped onto the project's tree: a missing key is ``SourceMissing``;
-bad credentials are ``ConfigurationError`` (a clear startup error, never a hang); network
-trouble and 5xx replies are ``DependencyUnavailable``.
+local versitygw. Every failure goes through ``error_classes.classify_s3``, with the one piece of
+context only the caller knows: whether the call reads an object named by a message (the video
+of an event, the frame of a task: ``source``) or touches storage of our own. So a missing video
+is ``SourceMissing`` while a missing frames bucket on a put is an ``AccessProblem`` that is waited
+out, never a failed event.
+
+A download streams to ``<path>.part`` and renames it into place only if it was not cancelled; a
+cancelled download waits for its thread to stop before it lets the cancellation through, so the
+caller's ``finally`` unlink always runs after the last write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from video_runner.errors import (
-    ConfigurationError,
-    DependencyUnavailable,
-    ErrorCode,
-    InvalidVideo,
-    SourceMissing,
+from video_runner.adapters.error_classes import (
+    S3_DENIED_CODES,
+    classify_s3,
+    is_s3_plain_denial,
+    s3_error_code,
 )
+from video_runner.errors import ErrorCode, InvalidVideo, SourceMissing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_MISSING = {"NoSuchKey", "404", "NotFound"}
-_NO_BUCKET = {"NoSuchBucket"}
-_CREDENTIALS = {
-    "SignatureDoesNotMatch",
-    "InvalidAccessKeyId",
-    "AccessDenied",
-    "InvalidToken",
-    "403",
-}
+#: Suffix of a download in progress; ``services.work_dir`` sweeps leftovers of earlier runs.
+PART_SUFFIX = ".part"
+#: Small enough that a cancelled download notices within one read, large enough to be cheap.
+_CHUNK_BYTES = 256 * 1024
+_BUCKET_MISSING = {"404", "NoSuchBucket", "NotFound"}
 _BUCKET_EXISTS = {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}
+
+
+class DownloadCancelled(Exception):
+    """Raised inside the download thread once its awaiting task was cancelled."""
 
 
 class S3ObjectStore:
@@ -81,13 +89,35 @@ class S3ObjectStore:
         )
         return cls(client)
 
-    async def _call(self, what: str, func: Callable[[], T]) -> T:
+    async def _call(self, what: str, func: Callable[[], T], *, source: bool = False) -> T:
         try:
             return await asyncio.to_thread(func)
-        except ClientError as exc:
-            raise _classify(exc, what) from exc
-        except BotoCoreError as exc:
-            raise DependencyUnavailable("s3", f"{what}: {exc}") from exc
+        except Exception as exc:
+            await self._raise_classified(exc, what, source=source)
+            raise
+
+    async def _raise_classified(self, exc: Exception, what: str, *, source: bool) -> None:
+        """Raise what ``exc`` means; return (so the caller re-raises ``exc``) if it is not S3's."""
+        valid = source and is_s3_plain_denial(exc) and await self._credentials_work()
+        error = classify_s3(exc, what=what, source=source, credentials_valid=valid)
+        if error is not exc:
+            raise error from exc
+
+    async def _credentials_work(self) -> bool:
+        """Do our credentials authenticate? Tells a refused object from refused credentials."""
+
+        def probe() -> bool:
+            try:
+                self._client.list_buckets()
+            except ClientError as exc:
+                # Authenticated but not allowed to list: the credentials themselves are fine.
+                return s3_error_code(exc) in S3_DENIED_CODES
+            return True
+
+        try:
+            return await asyncio.to_thread(probe)
+        except Exception:  # noqa: BLE001 - no answer proves nothing: assume the worst (wait)
+            return False
 
     async def ping(self) -> None:
         await self._call("list buckets", self._client.list_buckets)
@@ -97,12 +127,12 @@ class S3ObjectStore:
             try:
                 self._client.head_bucket(Bucket=bucket)
             except ClientError as exc:
-                if _code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+                if s3_error_code(exc) not in _BUCKET_MISSING:
                     raise
                 try:
                     self._client.create_bucket(Bucket=bucket)
                 except ClientError as create_exc:
-                    if _code(create_exc) not in _BUCKET_EXISTS:
+                    if s3_error_code(create_exc) not in _BUCKET_EXISTS:
                         raise
 
         await self._call(f"ensure bucket {bucket}", create)
@@ -110,19 +140,58 @@ class S3ObjectStore:
     async def download_to_file(
         self, bucket: str, key: str, path: Path, *, max_bytes: int | None = None
     ) -> int:
+        """Stream the object to ``path``; a cancellation returns only once the thread stopped.
+
+        The bytes go to ``<path>.part``, renamed to ``path`` when complete; once cancelled, the
+        thread stops at its next read and never renames, and the part file is removed.
+        """
+        what = f"download s3://{bucket}/{key}"
+        cancelled = threading.Event()
+        rename = threading.Lock()
+
         def download() -> int:
             head = self._client.head_object(Bucket=bucket, Key=key)
-            size = int(head["ContentLength"])
-            if max_bytes is not None and size > max_bytes:
-                raise InvalidVideo(
-                    f"s3://{bucket}/{key} is {size} bytes, above the limit of {max_bytes}",
-                    code=ErrorCode.FILE_TOO_LARGE,
-                )
-            # download_file streams ranged GETs to disk: the video is never whole in memory.
-            self._client.download_file(bucket, key, str(path))
+            _check_size(int(head["ContentLength"]), bucket, key, max_bytes)
+            part = path.with_name(path.name + PART_SUFFIX)
+            try:
+                size = self._stream(bucket, key, part, max_bytes, cancelled)
+                with rename:
+                    if cancelled.is_set():
+                        raise DownloadCancelled(what)
+                    part.replace(path)
+            finally:
+                part.unlink(missing_ok=True)
             return size
 
-        return await self._call(f"download s3://{bucket}/{key}", download)
+        thread = asyncio.ensure_future(asyncio.to_thread(download))
+        try:
+            return await asyncio.shield(thread)
+        except asyncio.CancelledError:
+            with rename:  # after this, the thread can no longer rename its file into place
+                cancelled.set()
+            await _wait_through_cancellation(thread)
+            raise
+        except Exception as exc:
+            await self._raise_classified(exc, what, source=True)
+            raise
+
+    def _stream(
+        self, bucket: str, key: str, part: Path, max_bytes: int | None, cancelled: threading.Event
+    ) -> int:
+        body = self._client.get_object(Bucket=bucket, Key=key)["Body"]
+        written = 0
+        try:
+            with part.open("wb") as out:
+                while chunk := body.read(_CHUNK_BYTES):
+                    if cancelled.is_set():
+                        raise DownloadCancelled(str(part))
+                    written += len(chunk)
+                    # The object may have grown since the HEAD: the limit holds on what arrives.
+                    _check_size(written, bucket, key, max_bytes)
+                    out.write(chunk)
+        finally:
+            body.close()
+        return written
 
     async def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         await self._call(
@@ -149,15 +218,18 @@ class S3ObjectStore:
                 body.close()
             return data
 
-        return await self._call(f"get s3://{bucket}/{key}", get)
+        return await self._call(f"get s3://{bucket}/{key}", get, source=True)
 
     async def exists(self, bucket: str, key: str) -> bool:
         try:
             await self._call(
                 f"head s3://{bucket}/{key}",
                 lambda: self._client.head_object(Bucket=bucket, Key=key),
+                source=True,
             )
-        except SourceMissing:
+        except SourceMissing as exc:
+            if exc.code != ErrorCode.MISSING_OBJECT:
+                raise
             return False
         return True
 
@@ -165,18 +237,18 @@ class S3ObjectStore:
         self._client.close()
 
 
-def _code(exc: ClientError) -> str:
-    error = exc.response.get("Error", {})
-    return str(error.get("Code", ""))
+def _check_size(size: int, bucket: str, key: str, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise InvalidVideo(
+            f"s3://{bucket}/{key} is {size} bytes, above the limit of {max_bytes}",
+            code=ErrorCode.FILE_TOO_LARGE,
+        )
 
 
-def _classify(exc: ClientError, what: str) -> Exception:
-    code = _code(exc)
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    if code in _MISSING or code in _NO_BUCKET:
-        return SourceMissing(f"{what}: not found ({code})")
-    if code in _CREDENTIALS:
-        return ConfigurationError(f"S3 refused the credentials ({what}: {code})")
-    if status >= 500 or code in {"SlowDown", "ServiceUnavailable", "RequestTimeout"}:  # noqa: PLR2004
-        return DependencyUnavailable("s3", f"{what}: {code}")
-    return DependencyUnavailable("s3", f"{what}: unexpected {code} ({status})")
+async def _wait_through_cancellation(thread: asyncio.Future[Any]) -> None:
+    """Wait for the download thread to stop, whatever it ends with, even if cancelled again."""
+    while not thread.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({thread})
+    if not thread.cancelled():
+        thread.exception()  # retrieved, so asyncio does not log it as never retrieved
