@@ -124,3 +124,30 @@ def decode_all_bgr(path: Path) -> list[tuple[float, np.ndarray]]:
             (float(frame.time or 0.0), frame.to_ndarray(format="bgr24"))
             for frame in container.decode(video=0)
         ]
+
+
+def make_ffmpeg_video(
+    path: Path,
+    frames: int = 60,
+    *,
+    size: str = "160x96",
+    rate: str = "25",
+    output_args: tuple[str, ...] = ("-c:v", "libx264", "-pix_fmt", "yuv420p"),
+) -> Path:
+    """Encode ``frames`` of FFmpeg's moving ``testsrc2`` pattern with the imageio-ffmpeg binary.
+
+    Real motion makes encoders use their whole toolbox (B-frames, non-reference pictures), which
+    the flat pattern of :func:`make_video` does not always trigger.
+    """
+    import imageio_ffmpeg
+
+    subprocess.run(
+        [
+            *(imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi"),
+            *("-i", f"testsrc2=size={size}:rate={rate}", "-frames:v", str(frames)),
+            *output_args,
+            str(path),
+        ],
+        check=True,
+    )
+    return path
