@@ -1,16 +1,26 @@
 """Where the CPU of one sampled frame goes: decode vs conversion, blur, contrast and JPEG.
 
-Usage: ``PYTHONPATH=src python bench/stages.py`` (after ``bench/extract.py`` made its inputs).
+Usage: ``PYTHONPATH=src python bench/stages.py [--tiny]`` (after ``bench/extract.py`` made its
+inputs; ``--tiny`` uses the 144p inputs of ``bench/extract.py --tiny``, to check that it runs).
+Run it with nothing else busy: the load average is printed with the figures.
 
 Each stage is timed on the same 50 sampled 720p frames, best of 5 rounds, with OpenCV on one
 thread so that the numbers are CPU cost, not parallel speed-up. All stages are measured in one
 process, one after the other, so the ratios between them hold even on a noisy machine. The
 output explains why the extractor cannot reach 0.85x of ``ffmpeg -f null`` on two cores: the
 decoder alone already keeps both busy, and the seed's preprocessing adds a fixed cost per frame.
+
+Where "preprocess + JPEG as shipped" loses time against its stages timed one by one (finding 1
+of issue 11), two suspects are measured apart: JPEG is timed on the *final* image (contrast
+stretched, so more detail to code) as well as on the blurred one, and the same calls are timed
+writing into reused ``dst=`` arrays, with the minor page faults per frame of each way.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +32,8 @@ import cv2
 
 from extract import ensure_videos  # type: ignore[import-not-found]
 from video_runner.domain.params import Preprocessing
-from video_runner.domain.preprocess import encode_jpeg, preprocess
+from video_runner.domain.preprocess import Image, encode_jpeg, preprocess
+from video_runner.domain.preprocess_buffers import PreprocessBuffers
 
 T = TypeVar("T")
 SAMPLES = 50
@@ -39,6 +50,14 @@ def best_ms(items: Sequence[T], stage: Callable[[T], object]) -> float:
     return min(rounds)
 
 
+def page_faults(items: Sequence[T], stage: Callable[[T], object]) -> float:
+    """Minor page faults per item: fresh large arrays fault on every page they touch."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for item in items:
+        stage(item)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / len(items)
+
+
 def decode_ms(path: Path, frames: int) -> float:
     """CPU ms per decoded frame, single-threaded decoder (the cost, not the wall time)."""
     with av.open(str(path)) as container:
@@ -51,14 +70,26 @@ def decode_ms(path: Path, frames: int) -> float:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tiny", action="store_true", help="144p input: checks that it runs")
+    args = parser.parse_args()
     cv2.setNumThreads(1)
-    video = ensure_videos()["720p"]
+    video = ensure_videos(args.tiny)["720p"]
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         frames = [f for i, f in enumerate(container.decode(stream)) if i % EVERY_N == 0][:SAMPLES]
     images = [f.to_ndarray(format="bgr24") for f in frames]
     p = Preprocessing()
     blurred = [cv2.GaussianBlur(image, (p.blur_ksize, p.blur_ksize), 0) for image in images]
+    final = [preprocess(image, p) for image in images]
+    buffers = PreprocessBuffers()
+
+    def shipped(image: Image) -> bytes:
+        return encode_jpeg(preprocess(image, p), p.jpeg_quality)
+
+    def buffered(image: Image) -> bytes:
+        return encode_jpeg(buffers.preprocess(image, p), p.jpeg_quality)
+
     stages = {
         "decode (per source frame)": decode_ms(video, SAMPLES * EVERY_N),
         "yuv -> bgr24 (swscale)": best_ms(frames, lambda f: f.to_ndarray(format="bgr24")),
@@ -66,15 +97,23 @@ def main() -> int:
         "convertScaleAbs 1.3 / 5": best_ms(
             blurred, lambda i: cv2.convertScaleAbs(i, alpha=p.alpha, beta=p.beta)
         ),
-        "JPEG q95": best_ms(blurred, lambda i: encode_jpeg(i, p.jpeg_quality)),
-        "preprocess + JPEG (as shipped)": best_ms(
-            images, lambda i: encode_jpeg(preprocess(i, p), p.jpeg_quality)
-        ),
+        "JPEG q95 of the blurred image": best_ms(blurred, lambda i: encode_jpeg(i, 95)),
+        "JPEG q95 of the final image": best_ms(final, lambda i: encode_jpeg(i, p.jpeg_quality)),
+        "preprocess + JPEG (fresh arrays)": best_ms(images, shipped),
+        "preprocess + JPEG (reused dst=)": best_ms(images, buffered),
     }
-    print(f"# bench/stages.py: CPU ms per frame, 720p, {video.name}, OpenCV 1 thread")
+    stages["preprocess + JPEG (as shipped)"] = stages["preprocess + JPEG (reused dst=)"]
+    faults = {
+        "fresh arrays": page_faults(images, shipped),
+        "reused dst=": page_faults(images, buffered),
+    }
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"# bench/stages.py: CPU ms per frame, {video.name}, OpenCV 1 thread, load {load}")
     print(f"# python {sys.version.split()[0]}, OpenCV {cv2.__version__}, PyAV {av.__version__}")
     for name, ms in stages.items():
         print(f"{name:<34} {ms:6.2f} ms")
+    for name, count in faults.items():
+        print(f"minor page faults per frame, preprocess + JPEG, {name}: {count:.0f}")
     decode = stages["decode (per source frame)"]
     per_sampled = stages["yuv -> bgr24 (swscale)"] + stages["preprocess + JPEG (as shipped)"]
     extra = per_sampled / EVERY_N
