@@ -10,7 +10,7 @@
     │   └── DependencyUnavailable       Kafka, S3 or MongoDB did not answer, throttled us or
     │                                   answered 5xx (``.dependency``)
     └── PermanentError                  the same input will always fail: record, dead-letter, commit
-        ├── InvalidMessage              bad JSON or encoding, too deep, too large, schema violation,
+        ├── InvalidMessage              not UTF-8 JSON, too deep, too large, schema violation,
         │                               an id or a bucket name outside the allowlist
         ├── SourceMissing               the video object is not in the bucket, or S3 refuses it to
         │                               credentials that work (``source_unreadable``)
@@ -57,12 +57,12 @@ class ErrorCode(StrEnum):
     INFERENCE_TIMEOUT = "inference_timeout"
     INFERENCE_FAILED = "inference_failed"
     INTERNAL = "internal"
-    #: A message that is not valid UTF-8.
-    BAD_ENCODING = "bad_encoding"
     #: JSON nested deeper than the parser accepts.
     TOO_DEEP = "too_deep"
     #: A message over ``MAX_MESSAGE_BYTES`` read, or over the broker's limit written.
     MESSAGE_TOO_LARGE = "message_too_large"
+    #: An inference result with more objects than ``MAX_OBJECTS_PER_FRAME``.
+    TOO_MANY_OBJECTS = "too_many_objects"
     #: More sampled frames than ``MAX_SAMPLED_FRAMES``.
     TOO_MANY_FRAMES = "too_many_frames"
     #: Processing options of an event that are out of range.
@@ -113,9 +113,19 @@ class PermanentError(VideoRunnerError):
 
 
 class InvalidMessage(PermanentError):
-    """A message is not JSON, violates its schema, or carries an id outside the allowlist."""
+    """A message is not JSON, violates its schema, or carries an id outside the allowlist.
+
+    ``event_id`` is the message's event id when the parser could read a valid one before it
+    gave up, so the dead-letter path records the failure without parsing the bytes again.
+    """
 
     code = ErrorCode.SCHEMA
+
+    def __init__(
+        self, message: str, *, code: ErrorCode | None = None, event_id: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.event_id = event_id
 
 
 class SourceMissing(PermanentError):

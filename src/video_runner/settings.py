@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     topic_inference_tasks: str = "inference_tasks"
     topic_inference_results: str = "inference_results"
     dlq_suffix: str = ".dlq"
+    #: Dead-letter copies are truncated so value + headers stay below this (broker limit: 1 MB).
+    dlq_max_bytes: int = Field(default=900_000, ge=4096)
     #: Used only to create a missing topic at startup; existing topics are left as they are.
     kafka_topic_partitions: int = Field(default=4, ge=1)
     kafka_topic_replication: int = Field(default=1, ge=1)
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 30_000
     kafka_heartbeat_interval_ms: int = 3_000
     kafka_request_timeout_ms: int = 30_000
+    #: Larger consumed messages are dead-lettered as ``message_too_large`` before any parsing.
+    max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # --- S3 ------------------------------------------------------------------------------
     s3_endpoint_url: str | None = "http://127.0.0.1:9000"
@@ -91,6 +95,10 @@ class Settings(BaseSettings):
     reaper_max_attempts: int = 3
     #: Detector errors tolerated before a video fails (0.05: one frame in twenty).
     max_failed_frame_ratio: float = Field(default=0.05, ge=0.0, le=1.0)
+    #: A result with more objects is rejected as ``too_many_objects``.
+    max_objects_per_frame: int = Field(default=1000, ge=1)
+    #: An object whose class name is longer is dropped and counted (``rejected_objects``).
+    max_class_name_length: int = Field(default=128, ge=1)
 
     # --- Outbox-S3 / inference ---------------------------------------------------------------
     outbox_poll_interval_s: float = 1.0

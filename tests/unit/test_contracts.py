@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import random
 
 import pytest
 
 from video_runner.contracts import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_JSON_DEPTH,
     InferenceTask,
+    ResultLimits,
+    event_id_hint,
     parse_inference_result,
     parse_inference_task,
     parse_video_event,
     result_message,
 )
-from video_runner.domain.results import FrameResult
+from video_runner.domain.results import FrameResult, MergedJson, render_merged
 from video_runner.errors import ErrorCode, InvalidMessage
+from video_runner.settings import load_settings
 
 
 def _raw(document) -> bytes:
@@ -215,10 +223,234 @@ def test_bad_inference_tasks_are_rejected_with_a_stable_code(change, code):
     assert _code(lambda: parse_inference_task(_raw({**document, **change}))) == code
 
 
-def test_an_inference_task_with_a_traversing_event_id_is_rejected():
-    """The task schema itself pins the event id pattern, so it never reaches a key."""
+def test_an_inference_task_with_a_traversing_event_id_is_rejected_as_bad_id():
+    """An event id outside the allowlist is bad_id in a task too, so it never reaches a key."""
     document = {"event_id": "../ev", "frame_id": 0, "bucket": "frames", "object": "f/0.jpg"}
-    assert _code(lambda: parse_inference_task(_raw(document))) in {
-        ErrorCode.SCHEMA,
-        ErrorCode.BAD_ID,
+    assert _code(lambda: parse_inference_task(_raw(document))) == ErrorCode.BAD_ID
+
+
+# --- parsing that survives any bytes -----------------------------------------------------------
+
+PARSERS = {
+    "outbox_event": lambda raw, **kw: parse_video_event(raw, "videos", **kw),
+    "inference_task": parse_inference_task,
+    "inference_result": parse_inference_result,
+}
+
+
+@pytest.fixture(params=sorted(PARSERS))
+def parse(request):
+    return PARSERS[request.param]
+
+
+@pytest.mark.parametrize("raw", [b"[" * 200_000, b'{"a":' * 200_000, b"[" * 5_000 + b"]" * 5_000])
+def test_deeply_nested_json_is_too_deep_never_a_recursion_error(parse, raw):
+    """Nesting that would overflow the parser's or the validator's stack: too_deep."""
+    assert _code(lambda: parse(raw)) == ErrorCode.TOO_DEEP
+
+
+def test_nesting_just_past_the_depth_limit_is_too_deep(parse):
+    """The limit holds below the interpreter's own: 33 levels are refused, 32 are not nesting
+    errors (whatever the schema then says)."""
+    deep = {
+        "event_id": "ev-1",
+        "x": json.loads("[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)),
     }
+    too_deep = {"event_id": "ev-1", "x": json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)}
+    assert _code(lambda: parse(_raw(too_deep))) == ErrorCode.TOO_DEEP
+    assert _code(lambda: parse(_raw(deep))) != ErrorCode.TOO_DEEP
+
+
+def test_a_message_over_the_size_limit_is_refused_before_decoding(parse):
+    """MAX_MESSAGE_BYTES: message_too_large, whatever the bytes are."""
+    assert _code(lambda: parse(b"x" * 2048, max_bytes=1024)) == ErrorCode.MESSAGE_TOO_LARGE
+    big = b'{"event_id": "' + b"a" * DEFAULT_MAX_MESSAGE_BYTES + b'"}'
+    assert _code(lambda: parse(big)) == ErrorCode.MESSAGE_TOO_LARGE
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\xff\xfe{}", b'{"event_id": "\xc3\x28"}', b"\xed\xa0\x80", b'{"a": "\\ud800"', b"\x00"],
+)
+def test_invalid_utf8_and_broken_json_are_bad_json(parse, raw):
+    """JSON is UTF-8 text: anything else is bad_json, not a UnicodeDecodeError."""
+    assert _code(lambda: parse(raw)) == ErrorCode.BAD_JSON
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "1" * 5000])
+def test_numbers_that_are_not_finite_json_numbers_are_bad_json(parse, number):
+    """json.loads accepts NaN, Infinity and 1e999 (as inf) by default; we never do."""
+    raw = f'{{"event_id": "ev-1", "frame_id": 0, "x": {number}}}'.encode()
+    assert _code(lambda: parse(raw)) == ErrorCode.BAD_JSON
+
+
+@pytest.mark.parametrize("document", [[], "text", 42, None, True, [{"event_id": "ev-1"}]])
+def test_json_that_is_not_an_object_is_a_schema_error(parse, document):
+    """A valid JSON value of the wrong kind: schema."""
+    assert _code(lambda: parse(_raw(document))) == ErrorCode.SCHEMA
+
+
+def test_arbitrary_bytes_never_raise_anything_but_invalid_message(parse):
+    """Random and mutated messages: a parsed message or InvalidMessage, nothing else."""
+    rng = random.Random(12)
+    seeds = [
+        _event(event_id="ev-1"),
+        _raw({"event_id": "ev-1", "frame_id": 3, "bucket": "frames", "object": "f/3.jpg"}),
+        _raw(
+            {
+                "event_id": "ev-1",
+                "frame_id": 3,
+                "objects": [{"class": "p", "box": [1, 2, 3, 4], "conf": 0.5}],
+            }
+        ),
+    ]
+    for _ in range(3000):
+        seed = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            seed[rng.randrange(len(seed))] = rng.randrange(256)
+        candidates = [bytes(seed), rng.randbytes(rng.randint(0, 64))]
+        for raw in candidates:
+            with contextlib.suppress(InvalidMessage):
+                parse(raw)
+
+
+def test_an_invalid_message_carries_its_event_id_for_the_dead_letter():
+    """Whatever is wrong after the id was read, the error names the event: no second parse."""
+    bad_key = _event(event_id="ev-9", payload={"bucket": "videos", "object": "../x.mp4"})
+    with pytest.raises(InvalidMessage) as caught:
+        parse_video_event(bad_key, "b")
+    assert caught.value.event_id == "ev-9"
+    bad_schema = _raw({"_id": "row-3", "payload": {"object": 7}})
+    with pytest.raises(InvalidMessage) as caught:
+        parse_video_event(bad_schema, "b")
+    assert caught.value.event_id == "row-3"
+    with pytest.raises(InvalidMessage) as caught:
+        parse_video_event(b"{not json", "b")
+    assert caught.value.event_id is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (_event(event_id="ev-2"), "ev-2"),
+        (_event(payload={"object": "input/abc-1.mp4"}), "abc-1"),
+        (_event(event_id="../x"), None),
+        (b"[" * 100_000, None),
+        (b"\xff", None),
+        (None, None),
+    ],
+)
+def test_the_event_id_hint_never_raises(raw, expected):
+    """For a dead letter after a handler failed: the valid event id, or None."""
+    assert event_id_hint(raw) == expected
+
+
+# --- strict results ------------------------------------------------------------------------------
+
+
+def _result(*objects, **extra) -> bytes:
+    return _raw({"event_id": "ev-1", "frame_id": 0, "objects": list(objects), **extra})
+
+
+def _object(box, conf=0.5, cls="person") -> dict:
+    return {"class": cls, "box": box, "conf": conf}
+
+
+@pytest.mark.parametrize("conf", [-0.01, 1.01, 7])
+def test_a_confidence_outside_zero_to_one_is_a_schema_error(conf):
+    """Confidence is a probability."""
+    raw = _result(_object([1, 2, 3, 4], conf=conf))
+    assert _code(lambda: parse_inference_result(raw)) == ErrorCode.SCHEMA
+
+
+def test_confidences_of_exactly_zero_and_one_are_accepted():
+    """The bounds are inclusive."""
+    parsed = parse_inference_result(_result(_object([1, 2, 3, 4], 0), _object([1, 2, 3, 4], 1)))
+    assert [o["conf"] for o in parsed.result.objects] == [0, 1]
+
+
+def test_boxes_are_clamped_to_the_frame_the_task_named():
+    """frame_size from the task: coordinates beyond the frame are pulled back to its edges."""
+    raw = _result(_object([-5, -1.5, 700, 300]), _object([10, 20, 30, 40]))
+    parsed = parse_inference_result(raw, frame_size=(640, 480))
+    assert [o["box"] for o in parsed.result.objects] == [[0, 0, 640, 300], [10, 20, 30, 40]]
+    assert parsed.rejected_objects == 0
+
+
+def test_boxes_are_clamped_to_the_size_the_result_echoes():
+    """Without frame_size, the message's own width and height bound the boxes."""
+    parsed = parse_inference_result(_result(_object([600, 400, 900, 900]), width=640, height=480))
+    assert parsed.result.objects[0]["box"] == [600, 400, 640, 480]
+
+
+def test_without_a_frame_size_boxes_are_only_clamped_at_zero():
+    """The frame's far edges are unknown; its near edges are always 0."""
+    parsed = parse_inference_result(_result(_object([-3, 5, 9000, 9000])))
+    assert parsed.result.objects[0]["box"] == [0, 5, 9000, 9000]
+
+
+@pytest.mark.parametrize(
+    "box",
+    [[700, 10, 800, 20], [10, 500, 20, 600], [30, 10, 20, 20], [10, 10, 10, 20], [-9, -9, -1, -1]],
+)
+def test_objects_outside_the_frame_or_with_empty_boxes_are_rejected_and_counted(box):
+    """Nothing of the box left inside the frame, or an inverted/empty box: dropped, counted."""
+    parsed = parse_inference_result(
+        _result(_object(box), _object([1, 1, 2, 2])), frame_size=(640, 480)
+    )
+    assert parsed.result.objects == [_object([1, 1, 2, 2])]
+    assert parsed.rejected_objects == 1
+
+
+def test_objects_with_a_class_name_over_the_limit_are_rejected_and_counted():
+    """MAX_CLASS_NAME_LENGTH (inclusive): the long one is dropped, the frame kept."""
+    limits = ResultLimits(max_objects=10, max_class_name=5)
+    raw = _result(_object([1, 1, 2, 2], cls="abcde"), _object([1, 1, 2, 2], cls="abcdef"))
+    parsed = parse_inference_result(raw, limits=limits)
+    assert [o["class"] for o in parsed.result.objects] == ["abcde"]
+    assert parsed.rejected_objects == 1
+
+
+def test_a_result_over_the_object_cap_is_refused_with_its_event_id():
+    """MAX_OBJECTS_PER_FRAME: too_many_objects, checked before the (costly) schema validation."""
+    limits = ResultLimits(max_objects=3, max_class_name=128)
+    raw = _result(*[_object([1, 1, 2, 2])] * 4)
+    with pytest.raises(InvalidMessage) as caught:
+        parse_inference_result(raw, limits=limits)
+    assert caught.value.code == ErrorCode.TOO_MANY_OBJECTS
+    assert caught.value.event_id == "ev-1"
+    assert (
+        len(
+            parse_inference_result(
+                _result(*[_object([1, 1, 2, 2])] * 3), limits=limits
+            ).result.objects
+        )
+        == 3
+    )
+
+
+def test_the_default_limits_match_the_settings():
+    """The parsers' defaults are the settings' defaults: a caller passing none is bounded."""
+    settings = load_settings()
+    assert settings.max_message_bytes == DEFAULT_MAX_MESSAGE_BYTES
+    assert ResultLimits() == ResultLimits(
+        max_objects=settings.max_objects_per_frame, max_class_name=settings.max_class_name_length
+    )
+
+
+def test_a_result_message_echoes_the_frame_size_for_clamping():
+    """width and height travel with the result when the worker knows them."""
+    result = FrameResult(frame_id=1, timestamp_ms=None, objects=[_object([1, 2, 300, 4])])
+    message = result_message("ev-1", result, width=100, height=50)
+    assert (message["width"], message["height"]) == (100, 50)
+    assert parse_inference_result(_raw(message)).result.objects[0]["box"] == [1, 2, 100, 4]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_the_merged_json_writer_refuses_numbers_that_are_not_json(bad):
+    """Strict JSON out: a NaN that slipped in is an error, never a file strict readers reject."""
+    frame = FrameResult(frame_id=0, timestamp_ms=0, objects=[_object([1, 2, 3, 4], conf=bad)])
+    with pytest.raises(ValueError, match="JSON compliant"):
+        "".join(render_merged({"event_id": "ev-1"}, [frame]))
+    with pytest.raises(ValueError, match="JSON compliant"):
+        MergedJson({"event_id": "ev-1", "fps": bad}).head()

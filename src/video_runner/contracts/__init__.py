@@ -1,13 +1,29 @@
 """The messages on every topic: JSON Schemas (files beside this module) and tolerant parsing.
 
 docs/contracts.md describes them for people; this module is what the code validates against.
-Every parser raises ``InvalidMessage`` with a stable code (``bad_json``, ``schema``, ``bad_id``)
-and never returns a message whose ids could escape an S3 prefix.
+Parsing survives any bytes: every parser raises ``InvalidMessage`` with a stable code and nothing
+else, whatever it is given:
+
+=====================  =======================================================================
+``message_too_large``  over ``max_bytes`` (``MAX_MESSAGE_BYTES``), checked before decoding
+``bad_json``           no value (a tombstone), not UTF-8, not JSON, or NaN/Infinity/1e999
+``too_deep``           nested deeper than ``MAX_JSON_DEPTH`` (never a ``RecursionError``)
+``schema``             not an object, or not what the topic's schema says
+``bad_id``             an id or an object key outside the allowlist
+``too_many_objects``   a result with more than ``max_objects`` (``MAX_OBJECTS_PER_FRAME``)
+=====================  =======================================================================
+
+The error carries the message's ``event_id`` when one could be read, so the dead-letter path
+never parses the bytes a second time. Results are strict: finite numbers only, confidences in
+[0, 1], boxes clamped to the frame when its size is known; objects whose box lies outside the
+frame or whose class name is too long are dropped and counted in ``rejected_objects``.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -19,6 +35,21 @@ import jsonschema
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.results import FrameResult
 from video_runner.errors import ErrorCode, InvalidMessage
+
+#: Default of ``MAX_MESSAGE_BYTES``: Kafka's default message limit.
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+#: Our messages nest four levels (result > objects > object > box); this leaves ample room and
+#: stays far below the interpreter's recursion limit, in the parser and in the schema validator.
+MAX_JSON_DEPTH = 32
+_SHOWN = 120
+
+
+@dataclass(frozen=True, slots=True)
+class ResultLimits:
+    """Bounds of one inference result (``MAX_OBJECTS_PER_FRAME``, ``MAX_CLASS_NAME_LENGTH``)."""
+
+    max_objects: int = 1000
+    max_class_name: int = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +90,15 @@ class InferenceTask:
 
 @dataclass(frozen=True, slots=True)
 class ResultMessage:
-    """An ``inference_results`` message, normalised (``frame`` read as ``frame_id``)."""
+    """An ``inference_results`` message, normalised (``frame`` read as ``frame_id``).
+
+    ``rejected_objects`` counts the objects dropped from ``result.objects``: a box wholly outside
+    the frame or empty, or a class name over the limit.
+    """
 
     event_id: str
     result: FrameResult
+    rejected_objects: int = 0
 
 
 @cache
@@ -75,20 +111,91 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return validator
 
 
-def _load(raw: bytes | None, name: str) -> dict[str, Any]:
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf without ever calling parse_constant
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
+
+
+def decode_json(raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> object:
+    """Strict JSON of at most ``max_bytes``, finite numbers only, at most ``MAX_JSON_DEPTH`` deep.
+
+    Raises:
+        InvalidMessage: ``message_too_large``, ``bad_json`` or ``too_deep``; never anything else.
+    """
     if raw is None:
         raise InvalidMessage("message has no value", code=ErrorCode.BAD_JSON)
+    if len(raw) > max_bytes:
+        raise InvalidMessage(
+            f"message is {len(raw)} bytes, above the limit of {max_bytes}",
+            code=ErrorCode.MESSAGE_TOO_LARGE,
+        )
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"message is not UTF-8: {exc}", code=ErrorCode.BAD_JSON) from exc
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise InvalidMessage("message is nested too deep", code=ErrorCode.TOO_DEEP) from exc
+    except ValueError as exc:  # JSONDecodeError, NaN, 1e999, an integer of 5,000 digits
         raise InvalidMessage(f"message is not JSON: {exc}", code=ErrorCode.BAD_JSON) from exc
-    error = jsonschema.exceptions.best_match(_validator(name).iter_errors(document))
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise InvalidMessage(
+            f"message is nested deeper than {MAX_JSON_DEPTH} levels", code=ErrorCode.TOO_DEEP
+        )
+    return document
+
+
+def _depth_exceeds(document: object, limit: int) -> bool:
+    # Iterative, so that the check itself cannot overflow the stack it protects.
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: list[object] = list(value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _load(raw: bytes | None, name: str, max_bytes: int) -> dict[str, Any]:
+    document = decode_json(raw, max_bytes=max_bytes)
+    if not isinstance(document, dict):
+        raise InvalidMessage(
+            f"{name} must be a JSON object, not {type(document).__name__}", code=ErrorCode.SCHEMA
+        )
+    _validate(document, name)
+    return document
+
+
+def _validate(document: dict[str, Any], name: str) -> None:
+    try:
+        error = jsonschema.exceptions.best_match(_validator(name).iter_errors(document))
+    except RecursionError as exc:  # a belt to the depth check's braces
+        raise InvalidMessage("message is nested too deep", code=ErrorCode.TOO_DEEP) from exc
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "message"
-        raise InvalidMessage(f"{name} schema: {where}: {error.message}", code=ErrorCode.SCHEMA)
-    if not isinstance(document, dict):  # the schemas say object; this narrows the type
-        raise InvalidMessage(f"{name} must be a JSON object", code=ErrorCode.SCHEMA)
-    return document
+        message = error.message if len(error.message) <= _SHOWN else error.message[:_SHOWN] + "..."
+        raise InvalidMessage(
+            f"{name} schema: {where}: {message}",
+            code=ErrorCode.SCHEMA,
+            event_id=_event_id_hint(document),
+        )
+
+
+def _valid_event_id(value: object) -> str | None:
+    return value if isinstance(value, str) and is_valid_id(value) else None
 
 
 def _checked_id(value: str, what: str) -> str:
@@ -111,27 +218,64 @@ def _checked_key(key: str) -> str:
     return key
 
 
-def parse_video_event(raw: bytes | None, default_bucket: str) -> VideoEvent:
+def _event_id_hint(document: Mapping[str, Any]) -> str | None:
+    """The event id the parser would choose, if it is a valid one (else None, never a guess)."""
+    chosen = document.get("event_id") or document.get("_id")
+    if chosen is None:
+        payload = document.get("payload")
+        key = payload.get("object") if isinstance(payload, dict) else None
+        chosen = PurePosixPath(key).stem if isinstance(key, str) else None
+    return _valid_event_id(chosen)
+
+
+def event_id_hint(raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> str | None:
+    """The valid event id in a message, or None; never raises, whatever the bytes.
+
+    For the rare dead letter of a message whose parse succeeded but whose handling failed: a
+    failed parse already hands it over in ``InvalidMessage.event_id``.
+    """
+    try:
+        document = decode_json(raw, max_bytes=max_bytes)
+    except InvalidMessage:
+        return None
+    return _event_id_hint(document) if isinstance(document, dict) else None
+
+
+def parse_video_event(
+    raw: bytes | None, default_bucket: str, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> VideoEvent:
     """Read an ``outbox_events`` message: ``event_id``, else ``_id``, else the object's stem."""
-    document = _load(raw, "outbox_event")
-    payload = document["payload"]
-    key = _checked_key(payload["object"])
-    event_id = document.get("event_id") or document.get("_id") or PurePosixPath(key).stem
-    return VideoEvent(
-        event_id=_checked_id(str(event_id), "event id"),
-        bucket=str(payload.get("bucket") or default_bucket),
-        object_key=key,
-        media_type=str(payload.get("media_type") or "video"),
-    )
+    document = _load(raw, "outbox_event", max_bytes)
+    try:
+        payload = document["payload"]
+        key = _checked_key(payload["object"])
+        event_id = document.get("event_id") or document.get("_id") or PurePosixPath(key).stem
+        return VideoEvent(
+            event_id=_checked_id(str(event_id), "event id"),
+            bucket=str(payload.get("bucket") or default_bucket),
+            object_key=key,
+            media_type=str(payload.get("media_type") or "video"),
+        )
+    except InvalidMessage as exc:
+        exc.event_id = exc.event_id or _event_id_hint(document)
+        raise
 
 
-def parse_inference_task(raw: bytes | None) -> InferenceTask:
-    document = _load(raw, "inference_task")
+def parse_inference_task(
+    raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> InferenceTask:
+    document = _load(raw, "inference_task", max_bytes)
+    event_id = _checked_id(document["event_id"], "event id")
+    try:
+        key = _checked_key(document["object"])
+    except InvalidMessage as exc:
+        exc.event_id = event_id
+        raise
     return InferenceTask(
-        event_id=_checked_id(document["event_id"], "event id"),
+        event_id=event_id,
         frame_id=int(document["frame_id"]),
         bucket=document["bucket"],
-        object_key=_checked_key(document["object"]),
+        object_key=key,
         timestamp_ms=document.get("timestamp_ms"),
         width=document.get("width"),
         height=document.get("height"),
@@ -139,25 +283,94 @@ def parse_inference_task(raw: bytes | None) -> InferenceTask:
     )
 
 
-def parse_inference_result(raw: bytes | None) -> ResultMessage:
-    """Read an ``inference_results`` message; the older inference service sends ``frame``."""
-    document = _load(raw, "inference_result")
+def parse_inference_result(
+    raw: bytes | None,
+    *,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    limits: ResultLimits = ResultLimits(),
+    frame_size: tuple[int, int] | None = None,
+) -> ResultMessage:
+    """Read an ``inference_results`` message strictly; the older service sends ``frame``.
+
+    Args:
+        raw: the message value.
+        max_bytes: ``MAX_MESSAGE_BYTES``.
+        limits: ``MAX_OBJECTS_PER_FRAME`` and ``MAX_CLASS_NAME_LENGTH``.
+        frame_size: (width, height) of the frame, when the caller knows it from the task; else
+            the message's own ``width`` and ``height``, if it carries them.
+
+    Boxes are clamped to the frame (to x, y >= 0 when its size is unknown); an object whose box
+    is inverted or empty once clamped, or whose class name is too long, is dropped and counted
+    in ``rejected_objects``.
+    """
+    document = decode_json(raw, max_bytes=max_bytes)
+    if not isinstance(document, dict):
+        raise InvalidMessage(
+            f"inference_result must be a JSON object, not {type(document).__name__}",
+            code=ErrorCode.SCHEMA,
+        )
+    objects = document.get("objects")
+    # Before the schema: validating 24,000 objects would cost a second of CPU first.
+    if isinstance(objects, list) and len(objects) > limits.max_objects:
+        raise InvalidMessage(
+            f"{len(objects)} objects in one frame, above the limit of {limits.max_objects}",
+            code=ErrorCode.TOO_MANY_OBJECTS,
+            event_id=_event_id_hint(document),
+        )
+    _validate(document, "inference_result")
+    event_id = _checked_id(document["event_id"], "event id")
     frame_id = document["frame_id"] if "frame_id" in document else document["frame"]
     error = document.get("error")
+    size = frame_size or _size_of(document)
+    kept, rejected = _screen_objects(objects or [], size, limits.max_class_name)
     return ResultMessage(
-        event_id=_checked_id(document["event_id"], "event id"),
+        event_id=event_id,
         result=FrameResult(
             frame_id=int(frame_id),
             timestamp_ms=document.get("timestamp_ms"),
-            objects=list(document.get("objects") or []),
+            objects=kept,
             error=None if error is None else str(error)[:1000],
             model=document.get("model"),
         ),
+        rejected_objects=rejected,
     )
 
 
-def result_message(event_id: str, result: FrameResult) -> dict[str, Any]:
-    """The ``inference_results`` message the inference worker publishes."""
+def _size_of(document: Mapping[str, Any]) -> tuple[int, int] | None:
+    width, height = document.get("width"), document.get("height")
+    return (width, height) if isinstance(width, int) and isinstance(height, int) else None
+
+
+def _screen_objects(
+    objects: list[dict[str, Any]], size: tuple[int, int] | None, max_class_name: int
+) -> tuple[list[dict[str, Any]], int]:
+    kept: list[dict[str, Any]] = []
+    for item in objects:
+        box = _clamped(item["box"], size)
+        if box is not None and len(item["class"]) <= max_class_name:
+            kept.append({**item, "box": box})
+    return kept, len(objects) - len(kept)
+
+
+def _clamped(box: list[float], size: tuple[int, int] | None) -> list[float] | None:
+    """The box within the frame, or None if nothing of it is left (or it is inverted)."""
+    x1, y1, x2, y2 = (max(v, 0) for v in box)
+    if size is not None:
+        width, height = size
+        x1, x2 = min(x1, width), min(x2, width)
+        y1, y2 = min(y1, height), min(y2, height)
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return [x1, y1, x2, y2]
+
+
+def result_message(
+    event_id: str, result: FrameResult, *, width: int | None = None, height: int | None = None
+) -> dict[str, Any]:
+    """The ``inference_results`` message the inference worker publishes.
+
+    ``width`` and ``height`` echo the task's frame size, so the runner can clamp the boxes.
+    """
     message: dict[str, Any] = {
         "event_id": event_id,
         "frame_id": result.frame_id,
@@ -165,6 +378,9 @@ def result_message(event_id: str, result: FrameResult) -> dict[str, Any]:
         "objects": result.objects,
         "model": result.model,
     }
+    if width is not None and height is not None:
+        message["width"] = width
+        message["height"] = height
     if result.error is not None:
         message["error"] = result.error
     return message

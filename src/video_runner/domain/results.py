@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # One encoder for every element: building one per call costs more than encoding a frame.
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class MergedJson:
         self._count = 0
 
     def head(self) -> str:
-        text = json.dumps(self._header, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(self._header, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         return text[:-1] + (',"frames":[' if self._header else '"frames":[')
 
     def frame(self, result: FrameResult) -> str:
