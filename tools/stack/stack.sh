@@ -246,7 +246,7 @@ ensure_versitygw() {
 }
 
 ferretdb_dir() {
-  echo "$CACHE/ferretdb-$FERRETDB_VERSION-$(hash_of "$ROOT/tools/ferretdb/go.mod" "$ROOT/tools/ferretdb/go.sum" "$ROOT/tools/ferretdb/main.go")"
+  echo "$CACHE/ferretdb-$FERRETDB_VERSION-$(hash_of "$ROOT/tools/ferretdb/go.mod" "$ROOT/tools/ferretdb/go.sum" "$ROOT/tools/ferretdb/main.go" "$ROOT"/tools/ferretdb/patches/*.patch)"
 }
 
 ensure_ferretdb() {
@@ -263,8 +263,20 @@ ensure_ferretdb() {
   : >"$log"
   tmp=$(mktemp -d "$CACHE/.ferretdb.XXXXXX")
   say "mongo: building FerretDB v$FERRETDB_VERSION (tools/ferretdb; a few minutes cold; log: $log)"
-  (cd "$ROOT/tools/ferretdb" && logged "$log" go build -mod=readonly -o "$tmp/ferretdb" .) ||
-    { rm -rf "$tmp"; return 1; }
+  # FerretDB's source from the module proxy, with our patches (tools/ferretdb/patches/), built
+  # through a `replace` in a copy of tools/ferretdb: the repository's go.mod stays untouched.
+  (
+    set -e
+    cd "$ROOT/tools/ferretdb"
+    src=$(go mod download -json "github.com/FerretDB/FerretDB@v$FERRETDB_VERSION" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+    cp -r "$src" "$tmp/FerretDB" && chmod -R u+w "$tmp/FerretDB"
+    for p in "$ROOT"/tools/ferretdb/patches/*.patch; do patch -d "$tmp/FerretDB" -p1 --forward --quiet <"$p"; done
+    mkdir "$tmp/build" && cp go.mod go.sum main.go "$tmp/build/"
+    cd "$tmp/build"
+    go mod edit -replace "github.com/FerretDB/FerretDB=$tmp/FerretDB"
+    logged "$log" go build -mod=readonly -o "$tmp/ferretdb" .
+    rm -rf "$tmp/FerretDB" "$tmp/build"
+  ) || { rm -rf "$tmp"; return 1; }
   rm -rf "$dir"
   mv "$tmp" "$dir"
   say "mongo: built FerretDB in $(since "$t0")s"
