@@ -53,6 +53,13 @@ async def test_a_missing_source_object_is_missing_object(store, settings, tmp_pa
     assert not await store.exists(settings.bucket_videos, "input/none.mp4")
 
 
+async def test_a_download_from_a_missing_source_bucket_fails_the_event(store, tmp_path):
+    """The HEAD answers 404 as for a missing key: permanent for the event, never a stall."""
+    with pytest.raises(SourceMissing) as caught:
+        await store.download_to_file("no-such-bucket-7f3a", "input/a.mp4", tmp_path / "a.video")
+    assert caught.value.code == ErrorCode.MISSING_OBJECT
+
+
 async def test_a_missing_frames_bucket_on_put_is_not_missing_object(store, settings):
     """One infrastructure fault must not fail every video: an AccessProblem, waited out."""
     with pytest.raises(AccessProblem) as caught:

@@ -28,6 +28,7 @@ from video_runner.adapters.error_classes import (
     is_duplicate_key,
     is_s3_plain_denial,
 )
+from video_runner.adapters.s3 import S3ObjectStore
 from video_runner.errors import (
     AccessProblem,
     ConfigurationError,
@@ -76,7 +77,7 @@ CONFIG = (ConfigurationError, None)
         (_reply("403", 403, "HeadObject"), True, ACCESS),
         (_reply("NoSuchKey", 404), True, (SourceMissing, ErrorCode.MISSING_OBJECT)),
         (_reply("404", 404, "HeadObject"), True, (SourceMissing, ErrorCode.MISSING_OBJECT)),
-        (_reply("NoSuchBucket", 404), True, (SourceMissing, ErrorCode.MISSING_OBJECT)),
+        (_reply("NoSuchBucket", 404), True, ACCESS),
         (_reply("NoSuchBucket", 404, "PutObject"), False, ACCESS),
         (_reply("NoSuchKey", 404), False, ACCESS),
         (_reply("InvalidBucketName", 400), True, (InvalidMessage, ErrorCode.BAD_ID)),
@@ -96,8 +97,9 @@ CONFIG = (ConfigurationError, None)
     ids=lambda value: getattr(value, "response", {}).get("Error", {}).get("Code", str(value)),
 )
 def test_every_s3_reply_maps_to_one_class(reply, source, expected):
-    """Throttling and 5xx wait; credentials and denials wait with an alert; 4xx about the
-    object or name of a message are permanent for it; 4xx on storage of ours never blame it."""
+    """Throttling and 5xx wait; credentials, denials and missing buckets wait with an alert;
+    4xx about the object or name of a message are permanent for it; 4xx on storage of ours
+    never blame it."""
     assert _outcome(classify_s3(reply, what="op", source=source)) == expected
 
 
@@ -283,3 +285,40 @@ def test_an_unknown_operation_failure_is_returned_unchanged():
     """FerretDB's 'not implemented' and the like: unexpected, bounded, never retried forever."""
     odd = _failure(238)
     assert classify_mongo(odd) is odd
+
+
+# --- the S3 adapter's use of the table ----------------------------------------------------------
+
+
+class _DeniedClient:
+    """A boto3 client stub: every HEAD answers a bare 403; listing buckets answers ``listing``."""
+
+    def __init__(self, listing: ClientError | None) -> None:
+        self._listing = listing
+
+    def head_object(self, **_kwargs: object) -> dict[str, object]:
+        raise _reply("403", 403, "HeadObject")
+
+    def list_buckets(self) -> dict[str, object]:
+        if self._listing is not None:
+            raise self._listing
+        return {"Buckets": []}
+
+
+@pytest.mark.parametrize(
+    "listing", [None, _reply("AccessDenied", 403, "ListBuckets")], ids=["listed", "not-allowed"]
+)
+async def test_a_bare_403_on_a_source_with_working_credentials_fails_the_event(tmp_path, listing):
+    """The adapter checks the credentials on another request: they authenticate, so the 403 is
+    about the object (on AWS, a missing key without s3:ListBucket): source_unreadable."""
+    store = S3ObjectStore(_DeniedClient(listing))
+    with pytest.raises(SourceMissing) as caught:
+        await store.download_to_file("videos", "input/a.mp4", tmp_path / "a.video")
+    assert caught.value.code == ErrorCode.SOURCE_UNREADABLE
+
+
+async def test_a_bare_403_with_refused_credentials_is_waited_out(tmp_path):
+    """The credentials themselves are refused: an access problem, never a failed event."""
+    store = S3ObjectStore(_DeniedClient(_reply("InvalidAccessKeyId", 403, "ListBuckets")))
+    with pytest.raises(AccessProblem):
+        await store.download_to_file("videos", "input/a.mp4", tmp_path / "a.video")

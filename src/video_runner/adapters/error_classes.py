@@ -17,8 +17,8 @@ the consumer loop (a few tries, then ``internal``) instead of being retried fore
 
 S3 needs one piece of context the exception does not carry: whether the call reads an object
 named by a message (``source=True``: the video of an event, the frame of a task) or touches
-storage of our own (frames and results buckets). A missing bucket is the event's fault in the
-first case and an infrastructure fault in the second.
+storage of our own (frames and results buckets). A missing object is the event's fault in the
+first case and ours in the second; a missing bucket is always infrastructure.
 """
 
 from __future__ import annotations
@@ -187,21 +187,18 @@ S3_REPLY_TABLE: tuple[tuple[str, Callable[[_Reply], bool], Callable[[_Reply], Ex
         lambda r: _s3_access(f"{r.said}: access denied (credentials or permissions)"),
     ),
     (
-        "source bucket missing",
-        lambda r: r.code in S3_MISSING_BUCKET_CODES and r.source,
-        lambda r: SourceMissing(f"{r.said}: the bucket named by the message does not exist"),
-    ),
-    (
         "source object missing",
         lambda r: r.code in S3_MISSING_OBJECT_CODES and r.source,
         lambda r: SourceMissing(f"{r.said}: no such object"),
     ),
     (
-        # A put answers 404 only for a missing bucket; a read of an object of ours that is gone
-        # is ours to redo (the repair loops do): neither is the message's fault.
-        "bucket or object of ours missing",
+        # Only an object can be the message's fault: a bucket is infrastructure (the buckets an
+        # event may name are configured). A HEAD cannot tell them apart (no body, just 404), so
+        # a download from a missing bucket still reads as a missing object, and never stalls.
+        # A read of an object of ours that is gone is ours to redo (the repair loops do).
+        "bucket missing, or object of ours missing",
         lambda r: r.code in S3_MISSING_BUCKET_CODES | S3_MISSING_OBJECT_CODES,
-        lambda r: _s3_access(f"{r.said}: missing from storage of ours"),
+        lambda r: _s3_access(f"{r.said}: missing from storage"),
     ),
     (
         "source name invalid",
