@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import queue
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -93,7 +94,7 @@ class VideoFrameSource:
     def probe(self, path: Path) -> VideoInfo:
         """Validate the file and read its properties (decodes its first frame, nothing more)."""
         with _open(path, self.limits) as container:
-            return _Decoder(container, self.limits).info
+            return _Decoder(container, self.limits, sampled_every=self.plan.every_n).info
 
     def iter_frames(self, path: Path) -> Iterator[ExtractedFrame]:
         """Yield the sampled frames in frame_id order; raise ``InvalidVideo`` when the file is bad.
@@ -127,7 +128,9 @@ class VideoFrameSource:
         container = _open(path, self.limits)
         every_n = 1 if self.decode_all else self.plan.every_n
         try:
-            decoder = _Decoder(container, self.limits, path=path, every_n=every_n)
+            decoder = _Decoder(
+                container, self.limits, path=path, every_n=every_n, sampled_every=self.plan.every_n
+            )
         except BaseException:
             container.close()
             raise
@@ -185,6 +188,9 @@ class _Decoder:
     With a :class:`DecodePlan`, packets the plan drops never reach the decoder, and each frame's
     index is its pts' presentation rank. Every decoded frame is checked against the plan; the
     first surprise reopens the file and decodes everything, skipping the frames already given.
+
+    ``every_n`` is what the decode plan selects (1: decode everything); ``sampled_every`` is the
+    sampling itself, which ``max_sampled_frames`` counts in.
     """
 
     def __init__(
@@ -194,10 +200,12 @@ class _Decoder:
         *,
         path: Path | None = None,
         every_n: int = 1,
+        sampled_every: int = 1,
     ) -> None:
         self.container = container
         self.limits = limits
         self.path = path
+        self.sampled_every = sampled_every
         self.stream = _video_stream(container)
         # Frame threading; FFmpeg's threads decode without the GIL.
         self.stream.thread_type = "AUTO"
@@ -207,7 +215,8 @@ class _Decoder:
         self._check_header()
         self.decode_plan: DecodePlan | None = None
         if path is not None:
-            self.decode_plan = read_plan(path, self.stream.index, every_n)
+            # Positional: tests stand in for read_plan with a ``lambda *_``.
+            self.decode_plan = read_plan(path, self.stream.index, every_n, self._max_frames())
         self.packets = len(self.decode_plan.pts) if self.decode_plan else 0
         self._reset_counts()
         self.start_pts: int | None = None
@@ -284,8 +293,8 @@ class _Decoder:
             end = round((pts - self.start_pts) * time_base * 1000)
             self.last_timestamp_ms = max(self.last_timestamp_ms, end)
 
-    def check_frame(self, frame: VideoFrame, timestamp_ms: int) -> None:
-        """Limits hold for every frame, not just the header: headers can lie."""
+    def check_frame(self, frame: VideoFrame, index: int, timestamp_ms: int) -> None:
+        """Limits hold for every decoded frame, not just the header: headers can lie."""
         _check_pixels(frame.width, frame.height, self.limits)
         limit = self.limits.max_duration_ms
         if limit is not None and timestamp_ms > limit:
@@ -293,6 +302,19 @@ class _Decoder:
                 f"video runs past {timestamp_ms} ms, above the limit of {limit} ms",
                 code=ErrorCode.TOO_LONG,
             )
+        cap = self._max_frames()
+        # Checked before the frame is handed on, so at most the cap is ever uploaded.
+        if cap is not None and index >= cap:
+            raise InvalidVideo(
+                f"the video holds more than {self.limits.max_sampled_frames} sampled frames"
+                f" (every {self.sampled_every}th of more than {cap} decoded), above the limit",
+                code=ErrorCode.TOO_MANY_FRAMES,
+            )
+
+    def _max_frames(self) -> int | None:
+        """Frames in the file beyond which sampling passes ``max_sampled_frames``."""
+        cap = self.limits.max_sampled_frames
+        return None if cap is None else cap * self.sampled_every
 
     def _decode(self) -> Iterator[VideoFrame]:
         plan = self.decode_plan
@@ -341,6 +363,30 @@ class _Decoder:
         if limit is not None and duration is not None and duration > limit:
             raise InvalidVideo(
                 f"video lasts {duration} ms, above the limit of {limit} ms", code=ErrorCode.TOO_LONG
+            )
+        self._check_frame_count()
+
+    def _check_frame_count(self) -> None:
+        """A video bomb (a small file, a huge frame count) is refused before any frame is made."""
+        cap = self._max_frames()
+        if cap is None:
+            return
+        frames = self.declared_frames
+        source = "declares"
+        if not frames:
+            # Only the measured average rate: FFmpeg's guessed rate can be the field rate or the
+            # time base (2x or 40x too high), which would refuse honest videos. Without it, the
+            # demux pass (read_plan) or the decoding itself counts the frames.
+            duration = self._video_duration_ms()
+            rate = self.stream.average_rate
+            if duration and rate:
+                frames = math.ceil(duration * rate / 1000)
+                source = f"lasts {duration} ms at {float(rate):g} fps, so about"
+        if frames and frames > cap:
+            raise InvalidVideo(
+                f"the video {source} {frames} frames: more than {self.limits.max_sampled_frames}"
+                f" sampled frames at every {self.sampled_every}th, above the limit",
+                code=ErrorCode.TOO_MANY_FRAMES,
             )
 
     def _duration_ms(self) -> int | None:
@@ -471,10 +517,11 @@ class _Pipeline:
         for index, frame in decoder.frames():
             if self._stop.is_set():
                 return
+            timestamp_ms = decoder.timestamp_ms(frame, index)
+            # Every decoded frame, selected or not: a stream may grow its pictures mid-way.
+            decoder.check_frame(frame, index, timestamp_ms)
             if not self.plan.is_selected(index):
                 continue
-            timestamp_ms = decoder.timestamp_ms(frame, index)
-            decoder.check_frame(frame, timestamp_ms)
             job = _Job(index, timestamp_ms, decoder.rotation, frame)
             if not self._put(self._pool.submit(self.finish, job)):
                 return

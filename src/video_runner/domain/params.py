@@ -44,8 +44,13 @@ class Preprocessing:
 
 @dataclass(frozen=True, slots=True)
 class VideoLimits:
-    """What the runner refuses to process; ``None`` means no limit."""
+    """What the runner refuses to process; ``None`` means no limit.
+
+    ``max_sampled_frames`` bounds the work one video may cause (an S3 object, a frame record and
+    a Kafka task per sampled frame): a tiny file at 1,000 fps passes every other limit.
+    """
 
     max_bytes: int | None = 10 * 1024**3
     max_pixels: int | None = 3840 * 2160
     max_duration_ms: int | None = 6 * 3600 * 1000
+    max_sampled_frames: int | None = 100_000
