@@ -11,7 +11,8 @@
     │                                   answered 5xx (``.dependency``)
     └── PermanentError                  the same input will always fail: record, dead-letter, commit
         ├── InvalidMessage              not UTF-8 JSON, too deep, too large, schema violation,
-        │                               an id or a bucket name outside the allowlist
+        │                               an id or a bucket name outside the allowlist (or a
+        │                               bucket outside ALLOWED_SOURCE_BUCKETS)
         ├── SourceMissing               the video object is not in the bucket, or S3 refuses it to
         │                               credentials that work (``source_unreadable``)
         ├── InvalidVideo                not a video, no video stream, corrupt, over a limit
@@ -71,6 +72,8 @@ class ErrorCode(StrEnum):
     SOURCE_UNREADABLE = "source_unreadable"
     #: S3 or MongoDB refuses, for good, an object or a document written for this event.
     STORAGE_REJECTED = "storage_rejected"
+    #: An event names a source bucket outside ``ALLOWED_SOURCE_BUCKETS``.
+    BUCKET_NOT_ALLOWED = "bucket_not_allowed"
 
 
 class VideoRunnerError(Exception):

@@ -454,3 +454,65 @@ def test_the_merged_json_writer_refuses_numbers_that_are_not_json(bad):
         "".join(render_merged({"event_id": "ev-1"}, [frame]))
     with pytest.raises(ValueError, match="JSON compliant"):
         MergedJson({"event_id": "ev-1", "fps": bad}).head()
+
+
+ALLOWED = frozenset({"videos", "archive-videos"})
+
+
+def test_an_event_naming_an_allowed_bucket_is_read_from_it():
+    """With ALLOWED_SOURCE_BUCKETS=videos,archive-videos an event may name archive-videos."""
+    raw = _event(payload={"bucket": "archive-videos", "object": "input/abc-1.mp4"})
+    assert parse_video_event(raw, "videos", allowed_buckets=ALLOWED).bucket == "archive-videos"
+
+
+def test_an_event_naming_a_bucket_outside_the_allowlist_is_bucket_not_allowed():
+    """A well-formed bucket that is not allowed is refused, permanently, with the event id kept
+    for the dead letter and the allowed buckets named in the message."""
+    raw = _event(event_id="ev-9", payload={"bucket": "payroll", "object": "input/a.mp4"})
+    with pytest.raises(InvalidMessage) as caught:
+        parse_video_event(raw, "videos", allowed_buckets=ALLOWED)
+    assert caught.value.code == ErrorCode.BUCKET_NOT_ALLOWED
+    assert caught.value.event_id == "ev-9"
+    assert "archive-videos, videos" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "bucket",
+    ["Videos", "under_score", "-videos", "videos-", "vid..eos", "192.168.1.10", "b@d", "a b"],
+)
+def test_an_event_naming_a_malformed_bucket_is_bad_id_when_an_allowlist_is_set(bucket):
+    """A name S3 would never accept is reported as bad_id, not as merely not allowed."""
+    raw = _event(event_id="ev-9", payload={"bucket": bucket, "object": "input/a.mp4"})
+    with pytest.raises(InvalidMessage) as caught:
+        parse_video_event(raw, "videos", allowed_buckets=ALLOWED)
+    assert caught.value.code == ErrorCode.BAD_ID
+    assert caught.value.event_id == "ev-9"
+
+
+def test_an_event_without_a_bucket_reads_the_default_bucket_even_outside_the_allowlist():
+    """The default bucket (BUCKET_VIDEOS) is the operator's own: it is always allowed."""
+    raw = _event(payload={"object": "input/abc-1.mp4"})
+    event = parse_video_event(raw, "videos-test", allowed_buckets=frozenset({"videos"}))
+    assert event.bucket == "videos-test"
+    named = _event(payload={"bucket": "videos-test", "object": "input/abc-1.mp4"})
+    assert parse_video_event(named, "videos-test", allowed_buckets=frozenset()).bucket == (
+        "videos-test"
+    )
+
+
+def test_without_an_allowlist_any_bucket_is_read_as_before():
+    """allowed_buckets=None (the default) checks nothing, so existing callers are unchanged."""
+    raw = _event(payload={"bucket": "payroll", "object": "input/a.mp4"})
+    assert parse_video_event(raw, "videos").bucket == "payroll"
+
+
+def test_allowed_source_buckets_is_read_comma_separated_from_the_environment(monkeypatch):
+    """ALLOWED_SOURCE_BUCKETS=" videos, archive-videos ,," is the set of the two names."""
+    monkeypatch.setenv("ALLOWED_SOURCE_BUCKETS", " videos, archive-videos ,,")
+    assert load_settings().source_buckets == frozenset({"videos", "archive-videos"})
+
+
+def test_allowed_source_buckets_defaults_to_videos(monkeypatch):
+    """Without the variable only the bucket named videos may be named by an event."""
+    monkeypatch.delenv("ALLOWED_SOURCE_BUCKETS", raising=False)
+    assert load_settings().source_buckets == frozenset({"videos"})

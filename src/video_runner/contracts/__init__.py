@@ -9,7 +9,8 @@ else, whatever it is given:
 ``bad_json``           no value (a tombstone), not UTF-8, not JSON, or NaN/Infinity/1e999
 ``too_deep``           nested deeper than ``MAX_JSON_DEPTH`` (never a ``RecursionError``)
 ``schema``             not an object, or not what the topic's schema says
-``bad_id``             an id or an object key outside the allowlist
+``bad_id``             an id, an object key or a bucket name outside the allowlist
+``bucket_not_allowed`` an event naming a bucket outside ``ALLOWED_SOURCE_BUCKETS``
 ``too_many_objects``   a result with more than ``max_objects`` (``MAX_OBJECTS_PER_FRAME``)
 =====================  =======================================================================
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -42,6 +44,9 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 #: stays far below the interpreter's recursion limit, in the parser and in the schema validator.
 MAX_JSON_DEPTH = 32
 _SHOWN = 120
+#: S3's bucket naming rules: 3 to 63 of a-z, 0-9, '.' and '-', starting and ending alphanumeric.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +223,20 @@ def _checked_key(key: str) -> str:
     return key
 
 
+def _check_bucket(bucket: str, allowed: frozenset[str]) -> None:
+    # The name first: "not allowed" would hide that the sender builds names S3 never accepts.
+    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket or _IP_ADDRESS.fullmatch(bucket):
+        raise InvalidMessage(
+            f"bucket {bucket[:80]!r} is not a valid S3 bucket name", code=ErrorCode.BAD_ID
+        )
+    if bucket not in allowed:
+        raise InvalidMessage(
+            f"bucket {bucket!r} is not one of the allowed source buckets"
+            f" ({', '.join(sorted(allowed)) or 'none'})",
+            code=ErrorCode.BUCKET_NOT_ALLOWED,
+        )
+
+
 def _event_id_hint(document: Mapping[str, Any]) -> str | None:
     """The event id the parser would choose, if it is a valid one (else None, never a guess)."""
     chosen = document.get("event_id") or document.get("_id")
@@ -242,17 +261,30 @@ def event_id_hint(raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYT
 
 
 def parse_video_event(
-    raw: bytes | None, default_bucket: str, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    raw: bytes | None,
+    default_bucket: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    allowed_buckets: frozenset[str] | None = None,
 ) -> VideoEvent:
-    """Read an ``outbox_events`` message: ``event_id``, else ``_id``, else the object's stem."""
+    """Read an ``outbox_events`` message: ``event_id``, else ``_id``, else the object's stem.
+
+    With ``allowed_buckets`` (``ALLOWED_SOURCE_BUCKETS``), an event naming any other bucket is
+    refused: a malformed name as ``bad_id``, a well-formed one as ``bucket_not_allowed``. The
+    ``default_bucket`` is always allowed: an event without a bucket reads from it anyway.
+    ``None`` checks nothing.
+    """
     document = _load(raw, "outbox_event", max_bytes)
     try:
         payload = document["payload"]
         key = _checked_key(payload["object"])
         event_id = document.get("event_id") or document.get("_id") or PurePosixPath(key).stem
+        bucket = str(payload.get("bucket") or default_bucket)
+        if allowed_buckets is not None and bucket != default_bucket:
+            _check_bucket(bucket, allowed_buckets)
         return VideoEvent(
             event_id=_checked_id(str(event_id), "event id"),
-            bucket=str(payload.get("bucket") or default_bucket),
+            bucket=bucket,
             object_key=key,
             media_type=str(payload.get("media_type") or "video"),
         )
