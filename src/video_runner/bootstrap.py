@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 from video_runner.adapters.detectors import build_detector
 from video_runner.adapters.kafka import (
     ConsumerLoop,
+    GroupOffsets,
     KafkaConnection,
     KafkaPublisher,
     RecordHandler,
@@ -28,6 +26,7 @@ from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.s3 import S3ObjectStore
 from video_runner.adapters.video import VideoFrameSource
+from video_runner.contracts import ResultLimits
 from video_runner.errors import ConfigurationError, RetriableError
 from video_runner.ports import Detector
 from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker
@@ -40,6 +39,7 @@ from video_runner.services.results_path import (
     ResultsPath,
 )
 from video_runner.services.video_path import VideoPath, VideoPathConfig
+from video_runner.services.work_dir import sweep_work_dir
 from video_runner.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,11 @@ def topics_of(settings: Settings) -> list[str]:
         settings.topic_inference_tasks,
         settings.topic_inference_results,
     ]
-    return main + [settings.dlq_topic(topic) for topic in main]
+    return [
+        *main,
+        settings.topic_predictable_events,
+        *(settings.dlq_topic(topic) for topic in main),
+    ]
 
 
 async def ensure_topics_of(settings: Settings, role: str) -> None:
@@ -119,8 +123,7 @@ def prediction_store(settings: Settings) -> MongoPredictionStore:
     return MongoPredictionStore.connect(
         settings.mongo_uri.get_secret_value(),
         settings.mongo_db,
-        settings.mongo_collection,
-        settings.mongo_results_collection,
+        settings.mongo_collections,
         timeout_ms=settings.mongo_timeout_ms,
     )
 
@@ -150,6 +153,7 @@ def consumer_loop(
     group_id: str,
     handler: RecordHandler,
     max_in_flight: int,
+    batch_size: int = 0,
 ) -> ConsumerLoop:
     return ConsumerLoop(
         connection=kafka_connection(settings, role),
@@ -157,16 +161,14 @@ def consumer_loop(
         group_id=group_id,
         handler=handler,
         max_in_flight=max_in_flight,
+        batch_size=batch_size,
+        batch_wait_ms=settings.results_batch_wait_ms,
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,
     )
-
-
-def instance_name(role: str) -> str:
-    return f"{role}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 async def timed_check(check: Check, timeout_s: float) -> dict[str, Any]:
@@ -286,22 +288,32 @@ class Runner:
         results_config = ResultsConfig(
             tasks_topic=settings.topic_inference_tasks,
             dlq_suffix=settings.dlq_suffix,
+            notices_topic=settings.topic_predictable_events,
+            inference_group=settings.group_inference,
             max_failed_ratio=settings.max_failed_frame_ratio,
             result_deadline_s=settings.result_deadline_s,
             reaper_max_attempts=settings.reaper_max_attempts,
+            recount_after_s=settings.recount_after_s,
+            max_message_bytes=settings.max_message_bytes,
+            dlq_max_bytes=settings.dlq_max_bytes,
+            limits=ResultLimits(settings.max_objects_per_frame, settings.max_class_name_length),
         )
-        self.completion = Completion(results_config, self.store, self.telemetry)
+        self.completion = Completion(results_config, self.store, self.publisher, self.telemetry)
         self.video_path = VideoPath(
             VideoPathConfig(
                 videos_bucket=settings.bucket_videos,
                 frames_bucket=settings.bucket_frames,
                 tasks_topic=settings.topic_inference_tasks,
+                results_topic=settings.topic_inference_results,
                 dlq_suffix=settings.dlq_suffix,
                 sampling=settings.sampling,
                 preprocessing=settings.preprocessing,
                 limits=settings.limits,
                 work_dir=work_dir(settings),
                 upload_concurrency=settings.upload_concurrency,
+                max_message_bytes=settings.max_message_bytes,
+                dlq_max_bytes=settings.dlq_max_bytes,
+                allowed_buckets=settings.source_buckets,
             ),
             store=self.store,
             objects=self.objects,
@@ -317,12 +329,12 @@ class Runner:
             completion=self.completion,
             telemetry=self.telemetry,
         )
-        self.reconciler = Reconciler(self.store, self.completion)
+        self.reconciler = Reconciler(results_config, self.store, self.completion)
         self.reaper = Reaper(
             results_config,
             store=self.store,
             publisher=self.publisher,
-            completion=self.completion,
+            offsets=GroupOffsets(kafka_connection(settings, "runner")),
             telemetry=self.telemetry,
         )
         self.events_loop = consumer_loop(
@@ -339,7 +351,8 @@ class Runner:
             topic=settings.topic_inference_results,
             group_id=settings.group_results,
             handler=self.results_path,
-            max_in_flight=64,
+            max_in_flight=1,
+            batch_size=settings.results_batch_size,
         )
         self.service = Service(
             role="runner",
@@ -355,6 +368,9 @@ class Runner:
         )
 
     async def _prepare(self) -> None:
+        swept = sweep_work_dir(work_dir(self.settings))
+        if swept:
+            log.info("work directory swept", extra={"files": swept})
         await self.store.ensure_indexes()
         await self.objects.ping()
         await self.objects.ensure_bucket(self.settings.bucket_frames)
@@ -394,7 +410,6 @@ class Runner:
                 )
                 group.create_task(periodic("lag", 5.0, self._report_lag, stop))
         finally:
-            await self.completion.idle()
             await self.publisher.stop()
             await self.store.close()
             self.objects.close()
@@ -496,15 +511,23 @@ class Outbox:
         self.store = prediction_store(settings)
         self.worker = OutboxS3(
             OutboxConfig(
-                owner=instance_name("outbox"),
                 default_bucket=settings.bucket_videos,
-                poll_interval_s=settings.outbox_poll_interval_s,
-                lease_s=settings.outbox_lease_s,
+                notice_grace_s=settings.outbox_notice_grace_s,
+                keep_frame_documents=settings.keep_frame_documents,
+                failed_retention_s=settings.failed_retention_s,
                 work_dir=work_dir(settings),
             ),
             store=self.store,
             objects=self.objects,
             telemetry=self.telemetry,
+        )
+        self.loop = consumer_loop(
+            settings,
+            "outbox",
+            topic=settings.topic_predictable_events,
+            group_id=settings.group_outbox,
+            handler=self.worker,
+            max_in_flight=4,
         )
         self.service = Service(
             role="outbox-s3",
@@ -512,21 +535,34 @@ class Outbox:
             telemetry=self.telemetry,
             checks={"s3": self.objects.ping, "mongodb": self.store.ping},
             store=self.store,
+            loops=[self.loop],
         )
 
     async def _prepare(self) -> None:
         await self.store.ping()
         await self.objects.ping()
+        await ensure_topics_of(self.settings, "outbox")
         work_dir(self.settings).mkdir(parents=True, exist_ok=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         if not await start_with_retries("dependencies", self._prepare, stop, self.service):
             return
+        if not await start_with_retries("consumer", self.loop.start, stop, self.service):
+            return
         self.service.started.set()
         self.service.startup_error = None
         log.info("outbox-s3 worker started")
         try:
-            await self.worker.run(stop)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.loop.run(stop, drain_timeout_s=10.0))
+                group.create_task(
+                    periodic(
+                        "outbox-sweep",
+                        self.settings.outbox_sweep_interval_s,
+                        self.worker.sweep,
+                        stop,
+                    )
+                )
         finally:
             await self.store.close()
             self.objects.close()

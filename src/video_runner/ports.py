@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.detections import Detection
-from video_runner.domain.results import FrameResult
+from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.status import Status
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 
@@ -76,75 +77,121 @@ class Detector(Protocol):
         ...
 
 
+class Delivery(NamedTuple):
+    """Where the broker stored a published message."""
+
+    partition: int
+    offset: int
+
+
 class RawPublisher(Publisher, Protocol):
     """A publisher that can also send batches and copy a message as it came (dead letters)."""
 
     async def publish_many(
         self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]]
-    ) -> None:
-        """Publish (key, value) pairs and return once every one is acknowledged."""
+    ) -> list[Delivery]:
+        """Publish (key, value) pairs; return once every one is acknowledged, where each went."""
         ...
 
     async def publish_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Mapping[str, str]
     ) -> None: ...
 
+    async def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has."""
+        ...
+
+
+class ConsumedOffsets(Protocol):
+    """What a consumer group has committed: tells a queued task from a consumed one."""
+
+    async def committed(self, group_id: str, topic: str) -> dict[int, int]:
+        """The next offset the group will read, per partition of ``topic`` it has committed."""
+        ...
+
 
 class PredictionStore(Protocol):
-    """The runner's documents in MongoDB (``runner_db``): one per event, one per frame.
+    """The runner's documents in MongoDB (``runner_db``): events, task chunks, results, progress.
 
-    Every write is idempotent: conditional on the current status, or an upsert keyed by a unique
-    index, so redelivered messages change nothing. Errors: ``DependencyUnavailable``.
+    Every hot-path call touches documents by ``_id`` only, so its cost does not grow with the
+    documents of other events (docs/decisions/0006). Every write is idempotent: an insert keyed by
+    a natural ``_id`` (the first one wins) or a ``$set`` of the same values; a transition is won
+    by exactly one caller through a unique claim. Errors: ``DependencyUnavailable``.
     """
 
     async def get(self, event_id: str) -> dict[str, Any] | None: ...
 
     async def begin(self, event_id: str, fields: Mapping[str, Any]) -> bool:
-        """Create the document as ``processing`` or refresh it; False if it is already finished."""
+        """Create the document as ``processing`` or refresh it; False if its video path is over."""
         ...
 
     async def update_processing(self, event_id: str, fields: Mapping[str, Any]) -> bool:
         """``$set`` fields on a ``processing`` document; False if it is not processing."""
         ...
 
-    async def record_frames(self, event_id: str, frames: Sequence[Mapping[str, Any]]) -> None:
-        """Upsert the frame records (frame_id, timestamp_ms, width, height, object) of tasks."""
+    async def annotate(self, event_id: str, fields: Mapping[str, Any]) -> None:
+        """``$set`` bookkeeping fields (never the status) on a document in any state."""
         ...
 
-    async def save_result(self, event_id: str, result: FrameResult) -> bool:
-        """Store a frame's result once; False when that frame already had one (a duplicate)."""
+    async def record_chunk(self, event_id: str, chunk: TaskChunk) -> None:
+        """Store (or replace) the records of one chunk of published frame tasks."""
         ...
 
-    async def count_results(self, event_id: str) -> tuple[int, int]:
-        """Distinct frames with a result, and how many of them are detector errors."""
+    async def read_chunk(self, event_id: str, index: int) -> TaskChunk | None: ...
+
+    async def save_results(self, results: Sequence[tuple[str, FrameResult]]) -> list[bool]:
+        """Insert (event_id, result) pairs in one bulk write; per pair, True if it was the first.
+
+        A duplicate (the frame already has a result) is expected and changes nothing.
+        """
         ...
 
-    async def pending_frames(self, event_id: str) -> list[dict[str, Any]]:
-        """Frame records that have no result yet."""
+    async def add_progress(self, event_id: str, partition: int, counts: ResultCounts) -> None:
+        """Add first-time stored results to the event's counter for one results partition."""
         ...
 
-    def iter_results(self, event_id: str) -> AsyncIterator[FrameResult]:
-        """Every stored result of the event, sorted by frame_id."""
+    async def progress(self, event_id: str, partitions: int) -> ResultCounts:
+        """The event's counters summed over ``partitions`` results partitions (by ``_id``)."""
         ...
 
-    async def transition(
-        self, event_id: str, target: Status, fields: Mapping[str, Any], *, owner: str | None = None
-    ) -> bool:
-        """Move to ``target`` only from a state that may (and held by ``owner`` if given)."""
+    async def recount(self, event_id: str) -> ResultCounts:
+        """Count the event's stored results (a scan: only the reconciler repairs with this)."""
+        ...
+
+    async def results_of(self, event_id: str, frame_ids: Sequence[int]) -> dict[int, FrameResult]:
+        """The stored results of these frames, by frame id (frames without one are absent)."""
+        ...
+
+    async def transition(self, event_id: str, target: Status, fields: Mapping[str, Any]) -> bool:
+        """Move to ``target`` if the state machine allows it and no other move won first.
+
+        True for exactly one caller: the one that made the move. A caller that finds the move
+        claimed but not applied (its winner died half-way) applies it, and gets False.
+        """
+        ...
+
+    async def claim(self, event_id: str, name: str) -> bool:
+        """Take the one-time claim ``name`` of an event: True for exactly one caller ever."""
         ...
 
     async def find(
-        self, status: Status, *, older_than: datetime | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]: ...
+        self,
+        status: Status,
+        *,
+        before: datetime | None = None,
+        after_id: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Documents in ``status`` (last written before ``before``), by ``_id``, after ``after_id``.
 
-    async def lease(
-        self, status: Status, owner: str, until: datetime, now: datetime
-    ) -> dict[str, Any] | None:
-        """Take one document in ``status`` whose lease is free or expired, for ``owner``."""
+        A scan on servers without a secondary index: for repair loops only, page by page.
+        """
         ...
 
-    async def claim_reaping(self, event_id: str, attempts: int, now: datetime) -> bool:
-        """Count one more reaper attempt, only if it is still ``attempts``: one replica wins."""
+    async def purge(
+        self, event_id: str, frame_ids: Sequence[int], chunks: int, partitions: int
+    ) -> int:
+        """Delete the event's per-frame documents (results, task chunks, counters), by ``_id``."""
         ...
 
     async def ping(self) -> None: ...

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     topic_outbox_events: str = "outbox_events"
     topic_inference_tasks: str = "inference_tasks"
     topic_inference_results: str = "inference_results"
+    #: The runner announces each ``predictable`` event here, for the outbox-S3 workers.
+    topic_predictable_events: str = "predictable_events"
     dlq_suffix: str = ".dlq"
     #: Dead-letter copies are truncated so value + headers stay below this (broker limit: 1 MB).
     dlq_max_bytes: int = Field(default=900_000, ge=4096)
@@ -44,6 +46,7 @@ class Settings(BaseSettings):
     group_runner: str = "runner-group"
     group_results: str = "runner-results-group"
     group_inference: str = "inference-group"
+    group_outbox: str = "outbox-s3-group"
 
     #: Long videos never trip this: busy partitions are paused while one task keeps polling.
     kafka_max_poll_interval_ms: int = 300_000
@@ -73,6 +76,9 @@ class Settings(BaseSettings):
     mongo_db: str = "runner_db"
     mongo_collection: str = "runner_predictions"
     mongo_results_collection: str = "runner_frame_results"
+    mongo_chunks_collection: str = "runner_task_chunks"
+    mongo_progress_collection: str = "runner_progress"
+    mongo_claims_collection: str = "runner_claims"
     mongo_timeout_ms: int = 5_000
 
     # --- Extraction ----------------------------------------------------------------------
@@ -95,9 +101,16 @@ class Settings(BaseSettings):
     retry_max_s: float = 30.0
 
     # --- Results ---------------------------------------------------------------------------
+    #: Results stored per bulk write, and how long a batch that is not full may wait.
+    results_batch_size: int = Field(default=500, ge=1)
+    results_batch_wait_ms: int = Field(default=50, ge=0)
+    #: How long a *consumed* task may stay without a result before it is re-published (doubled
+    #: at each attempt). A task still queued for the inference workers is never timed out.
     result_deadline_s: float = 120.0
     reaper_interval_s: float = 10.0
     reaper_max_attempts: int = 3
+    #: An event whose counters have not moved this long has its results recounted once.
+    recount_after_s: float = 30.0
     #: Detector errors tolerated before a video fails (0.05: one frame in twenty).
     max_failed_frame_ratio: float = Field(default=0.05, ge=0.0, le=1.0)
     #: A result with more objects is rejected as ``too_many_objects``.
@@ -106,9 +119,14 @@ class Settings(BaseSettings):
     max_class_name_length: int = Field(default=128, ge=1)
 
     # --- Outbox-S3 / inference ---------------------------------------------------------------
-    outbox_poll_interval_s: float = 1.0
-    #: How long one outbox-S3 replica owns an event it writes; longer than the largest write.
-    outbox_lease_s: float = 600.0
+    #: The outbox-S3 sweep: late ``predictable`` events (no notice came) and retention.
+    outbox_sweep_interval_s: float = 15.0
+    #: A ``predictable`` event this old without ``ready`` is written by the sweep.
+    outbox_notice_grace_s: float = 30.0
+    #: Keep per-frame documents after ``ready`` (by default the JSON in S3 is the record).
+    keep_frame_documents: bool = False
+    #: How long a failed event's per-frame documents are kept for diagnosis.
+    failed_retention_s: float = 7 * 24 * 3600.0
     detector: Literal["hog", "onnx"] = "hog"
     onnx_model_path: str | None = None
     onnx_confidence: float = 0.25
@@ -168,6 +186,17 @@ class Settings(BaseSettings):
         """``ALLOWED_SOURCE_BUCKETS`` as a set (blanks ignored), for ``parse_video_event``."""
         names = (name.strip() for name in self.allowed_source_buckets.split(","))
         return frozenset(name for name in names if name)
+
+    @cached_property
+    def mongo_collections(self) -> dict[str, str]:
+        """The store's collections by role (see ``adapters/mongo.py``)."""
+        return {
+            "events": self.mongo_collection,
+            "chunks": self.mongo_chunks_collection,
+            "results": self.mongo_results_collection,
+            "progress": self.mongo_progress_collection,
+            "claims": self.mongo_claims_collection,
+        }
 
     def dlq_topic(self, topic: str) -> str:
         return f"{topic}{self.dlq_suffix}"

@@ -54,9 +54,11 @@ def isolated_settings(work_dir: Path, **overrides: Any) -> Settings:
         "topic_outbox_events": f"outbox_events-{uid}",
         "topic_inference_tasks": f"inference_tasks-{uid}",
         "topic_inference_results": f"inference_results-{uid}",
+        "topic_predictable_events": f"predictable_events-{uid}",
         "group_runner": f"runner-group-{uid}",
         "group_results": f"runner-results-group-{uid}",
         "group_inference": f"inference-group-{uid}",
+        "group_outbox": f"outbox-s3-group-{uid}",
         "bucket_videos": f"videos-{uid}",
         "bucket_frames": f"frames-{uid}",
         "mongo_db": f"runner_db_{uid}",
@@ -66,7 +68,8 @@ def isolated_settings(work_dir: Path, **overrides: Any) -> Settings:
         "outbox_http_port": free_port(),
         "kafka_session_timeout_ms": 10_000,
         "reaper_interval_s": 1.0,
-        "outbox_poll_interval_s": 0.2,
+        "outbox_sweep_interval_s": 1.0,
+        "outbox_notice_grace_s": 3.0,
         "retry_max_s": 2.0,
     }
     values.update(overrides)

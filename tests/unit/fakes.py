@@ -2,8 +2,8 @@
 
 Each fake follows the semantics its production adapter documents:
 
-* ``FakePredictionStore`` mirrors ``adapters/mongo.py``: conditional writes on the status, one
-  record per (event_id, frame_id), first result wins, leases, ``updated_at`` on every write;
+* ``FakePredictionStore`` mirrors ``adapters/mongo.py``: claimed transitions, task chunks, the
+  first result of a frame wins, counters per results partition, ``updated_at`` on every write;
 * ``FakeObjectStore`` mirrors ``adapters/s3.py``: ``SourceMissing`` for a missing key,
   ``InvalidVideo(file_too_large)`` above ``max_bytes``, bytes never shared with the caller;
 * ``FakePublisher`` records what an acknowledged publish would have sent.
@@ -19,26 +19,24 @@ import asyncio
 import copy
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+import zlib
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from video_runner.adapters.mongo import frame_result_of
+from video_runner.adapters.mongo import new_event_document
+from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.detections import Detection
-from video_runner.domain.results import FrameResult
-from video_runner.domain.status import Status, sources_of
+from video_runner.domain.results import FrameResult, ResultCounts
+from video_runner.domain.status import Status, can_move, claim_name
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 from video_runner.errors import DependencyUnavailable, ErrorCode, InvalidVideo, SourceMissing
+from video_runner.ports import Delivery
 
 # --------------------------------------------------------------------------------------------
 # Time
-
-
-def _published_result(record: Mapping[str, Any]) -> bool:
-    """Like the adapter: only a frame whose task was published (it has ``object``) counts."""
-    return "result" in record and "object" in record
 
 
 class FakeClock:
@@ -91,22 +89,28 @@ class Transition:
 
     event_id: str
     target: Status
-    owner: str | None
     moved: bool
 
 
 class FakePredictionStore:
     """Implements ``ports.PredictionStore`` in memory, like ``MongoPredictionStore`` does.
 
-    ``documents`` are the prediction documents by ``_id``; ``frames`` the per-frame records by
-    (event_id, frame_id). Returned documents are copies, as a database returns them.
+    ``documents`` are the prediction documents by ``_id``; ``chunks`` the task chunks by
+    (event_id, index); ``results`` the stored results by (event_id, frame_id); ``counters`` the
+    per-partition progress by (event_id, partition); ``claims`` the one-time claims. Returned
+    documents are copies, as a database returns them. ``scans`` counts the calls that a server
+    without secondary indexes answers by reading a whole collection.
     """
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.clock = clock or _real_now
         self.documents: dict[str, dict[str, Any]] = {}
-        self.frames: dict[tuple[str, int], dict[str, Any]] = {}
+        self.chunks: dict[tuple[str, int], TaskChunk] = {}
+        self.results: dict[tuple[str, int], FrameResult] = {}
+        self.counters: dict[tuple[str, int], ResultCounts] = {}
+        self.claims: dict[tuple[str, str], dict[str, Any]] = {}
         self.transitions: list[Transition] = []
+        self.scans = 0
         self._unavailable = 0
 
     # -- test helpers -------------------------------------------------------------------------
@@ -118,6 +122,9 @@ class FakePredictionStore:
     def moved_to(self, target: Status) -> list[Transition]:
         """The transitions to ``target`` that actually moved a document."""
         return [t for t in self.transitions if t.target == target and t.moved]
+
+    def stored_results(self, event_id: str) -> list[FrameResult]:
+        return [r for (e, _), r in sorted(self.results.items()) if e == event_id]
 
     async def _round_trip(self) -> None:
         await asyncio.sleep(0)
@@ -137,170 +144,143 @@ class FakePredictionStore:
 
     async def begin(self, event_id: str, fields: Mapping[str, Any]) -> bool:
         await self._round_trip()
-        now = self.clock()
         document = self.documents.get(event_id)
         if document is None:
-            document = {
-                "_id": event_id,
-                "status": Status.PROCESSING.value,
-                "created_at": now,
-                "frames_published": 0,
-                "results_received": 0,
-                "total_frames": None,
-                "reaper_attempts": 0,
-            }
-            self.documents[event_id] = document
-        elif document["status"] != Status.PROCESSING.value:
-            return False  # the real upsert fails on the duplicate _id: already finished
+            self.documents[event_id] = new_event_document(
+                event_id, copy.deepcopy(dict(fields)), self.clock()
+            )
+            return True
+        if document["status"] != Status.PROCESSING.value or document["total_frames"] is not None:
+            return False
+        self._set(document, fields)
+        return True
+
+    def _set(self, document: dict[str, Any], fields: Mapping[str, Any]) -> None:
         for key, value in fields.items():
             _set_path(document, key, value)
-        document["updated_at"] = now
-        return True
+        document["updated_at"] = self.clock()
 
     async def update_processing(self, event_id: str, fields: Mapping[str, Any]) -> bool:
         await self._round_trip()
         document = self.documents.get(event_id)
         if document is None or document["status"] != Status.PROCESSING.value:
             return False
-        for key, value in fields.items():
-            _set_path(document, key, value)
-        document["updated_at"] = self.clock()
+        self._set(document, fields)
         return True
 
-    async def claim_reaping(self, event_id: str, attempts: int, now: datetime) -> bool:
+    async def annotate(self, event_id: str, fields: Mapping[str, Any]) -> None:
         await self._round_trip()
         document = self.documents.get(event_id)
-        if (
-            document is None
-            or document.get("status") != Status.PROCESSING
-            or int(document.get("reaper_attempts") or 0) != attempts
-        ):
-            return False
-        document["reaper_attempts"] = attempts + 1
-        document["last_reaped_at"] = now
-        document["updated_at"] = now
-        return True
+        if document is not None:
+            self._set(document, fields)
 
-    async def record_frames(self, event_id: str, frames: Sequence[Mapping[str, Any]]) -> None:
-        await self._round_trip()
-        now = self.clock()
-        for frame in frames:
-            key = (event_id, int(frame["frame_id"]))
-            record = self.frames.setdefault(key, {"event_id": event_id, "frame_id": key[1]})
-            for name, value in frame.items():
-                _set_path(record, name, value)
-            record["event_id"] = event_id
-            record["published_at"] = now
-
-    async def save_result(self, event_id: str, result: FrameResult) -> bool:
-        await self._round_trip()
-        key = (event_id, result.frame_id)
-        record = self.frames.get(key)
-        if record is not None and "result" in record:
-            return False  # first one wins; the real upsert hits the unique index
-        if record is None:
-            record = {"event_id": event_id, "frame_id": result.frame_id}
-            self.frames[key] = record
-        record["result"] = {
-            "objects": copy.deepcopy(result.objects),
-            "error": result.error,
-            "model": result.model,
-            "failed": result.error is not None,
-        }
-        record["result_at"] = self.clock()
-        if result.timestamp_ms is not None:
-            record["result_timestamp_ms"] = result.timestamp_ms
-        return True
-
-    async def count_results(self, event_id: str) -> tuple[int, int]:
-        await self._round_trip()
-        done = [r for (e, _), r in self.frames.items() if e == event_id and _published_result(r)]
-        return len(done), sum(1 for r in done if r["result"]["failed"])
-
-    async def pending_frames(self, event_id: str) -> list[dict[str, Any]]:
-        await self._round_trip()
-        pending = [
-            copy.deepcopy(r)
-            for (e, _), r in self.frames.items()
-            if e == event_id and "result" not in r
-        ]
-        return sorted(pending, key=lambda r: r["frame_id"])
-
-    async def iter_results(self, event_id: str) -> AsyncIterator[FrameResult]:
-        await self._round_trip()
-        keys = sorted(
-            k for k, r in self.frames.items() if k[0] == event_id and _published_result(r)
-        )
-        for key in keys:
-            yield frame_result_of(copy.deepcopy(self.frames[key]))
-
-    async def transition(
-        self, event_id: str, target: Status, fields: Mapping[str, Any], *, owner: str | None = None
-    ) -> bool:
+    async def transition(self, event_id: str, target: Status, fields: Mapping[str, Any]) -> bool:
         await self._round_trip()
         document = self.documents.get(event_id)
-        moved = (
-            document is not None
-            and document["status"] in {s.value for s in sources_of(target)}
-            and (owner is None or document.get("lease_owner") == owner)
-        )
-        if moved and document is not None:
-            for key, value in fields.items():
-                _set_path(document, key, value)
-            document["status"] = target.value
-            document["updated_at"] = self.clock()
-        self.transitions.append(Transition(event_id, target, owner, moved))
+        moved = False
+        if document is not None and can_move(Status(document["status"]), target):
+            key = (event_id, claim_name(target))
+            applied = {**copy.deepcopy(dict(fields)), "status": target.value}
+            winner = self.claims.setdefault(key, {"fields": applied})
+            moved = winner["fields"] is applied
+            self._set(document, winner["fields"])
+        self.transitions.append(Transition(event_id, target, moved))
         return moved
 
+    async def claim(self, event_id: str, name: str) -> bool:
+        await self._round_trip()
+        if (event_id, name) in self.claims:
+            return False
+        self.claims[event_id, name] = {"at": self.clock()}
+        return True
+
     async def find(
-        self, status: Status, *, older_than: datetime | None = None, limit: int = 100
+        self,
+        status: Status,
+        *,
+        before: datetime | None = None,
+        after_id: str | None = None,
+        limit: int = 100,
     ) -> list[dict[str, Any]]:
         await self._round_trip()
-        found = [
-            d
-            for d in self.documents.values()
-            if d["status"] == status.value
-            and (
-                older_than is None
-                or (d.get("updated_at") is not None and d["updated_at"] < older_than)
-            )
-        ]
-        found.sort(key=lambda d: d.get("updated_at") or datetime.min.replace(tzinfo=UTC))
+        self.scans += 1
+        found = sorted(
+            (
+                d
+                for d in self.documents.values()
+                if d["status"] == status.value
+                and (before is None or d["updated_at"] < before)
+                and (after_id is None or d["_id"] > after_id)
+            ),
+            key=lambda d: str(d["_id"]),
+        )
         return copy.deepcopy(found[:limit])
 
-    async def lease(
-        self, status: Status, owner: str, until: datetime, now: datetime
-    ) -> dict[str, Any] | None:
+    async def record_chunk(self, event_id: str, chunk: TaskChunk) -> None:
         await self._round_trip()
-        free = [
-            d
-            for d in self.documents.values()
-            if d["status"] == status.value
-            and (d.get("lease_until") is None or d["lease_until"] < now)
-        ]
-        if not free:
-            return None
-        document = min(free, key=lambda d: d.get("updated_at") or datetime.min.replace(tzinfo=UTC))
-        document["lease_owner"] = owner
-        document["lease_until"] = until
-        return copy.deepcopy(document)
+        self.chunks[event_id, chunk.index] = chunk
+
+    async def read_chunk(self, event_id: str, index: int) -> TaskChunk | None:
+        await self._round_trip()
+        return self.chunks.get((event_id, index))
+
+    async def save_results(self, results: Sequence[tuple[str, FrameResult]]) -> list[bool]:
+        await self._round_trip()
+        first = []
+        for event_id, result in results:
+            key = (event_id, result.frame_id)
+            first.append(key not in self.results)
+            self.results.setdefault(key, copy.deepcopy(result))
+        return first
+
+    async def add_progress(self, event_id: str, partition: int, counts: ResultCounts) -> None:
+        await self._round_trip()
+        key = (event_id, partition)
+        self.counters[key] = self.counters.get(key, ResultCounts()) + counts
+
+    async def progress(self, event_id: str, partitions: int) -> ResultCounts:
+        await self._round_trip()
+        total = ResultCounts()
+        for partition in range(partitions):
+            total += self.counters.get((event_id, partition), ResultCounts())
+        return total
+
+    async def recount(self, event_id: str) -> ResultCounts:
+        await self._round_trip()
+        self.scans += 1
+        stored = self.stored_results(event_id)
+        failed = sum(1 for r in stored if r.error is not None)
+        return ResultCounts(len(stored), failed, self.clock())
+
+    async def results_of(self, event_id: str, frame_ids: Sequence[int]) -> dict[int, FrameResult]:
+        await self._round_trip()
+        return {
+            f: copy.deepcopy(self.results[event_id, f])
+            for f in frame_ids
+            if (event_id, f) in self.results
+        }
+
+    async def purge(
+        self, event_id: str, frame_ids: Sequence[int], chunks: int, partitions: int
+    ) -> int:
+        await self._round_trip()
+        deleted = 0
+        for table, keys in (
+            (self.results, [(event_id, f) for f in frame_ids]),
+            (self.chunks, [(event_id, k) for k in range(chunks)]),
+            (self.counters, [(event_id, p) for p in range(partitions)]),
+        ):
+            for key in keys:
+                if table.pop(key, None) is not None:  # type: ignore[attr-defined]
+                    deleted += 1
+        return deleted
 
     # -- set-up helpers -----------------------------------------------------------------------
 
     def put(self, event_id: str, status: Status, **fields: Any) -> dict[str, Any]:
         """Seed a document directly (a state some earlier stage left behind)."""
-        now = self.clock()
-        document: dict[str, Any] = {
-            "_id": event_id,
-            "status": status.value,
-            "created_at": now,
-            "updated_at": now,
-            "frames_published": 0,
-            "results_received": 0,
-            "total_frames": None,
-            "reaper_attempts": 0,
-        }
-        document.update(copy.deepcopy(fields))
+        document = new_event_document(event_id, copy.deepcopy(fields), self.clock())
+        document["status"] = status.value
         self.documents[event_id] = document
         return copy.deepcopy(document)
 
@@ -387,12 +367,26 @@ class Sent(NamedTuple):
     headers: dict[str, str]
 
 
+class FakeConsumedOffsets:
+    """Implements ``ports.ConsumedOffsets``: ``committed`` is set by the test."""
+
+    def __init__(self) -> None:
+        self.committed_offsets: dict[int, int] = {}
+
+    async def committed(self, group_id: str, topic: str) -> dict[int, int]:
+        await asyncio.sleep(0)
+        return dict(self.committed_offsets)
+
+
 class FakePublisher:
     """Implements ``ports.RawPublisher``; ``sent`` holds every acknowledged message, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, partition_count: int = 4) -> None:
         self.sent: list[Sent] = []
         self.calls = 0
+        self.partition_count = partition_count
+        #: The next offset of each (topic, partition), as a broker would assign it.
+        self.next_offset: dict[tuple[str, int], int] = {}
         self._failures = 0
 
     def fail_next(self, times: int = 1) -> None:
@@ -421,9 +415,20 @@ class FakePublisher:
 
     async def publish_many(
         self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]]
-    ) -> None:
+    ) -> list[Delivery]:
         await self._round_trip()
-        self.sent.extend(Sent(topic, k, copy.deepcopy(dict(v)), {}) for k, v in messages)
+        deliveries = []
+        for key, value in messages:
+            partition = zlib.crc32(key.encode()) % self.partition_count
+            offset = self.next_offset.get((topic, partition), 0)
+            self.next_offset[topic, partition] = offset + 1
+            deliveries.append(Delivery(partition, offset))
+            self.sent.append(Sent(topic, key, copy.deepcopy(dict(value)), {}))
+        return deliveries
+
+    async def partitions(self, topic: str) -> int:
+        await self._round_trip()
+        return self.partition_count
 
     async def publish_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Mapping[str, str]

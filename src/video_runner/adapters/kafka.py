@@ -7,7 +7,9 @@ The consumer loop follows the pitfalls written down in docs/decisions/0003-consu
 * offsets are committed explicitly, per partition, and only over the contiguous finished prefix;
 * retriable errors are retried with backoff and commit nothing; permanent ones are the handler's
   to record and dead-letter, after which the offset is committed and the partition moves on;
-* on revocation, unfinished work of the revoked partitions is cancelled, never committed.
+* on revocation, unfinished work of the revoked partitions is cancelled, never committed;
+* in batch mode (``batch_size``), one batch of up to ``batch_size`` records is handled at a time
+  by ``handle_batch`` and its offsets are committed once the whole batch is durable.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsErr
 from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
+from video_runner.adapters.error_classes import classify_kafka
 from video_runner.domain.offsets import PartitionProgress
 from video_runner.errors import (
     ConfigurationError,
@@ -36,6 +39,7 @@ from video_runner.errors import (
     PermanentError,
     RetriableError,
 )
+from video_runner.ports import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -186,16 +190,25 @@ class KafkaPublisher:
 
     async def publish_many(
         self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]]
-    ) -> None:
+    ) -> list[Delivery]:
         """Send all, then wait for every acknowledgement: one round trip for a whole batch."""
         try:
             futures = [
                 await self._producer.send(topic, encode_json(value), key=key.encode())
                 for key, value in messages
             ]
-            await asyncio.gather(*futures)
+            metadata = await asyncio.gather(*futures)
         except KafkaError as exc:
-            raise DependencyUnavailable("kafka", f"publish to {topic}: {exc}") from exc
+            raise classify_kafka(exc, what=f"publish to {topic}") from exc
+        return [Delivery(m.partition, m.offset) for m in metadata]
+
+    async def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (from the producer's metadata)."""
+        try:
+            found = await self._producer.partitions_for(topic)
+        except KafkaError as exc:
+            raise classify_kafka(exc, what=f"metadata of {topic}") from exc
+        return len(found)
 
     async def publish_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Mapping[str, str]
@@ -205,7 +218,25 @@ class KafkaPublisher:
             future = await self._producer.send(topic, value, key=key, headers=encoded)
             await future
         except KafkaError as exc:
-            raise DependencyUnavailable("kafka", f"publish to {topic}: {exc}") from exc
+            raise classify_kafka(exc, what=f"publish to {topic}") from exc
+
+
+class GroupOffsets:
+    """Implements ``ports.ConsumedOffsets``: what a consumer group has committed, per partition."""
+
+    def __init__(self, connection: KafkaConnection) -> None:
+        self._connection = connection
+
+    async def committed(self, group_id: str, topic: str) -> dict[int, int]:
+        admin = AIOKafkaAdminClient(**self._connection.options())
+        try:
+            await admin.start()
+            offsets = await admin.list_consumer_group_offsets(group_id)
+        except KafkaError as exc:
+            raise classify_kafka(exc, what=f"offsets of group {group_id}") from exc
+        finally:
+            await admin.close()
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
 
 class RecordHandler(Protocol):
@@ -217,6 +248,14 @@ class RecordHandler(Protocol):
         self, record: ConsumerRecord[bytes, bytes], error: PermanentError
     ) -> None:
         """Record a permanent failure the handler did not catch itself (bug, poison message)."""
+        ...
+
+
+class BatchHandler(RecordHandler, Protocol):
+    """A handler that can also take many records at once (``handle`` stays for one at a time)."""
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Return once every record's effects are durable; poison records are its to dead-letter."""
         ...
 
 
@@ -237,9 +276,14 @@ class LoopStats:
     assigned: set[TopicPartition] = field(default_factory=set)
 
 
+#: 2**32 times any sensible initial delay is beyond any maximum: the exponent stops growing here,
+#: so a retry loop that runs for days never overflows a float.
+_MAX_EXPONENT = 32
+
+
 def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Exponential backoff with full jitter (so replicas do not retry in step)."""
-    ceiling: float = min(maximum, initial * (2**attempt))
+    """Exponential backoff with full jitter (so replicas do not retry in step), capped."""
+    ceiling: float = min(maximum, initial * (2 ** min(max(attempt, 0), _MAX_EXPONENT)))
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -265,6 +309,8 @@ class ConsumerLoop:
         group_id: str,
         handler: RecordHandler,
         max_in_flight: int,
+        batch_size: int = 0,
+        batch_wait_ms: int = 50,
         max_poll_interval_ms: int = 300_000,
         session_timeout_ms: int = 30_000,
         heartbeat_interval_ms: int = 3_000,
@@ -276,6 +322,15 @@ class ConsumerLoop:
         self.topic = topic
         self.group_id = group_id
         self._handler = handler
+        self._batch_handler: BatchHandler | None = None
+        if batch_size > 0:
+            if not hasattr(handler, "handle_batch"):
+                raise TypeError(f"{type(handler).__name__} has no handle_batch")
+            self._batch_handler = handler  # type: ignore[assignment]
+            # One batch at a time: its records are committed together once it is durable.
+            max_in_flight = 1
+        self._batch_size = batch_size
+        self._batch_wait_ms = batch_wait_ms
         self._max_in_flight = max_in_flight
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
@@ -291,7 +346,7 @@ class ConsumerLoop:
             "heartbeat_interval_ms": heartbeat_interval_ms,
             # Default is session_timeout_ms; a member finishing a commit needs longer than that.
             "rebalance_timeout_ms": max(session_timeout_ms, 60_000),
-            "max_poll_records": max_in_flight,
+            "max_poll_records": batch_size or max_in_flight,
             # A topic created after this consumer started is seen within this, not 5 minutes.
             "metadata_max_age_ms": 30_000,
         }
@@ -343,25 +398,94 @@ class ConsumerLoop:
             self.consumer.pause(*assignment)
         else:
             self.consumer.resume(*assignment)
-        capacity = max(self._max_in_flight - in_flight, 1)
+        capacity = self._batch_size or max(self._max_in_flight - in_flight, 1)
+        # A batch that is not full yet is worth a short wait, not the whole poll timeout.
+        wait_ms = self._batch_wait_ms if self._batch_size and not in_flight else None
         try:
             batches = await self.consumer.getmany(
-                timeout_ms=self._poll_timeout_ms, max_records=capacity
+                timeout_ms=wait_ms or self._poll_timeout_ms, max_records=capacity
             )
         except KafkaError as exc:
             log.warning("poll failed, retrying", extra={"topic": self.topic, "error": str(exc)})
             await asyncio.sleep(1.0)
             return
         self.stats.last_poll = time.monotonic()
-        for tp, records in batches.items():
-            progress = self._progress.setdefault(tp, PartitionProgress())
-            for record in records:
-                progress.start(record.offset)
-                task = asyncio.create_task(
-                    self._process(record), name=f"{self.topic}-{tp.partition}-{record.offset}"
-                )
-                self._work.setdefault(tp, []).append(_Work(record, task))
+        if self._batch_size:
+            self._dispatch_batch(batches)
+        else:
+            for tp, records in batches.items():
+                for record in records:
+                    task = asyncio.create_task(
+                        self._process(record), name=f"{self.topic}-{tp.partition}-{record.offset}"
+                    )
+                    self._track(tp, record, task)
         self.stats.in_flight = self._in_flight()
+
+    def _track(
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord[bytes, bytes],
+        task: asyncio.Task[None],
+    ) -> None:
+        self._progress.setdefault(tp, PartitionProgress()).start(record.offset)
+        self._work.setdefault(tp, []).append(_Work(record, task))
+
+    def _dispatch_batch(
+        self, batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        records = [record for tp_records in batches.values() for record in tp_records]
+        if not records:
+            return
+        task = asyncio.create_task(
+            self._process_batch(records), name=f"{self.topic}-batch-{records[0].offset}"
+        )
+        for tp, tp_records in batches.items():
+            for record in tp_records:
+                self._track(tp, record, task)
+
+    async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Retry the whole batch on retriable errors (it is idempotent); isolate anything else."""
+        handler = self._batch_handler
+        assert handler is not None  # noqa: S101 - batch mode is decided in __init__
+        attempt = 0
+        unexpected = 0
+        while True:
+            try:
+                await handler.handle_batch(records)
+            except (RetriableError, ConfigurationError) as exc:
+                await self._back_off(records[0], exc, attempt)
+                attempt += 1
+            except Exception:
+                unexpected += 1
+                log.exception(
+                    "unexpected failure in a batch",
+                    extra={"topic": self.topic, "records": len(records), "attempt": unexpected},
+                )
+                if unexpected >= self._max_unexpected:
+                    # One record at a time, so a bad one is dead-lettered alone.
+                    for record in records:
+                        await self._process(record)
+                    return
+                await asyncio.sleep(backoff_delay(unexpected, self._retry_initial_s, 5.0))
+            else:
+                return
+
+    async def _back_off(
+        self, record: ConsumerRecord[bytes, bytes], error: Exception, attempt: int
+    ) -> None:
+        delay = backoff_delay(attempt, self._retry_initial_s, self._retry_max_s)
+        self.stats.retries += 1
+        log.warning(
+            "retriable failure, backing off",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error": str(error),
+                "delay_s": round(delay, 2),
+            },
+        )
+        await asyncio.sleep(delay)
 
     def _in_flight(self) -> int:
         return sum(1 for items in self._work.values() for w in items if not w.task.done())
@@ -375,20 +499,8 @@ class ConsumerLoop:
             except (RetriableError, ConfigurationError) as exc:
                 # A configuration error mid-run (a rotated secret) is retried too: dead-lettering
                 # every event until someone fixes the settings would lose them all.
-                delay = backoff_delay(attempt, self._retry_initial_s, self._retry_max_s)
-                self.stats.retries += 1
-                log.warning(
-                    "retriable failure, backing off",
-                    extra={
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "error": str(exc),
-                        "delay_s": round(delay, 2),
-                    },
-                )
+                await self._back_off(record, exc, attempt)
                 attempt += 1
-                await asyncio.sleep(delay)
             except PermanentError as exc:
                 await self._dead_letter(record, exc)
                 return
@@ -458,11 +570,24 @@ class ConsumerLoop:
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._commit_finished()
+        cancelled: set[asyncio.Task[None]] = set()
         for tp in revoked:
             for work in self._work.pop(tp, []):
                 work.task.cancel()
+                cancelled.add(work.task)
             self._progress.pop(tp, None)
             self.committed.pop(tp, None)
+        # A batch spans partitions: records of partitions we keep that were in a cancelled batch
+        # must be fetched again, or their offsets would never finish and never be committed.
+        for tp, items in list(self._work.items()):
+            lost = [w.record.offset for w in items if w.task in cancelled]
+            if lost:
+                open_offsets = [w.record.offset for w in items if not w.task.done()] + lost
+                self.consumer.seek(tp, min(open_offsets))
+                for work in items:
+                    work.task.cancel()
+                self._work.pop(tp)
+                self._progress.pop(tp, None)
         self.stats.assigned -= revoked
         log.info("partitions revoked", extra={"topic": self.topic, "count": len(revoked)})
 

@@ -1,99 +1,150 @@
-"""MongoDB adapter (PyMongo's asyncio API): the prediction documents and per-frame records.
+"""MongoDB adapter (PyMongo's asyncio API): events, task chunks, results, progress and claims.
 
-Two collections in ``runner_db``:
+Five collections in ``runner_db`` (docs/contracts.md, "Documents"):
 
 * ``runner_predictions``: one document per event, ``_id`` = event_id, carrying the status;
-* ``runner_frame_results``: one document per (event_id, frame_id), ``_id`` = "event_id/frame_id",
-  also under a unique (event_id, frame_id) index, holding the task's frame record and, once it
-  arrives, the detector's result.
+* ``runner_task_chunks``: ``{event_id}/c{k}``, the records of up to 64 published frame tasks;
+* ``runner_frame_results``: ``{event_id}/{frame_id}``, a frame's result; the first insert wins;
+* ``runner_progress``: ``{event_id}/p{partition}``, results stored per results partition;
+* ``runner_claims``: ``{event_id}/{name}``, one-time claims: who moved the event, who reaped.
 
-Counting distinct frames with a result (never ``$inc`` per message) keeps redelivery harmless.
-Only plain MongoDB API is used, so production runs on MongoDB and tests on FerretDB.
+Every call on the hot paths names documents by ``_id`` only, and every write of the results path
+is an insert, a bulk insert or an ``$inc`` by ``_id``: its cost stays flat however many other
+documents the collections hold, on MongoDB and on FerretDB (docs/decisions/0006). Scans are left
+to ``find`` and ``recount``, which only repair loops call. Only plain MongoDB API is used.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient, DeleteOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import (
-    AutoReconnect,
-    BulkWriteError,
-    ConnectionFailure,
-    DuplicateKeyError,
-    ExecutionTimeout,
-    NetworkTimeout,
-    OperationFailure,
-    ServerSelectionTimeoutError,
-)
+from pymongo.errors import BulkWriteError, PyMongoError
 
-from video_runner.domain.results import FrameResult
-from video_runner.domain.status import Status, sources_of
-from video_runner.errors import ConfigurationError, DependencyUnavailable
+from video_runner.adapters.error_classes import classify_mongo, is_duplicate_key
+from video_runner.domain.chunks import TaskChunk, TaskRecord, chunk_count
+from video_runner.domain.results import FrameResult, ResultCounts
+from video_runner.domain.status import Status, can_move, claim_name
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT = (
-    AutoReconnect,
-    ConnectionFailure,
-    ExecutionTimeout,
-    NetworkTimeout,
-    ServerSelectionTimeoutError,
-)
-_PUBLISHED_WITH_RESULT: dict[str, Any] = {"object": {"$exists": True}, "result": {"$exists": True}}
-_DUPLICATE_KEY = 11000
-_BULK_SIZE = 500
-_AUTH_FAILED = 18
+#: Bounded bulk writes: one huge write would outlast the socket timeout on a slow server.
+_BULK_SIZE = 1000
+#: Lookups by ``_id`` in flight at once (well under PyMongo's default pool of 100 connections).
+_LOOKUP_WINDOW = 32
 
 
-def frame_doc_id(event_id: str, frame_id: int) -> str:
-    """The natural key of a frame document; lookups by ``_id`` are the cheapest on any server."""
+def result_doc_id(event_id: str, frame_id: int) -> str:
+    """The natural key of a frame's result."""
     return f"{event_id}/{frame_id}"
 
 
-def frame_result_of(record: Mapping[str, Any]) -> FrameResult:
-    """The stored result of a frame document (the task's timestamp wins over the result's)."""
-    result = record["result"]
-    timestamp = record.get("timestamp_ms", record.get("result_timestamp_ms"))
+def chunk_doc_id(event_id: str, index: int) -> str:
+    return f"{event_id}/c{index}"
+
+
+def progress_doc_id(event_id: str, partition: int) -> str:
+    return f"{event_id}/p{partition}"
+
+
+def claim_doc_id(event_id: str, name: str) -> str:
+    return f"{event_id}/{name}"
+
+
+def frame_result_of(document: Mapping[str, Any]) -> FrameResult:
+    """The ``FrameResult`` of a stored result document."""
+    timestamp = document.get("timestamp_ms")
     return FrameResult(
-        frame_id=int(record["frame_id"]),
+        frame_id=int(document["frame_id"]),
         timestamp_ms=None if timestamp is None else int(timestamp),
-        objects=list(result.get("objects") or []),
-        error=result.get("error"),
-        model=result.get("model"),
+        objects=list(document.get("objects") or []),
+        error=document.get("error"),
+        model=document.get("model"),
     )
+
+
+def result_document(event_id: str, result: FrameResult, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": result_doc_id(event_id, result.frame_id),
+        "event_id": event_id,
+        "frame_id": result.frame_id,
+        "timestamp_ms": result.timestamp_ms,
+        "objects": result.objects,
+        "error": result.error,
+        "model": result.model,
+        "failed": result.error is not None,
+        "stored_at": now,
+    }
+
+
+def chunk_document(event_id: str, chunk: TaskChunk, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": chunk_doc_id(event_id, chunk.index),
+        "event_id": event_id,
+        "chunk": chunk.index,
+        "bucket": chunk.bucket,
+        "tasks": [task.as_dict() for task in chunk.tasks],
+        "written_at": now,
+    }
+
+
+def chunk_of_document(document: Mapping[str, Any]) -> TaskChunk:
+    return TaskChunk(
+        index=int(document["chunk"]),
+        bucket=str(document["bucket"]),
+        tasks=tuple(TaskRecord.from_dict(task) for task in document["tasks"]),
+    )
+
+
+def new_event_document(event_id: str, fields: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The shape of a prediction document when its event is first accepted."""
+    return {
+        "_id": event_id,
+        "status": Status.PROCESSING.value,
+        "created_at": now,
+        "updated_at": now,
+        "frames_published": 0,
+        "total_frames": None,
+        **fields,
+    }
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _unavailable(exc: Exception) -> DependencyUnavailable:
-    return DependencyUnavailable("mongodb", f"{type(exc).__name__}: {exc}")
+def _raise(exc: PyMongoError) -> NoReturn:
+    classified = classify_mongo(exc)
+    if classified is exc:
+        raise exc
+    raise classified from exc
 
 
 class MongoPredictionStore:
-    """Implements ``ports.PredictionStore`` over two collections."""
+    """Implements ``ports.PredictionStore``."""
 
     def __init__(
         self,
         client: AsyncMongoClient[dict[str, Any]],
         database: str,
-        predictions: str,
-        frames: str,
+        collections: Mapping[str, str],
     ) -> None:
         self._client = client
         db = client[database]
-        self._predictions: AsyncCollection[dict[str, Any]] = db[predictions]
-        self._frames: AsyncCollection[dict[str, Any]] = db[frames]
+        self._events: AsyncCollection[dict[str, Any]] = db[collections["events"]]
+        self._chunks: AsyncCollection[dict[str, Any]] = db[collections["chunks"]]
+        self._results: AsyncCollection[dict[str, Any]] = db[collections["results"]]
+        self._progress: AsyncCollection[dict[str, Any]] = db[collections["progress"]]
+        self._claims: AsyncCollection[dict[str, Any]] = db[collections["claims"]]
 
     @classmethod
     def connect(
-        cls, uri: str, database: str, predictions: str, frames: str, *, timeout_ms: int
+        cls, uri: str, database: str, collections: Mapping[str, str], *, timeout_ms: int
     ) -> MongoPredictionStore:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             uri,
@@ -103,239 +154,254 @@ class MongoPredictionStore:
             tz_aware=True,
             retryWrites=False,  # FerretDB has no sessions; our writes are idempotent anyway
         )
-        return cls(client, database, predictions, frames)
+        return cls(client, database, collections)
 
     async def close(self) -> None:
         await self._client.close()
 
     async def ensure_indexes(self) -> None:
+        """Indexes for the repair scans (on MongoDB; FerretDB's SQLite backend ignores them)."""
         try:
-            await self._frames.create_index(
-                [("event_id", ASCENDING), ("frame_id", ASCENDING)],
-                unique=True,
-                name="event_frame_unique",
+            await self._events.create_index(
+                [("status", ASCENDING), ("_id", ASCENDING)], name="status_id"
             )
-            await self._predictions.create_index(
-                [("status", ASCENDING), ("updated_at", ASCENDING)], name="status_updated"
+            await self._results.create_index(
+                [("event_id", ASCENDING), ("frame_id", ASCENDING)], name="event_frame"
             )
-        except OperationFailure as exc:
-            raise _classify(exc) from exc
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
+        except PyMongoError as exc:
+            _raise(exc)
 
     async def ping(self) -> None:
         try:
             await self._client.admin.command("ping")
-        except OperationFailure as exc:
-            raise _classify(exc) from exc
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
+        except PyMongoError as exc:
+            _raise(exc)
+
+    # -- events -----------------------------------------------------------------------------
 
     async def get(self, event_id: str) -> dict[str, Any] | None:
         try:
-            return await self._predictions.find_one({"_id": event_id})
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
+            return await self._events.find_one({"_id": event_id})
+        except PyMongoError as exc:
+            _raise(exc)
 
     async def begin(self, event_id: str, fields: Mapping[str, Any]) -> bool:
         now = _now()
         try:
-            # The status condition turns "already finished" into a failed upsert (duplicate _id)
-            # instead of a silent overwrite: the one atomic check-and-create MongoDB offers.
-            await self._predictions.update_one(
-                {"_id": event_id, "status": Status.PROCESSING.value},
-                {
-                    "$set": {**fields, "updated_at": now},
-                    "$setOnInsert": {
-                        "status": Status.PROCESSING.value,
-                        "created_at": now,
-                        "frames_published": 0,
-                        "results_received": 0,
-                        "total_frames": None,
-                        "reaper_attempts": 0,
-                    },
-                },
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return False
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
+            await self._events.insert_one(new_event_document(event_id, fields, now))
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):
+                _raise(exc)
+            # Seen before: a redelivery. Redo it only while its video path is unfinished.
+            return await self.update_processing(event_id, fields, only_unpublished=True)
         return True
 
-    async def update_processing(self, event_id: str, fields: Mapping[str, Any]) -> bool:
-        try:
-            result = await self._predictions.update_one(
-                {"_id": event_id, "status": Status.PROCESSING.value},
-                {"$set": {**fields, "updated_at": _now()}},
-            )
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
-        return result.matched_count == 1
-
-    async def claim_reaping(self, event_id: str, attempts: int, now: datetime) -> bool:
-        # A document written before the field existed counts as zero attempts.
-        current: dict[str, Any] = {"$in": [0, None]} if attempts == 0 else {"$eq": attempts}
-        try:
-            result = await self._predictions.update_one(
-                {"_id": event_id, "status": Status.PROCESSING.value, "reaper_attempts": current},
-                {
-                    "$set": {"last_reaped_at": now, "updated_at": now},
-                    "$inc": {"reaper_attempts": 1},
-                },
-            )
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
-        return result.modified_count == 1
-
-    async def record_frames(self, event_id: str, frames: Sequence[Mapping[str, Any]]) -> None:
-        now = _now()
-        documents = [
-            {
-                **frame,
-                "_id": frame_doc_id(event_id, int(frame["frame_id"])),
-                "event_id": event_id,
-                "published_at": now,
-            }
-            for frame in frames
-        ]
-        # Bounded batches: one huge write would outlast the socket timeout on a slow server.
-        for start in range(0, len(documents), _BULK_SIZE):
-            await self._insert_records(documents[start : start + _BULK_SIZE])
-
-    async def _insert_records(self, documents: list[dict[str, Any]]) -> None:
-        """Insert frame records; a record that exists already is completed, never duplicated.
-
-        Inserts, not upserts: a redo finds its records there with the same content, and plain
-        inserts are what every server does fastest (FerretDB scans a collection per upsert).
-        """
-        try:
-            await self._frames.insert_many(documents, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-                raise _unavailable(exc) from exc
-            await self._complete_records([documents[e["index"]] for e in errors])
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
-
-    async def _complete_records(self, documents: list[dict[str, Any]]) -> None:
-        # Only a document an early (stray) result created lacks the record's fields.
-        by_id = {doc["_id"]: doc for doc in documents}
-        try:
-            cursor = self._frames.find(
-                {"_id": {"$in": list(by_id)}, "object": {"$exists": False}}, {"_id": 1}
-            )
-            for found in [doc async for doc in cursor]:
-                record = {k: v for k, v in by_id[found["_id"]].items() if k != "_id"}
-                await self._frames.update_one({"_id": found["_id"]}, {"$set": record})
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
-
-    async def save_result(self, event_id: str, result: FrameResult) -> bool:
-        stored = {
-            "objects": result.objects,
-            "error": result.error,
-            "model": result.model,
-            "failed": result.error is not None,
-        }
-        fields: dict[str, Any] = {"result": stored, "result_at": _now()}
-        if result.timestamp_ms is not None:
-            fields["result_timestamp_ms"] = result.timestamp_ms
-        try:
-            update = await self._frames.update_one(
-                {"_id": frame_doc_id(event_id, result.frame_id), "result": {"$exists": False}},
-                {"$set": {**fields, "event_id": event_id, "frame_id": result.frame_id}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return (
-                False  # the frame already has a result: first one wins, duplicates change nothing
-            )
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
-        return update.upserted_id is not None or update.modified_count == 1
-
-    async def count_results(self, event_id: str) -> tuple[int, int]:
-        try:
-            # Only frames whose task was published count: a stray result (another sampling, a
-            # stale producer) must neither complete an event nor appear in its merge.
-            received = await self._frames.count_documents(
-                _PUBLISHED_WITH_RESULT | {"event_id": event_id}
-            )
-            failed = await self._frames.count_documents(
-                _PUBLISHED_WITH_RESULT | {"event_id": event_id, "result.failed": True}
-            )
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
-        return received, failed
-
-    async def pending_frames(self, event_id: str) -> list[dict[str, Any]]:
-        try:
-            cursor = self._frames.find(
-                {"event_id": event_id, "result": {"$exists": False}}, {"_id": 0}
-            ).sort("frame_id", ASCENDING)
-            return [doc async for doc in cursor]
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
-
-    async def iter_results(self, event_id: str) -> AsyncIterator[FrameResult]:
-        try:
-            cursor = self._frames.find(
-                _PUBLISHED_WITH_RESULT | {"event_id": event_id}, {"_id": 0}
-            ).sort("frame_id", ASCENDING)
-            async for doc in cursor:
-                yield frame_result_of(doc)
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
-
-    async def transition(
-        self, event_id: str, target: Status, fields: Mapping[str, Any], *, owner: str | None = None
+    async def update_processing(
+        self, event_id: str, fields: Mapping[str, Any], *, only_unpublished: bool = False
     ) -> bool:
-        query: dict[str, Any] = {
-            "_id": event_id,
-            "status": {"$in": [s.value for s in sources_of(target)]},
-        }
-        if owner is not None:
-            query["lease_owner"] = owner
+        """``$set`` by ``_id`` after reading the status: the read is by ``_id`` too.
+
+        Only the video path writes a processing document before it sets ``total_frames``, so
+        the read and the write cannot be split by another writer of these fields.
+        """
+        document = await self.get(event_id)
+        if document is None or document.get("status") != Status.PROCESSING.value:
+            return False
+        if only_unpublished and document.get("total_frames") is not None:
+            return False
+        await self._set(event_id, fields)
+        return True
+
+    async def annotate(self, event_id: str, fields: Mapping[str, Any]) -> None:
+        await self._set(event_id, fields)
+
+    async def _set(self, event_id: str, fields: Mapping[str, Any]) -> None:
         try:
-            result = await self._predictions.update_one(
-                query, {"$set": {**fields, "status": target.value, "updated_at": _now()}}
+            await self._events.update_one(
+                {"_id": event_id}, {"$set": {**fields, "updated_at": _now()}}
             )
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
-        return result.modified_count == 1
+        except PyMongoError as exc:
+            _raise(exc)
+
+    async def transition(self, event_id: str, target: Status, fields: Mapping[str, Any]) -> bool:
+        """Claim the move, then apply it by ``_id``.
+
+        The claim (a unique insert) is what makes one caller win even where conditional updates
+        are not atomic (FerretDB). It holds the fields, so if its winner dies before applying
+        them, the next caller that tries any move of the same kind applies the winner's move.
+        """
+        document = await self.get(event_id)
+        if document is None or not can_move(Status(document["status"]), target):
+            return False
+        name = claim_name(target)
+        applied = {**fields, "status": target.value}
+        try:
+            await self._claims.insert_one(
+                {
+                    "_id": claim_doc_id(event_id, name),
+                    "event_id": event_id,
+                    "fields": applied,
+                    "at": _now(),
+                }
+            )
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):
+                _raise(exc)
+            winner = await self._claims.find_one({"_id": claim_doc_id(event_id, name)})
+            if winner is None:  # pragma: no cover - claims are never deleted
+                return False
+            # The winner's move may not be applied yet: apply it (the same values again).
+            await self._set(event_id, winner["fields"])
+            return False
+        await self._set(event_id, applied)
+        return True
+
+    async def claim(self, event_id: str, name: str) -> bool:
+        try:
+            await self._claims.insert_one(
+                {"_id": claim_doc_id(event_id, name), "event_id": event_id, "at": _now()}
+            )
+        except PyMongoError as exc:
+            if is_duplicate_key(exc):
+                return False
+            _raise(exc)
+        return True
 
     async def find(
-        self, status: Status, *, older_than: datetime | None = None, limit: int = 100
+        self,
+        status: Status,
+        *,
+        before: datetime | None = None,
+        after_id: str | None = None,
+        limit: int = 100,
     ) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"status": status.value}
-        if older_than is not None:
-            query["updated_at"] = {"$lt": older_than}
+        if before is not None:
+            query["updated_at"] = {"$lt": before}
+        if after_id is not None:
+            query["_id"] = {"$gt": after_id}
         try:
-            cursor = self._predictions.find(query).sort("updated_at", ASCENDING).limit(limit)
+            cursor = self._events.find(query).sort("_id", ASCENDING).limit(limit)
             return [doc async for doc in cursor]
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
+        except PyMongoError as exc:
+            _raise(exc)
 
-    async def lease(
-        self, status: Status, owner: str, until: datetime, now: datetime
-    ) -> dict[str, Any] | None:
+    # -- task chunks --------------------------------------------------------------------------
+
+    async def record_chunk(self, event_id: str, chunk: TaskChunk) -> None:
+        document = chunk_document(event_id, chunk, _now())
         try:
-            return await self._predictions.find_one_and_update(
+            await self._chunks.replace_one({"_id": document["_id"]}, document, upsert=True)
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):  # two upserts of one new _id: the other one won
+                _raise(exc)
+
+    async def read_chunk(self, event_id: str, index: int) -> TaskChunk | None:
+        try:
+            document = await self._chunks.find_one({"_id": chunk_doc_id(event_id, index)})
+        except PyMongoError as exc:
+            _raise(exc)
+        return None if document is None else chunk_of_document(document)
+
+    # -- results and progress ---------------------------------------------------------------
+
+    async def save_results(self, results: Sequence[tuple[str, FrameResult]]) -> list[bool]:
+        now = _now()
+        documents = [result_document(event_id, result, now) for event_id, result in results]
+        first = [True] * len(documents)
+        for start in range(0, len(documents), _BULK_SIZE):
+            part = documents[start : start + _BULK_SIZE]
+            try:
+                await self._results.insert_many(part, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if not is_duplicate_key(exc):
+                    _raise(exc)
+                for error in errors:
+                    first[start + int(error["index"])] = False
+            except PyMongoError as exc:
+                _raise(exc)
+        return first
+
+    async def add_progress(self, event_id: str, partition: int, counts: ResultCounts) -> None:
+        try:
+            await self._progress.update_one(
+                {"_id": progress_doc_id(event_id, partition)},
                 {
-                    "status": status.value,
-                    "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
+                    "$inc": {"stored": counts.stored, "failed": counts.failed},
+                    "$set": {"event_id": event_id, "updated_at": counts.last_at or _now()},
                 },
-                {"$set": {"lease_owner": owner, "lease_until": until}},
-                sort=[("updated_at", ASCENDING)],
-                return_document=ReturnDocument.AFTER,
+                upsert=True,
             )
-        except _TRANSIENT as exc:
-            raise _unavailable(exc) from exc
+        except PyMongoError as exc:
+            _raise(exc)
+
+    async def progress(self, event_id: str, partitions: int) -> ResultCounts:
+        ids = [progress_doc_id(event_id, p) for p in range(partitions)]
+        total = ResultCounts()
+        for document in await self._by_ids(self._progress, ids):
+            total += ResultCounts(
+                int(document.get("stored") or 0),
+                int(document.get("failed") or 0),
+                document.get("updated_at"),
+            )
+        return total
+
+    async def _by_ids(
+        self, collection: AsyncCollection[dict[str, Any]], ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Documents by ``_id``, one lookup each, a window of them in flight at a time.
+
+        ``{_id: {$in: [...]}}`` would be one round trip, but FerretDB answers it with a scan;
+        single-``_id`` lookups stay flat everywhere.
+        """
+        found: list[dict[str, Any]] = []
+        try:
+            for start in range(0, len(ids), _LOOKUP_WINDOW):
+                window = ids[start : start + _LOOKUP_WINDOW]
+                documents = await asyncio.gather(*(collection.find_one({"_id": i}) for i in window))
+                found.extend(d for d in documents if d is not None)
+        except PyMongoError as exc:
+            _raise(exc)
+        return found
+
+    async def recount(self, event_id: str) -> ResultCounts:
+        try:
+            stored = await self._results.count_documents({"event_id": event_id})
+            failed = await self._results.count_documents({"event_id": event_id, "failed": True})
+        except PyMongoError as exc:
+            _raise(exc)
+        return ResultCounts(stored, failed, _now())
+
+    async def results_of(self, event_id: str, frame_ids: Sequence[int]) -> dict[int, FrameResult]:
+        ids = [result_doc_id(event_id, f) for f in frame_ids]
+        results = (frame_result_of(d) for d in await self._by_ids(self._results, ids))
+        return {result.frame_id: result for result in results}
+
+    # -- retention --------------------------------------------------------------------------
+
+    async def purge(
+        self, event_id: str, frame_ids: Sequence[int], chunks: int, partitions: int
+    ) -> int:
+        deleted = 0
+        plans = [
+            (self._results, [result_doc_id(event_id, f) for f in frame_ids]),
+            (self._chunks, [chunk_doc_id(event_id, k) for k in range(chunks)]),
+            (self._progress, [progress_doc_id(event_id, p) for p in range(partitions)]),
+        ]
+        try:
+            for collection, ids in plans:
+                for start in range(0, len(ids), _BULK_SIZE):
+                    requests = [DeleteOne({"_id": i}) for i in ids[start : start + _BULK_SIZE]]
+                    if requests:
+                        outcome = await collection.bulk_write(requests, ordered=False)
+                        deleted += outcome.deleted_count
+        except PyMongoError as exc:
+            _raise(exc)
+        return deleted
 
 
-def _classify(exc: OperationFailure) -> Exception:
-    if exc.code == _AUTH_FAILED:
-        return ConfigurationError(f"MongoDB refused the credentials: {exc}")
-    return DependencyUnavailable("mongodb", str(exc))
+def chunks_of(document: Mapping[str, Any]) -> int:
+    """How many task chunks an event has, from its ``total_frames`` (0 while unknown)."""
+    total = document.get("total_frames")
+    return 0 if total is None else chunk_count(int(total))

@@ -17,6 +17,11 @@ def frame_key(event_id: str, frame_id: int) -> str:
     return f"frames/{event_id}/{frame_id}.jpg"
 
 
+def task_key(event_id: str, frame_id: int) -> str:
+    """The Kafka key of a frame's task and result: one video spreads over every partition."""
+    return f"{event_id}/{frame_id}"
+
+
 def video_key(video_id: str) -> str:
     """Where a submitted video lives in the videos bucket."""
     return f"input/{video_id}.mp4"

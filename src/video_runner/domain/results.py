@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 # One encoder for every element: building one per call costs more than encoding a frame.
@@ -25,6 +26,22 @@ class FrameResult:
     objects: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultCounts:
+    """Distinct frames with a stored result, how many of them are detector errors, and when the
+    last of them was counted (None when nothing was)."""
+
+    stored: int = 0
+    failed: int = 0
+    last_at: datetime | None = None
+
+    def __add__(self, other: ResultCounts) -> ResultCounts:
+        stamps = [t for t in (self.last_at, other.last_at) if t is not None]
+        return ResultCounts(
+            self.stored + other.stored, self.failed + other.failed, max(stamps, default=None)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +69,19 @@ def judge_completion(
     )
 
 
-def missing_frame_ids(expected: Iterable[int], present: Iterable[int]) -> list[int]:
-    """Expected ids without a result, ascending."""
-    return sorted(set(expected).difference(present))
+def is_expected_frame(frame_id: int, every_n: int | None, total_frames: int | None) -> bool:
+    """Whether the sampling of an event can have selected ``frame_id``.
+
+    Only such results are stored and counted: a stray result (another sampling, a stale or
+    foreign producer) must neither complete an event early nor appear in its merge.
+    """
+    if frame_id < 0:
+        return False
+    if every_n is None or every_n < 1:
+        return True
+    if frame_id % every_n:
+        return False
+    return total_frames is None or frame_id // every_n < total_frames
 
 
 def frame_entry(result: FrameResult) -> dict[str, Any]:

@@ -37,3 +37,8 @@ def sources_of(target: Status) -> list[Status]:
 def is_finished(status: Status) -> bool:
     """Work on the video path is over: an event in this state is a duplicate."""
     return status in {Status.PREDICTABLE, Status.READY, Status.FAILED}
+
+
+def claim_name(target: Status) -> str:
+    """The one-time claim a move to ``target`` takes: ``finish`` ends processing either way."""
+    return "ready" if target is Status.READY else "finish"

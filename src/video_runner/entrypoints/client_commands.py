@@ -93,7 +93,7 @@ def _status(args: argparse.Namespace) -> int:
 async def _document(settings: Settings, event_id: str) -> dict[str, Any]:
     store = bootstrap.prediction_store(settings)
     try:
-        document = await store.get(event_id)
+        document = await client.status_of(store, event_id)
     finally:
         await store.close()
     if document is None:

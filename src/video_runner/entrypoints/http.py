@@ -19,6 +19,7 @@ from video_runner.bootstrap import Service
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.progress import status_view
 from video_runner.errors import RetriableError
+from video_runner.services.client import status_of
 
 SERVICE_KEY = web.AppKey("service", Service)
 
@@ -55,7 +56,7 @@ async def prediction(request: web.Request) -> web.Response:
     if service.store is None:
         return _json({"error": "this service keeps no predictions"}, status=404)
     try:
-        document = await service.store.get(event_id)
+        document = await status_of(service.store, event_id)
     except RetriableError as exc:
         return _json({"error": str(exc)}, status=503)
     if document is None:

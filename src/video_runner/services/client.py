@@ -35,19 +35,33 @@ async def submit(
     return event_id
 
 
+async def status_of(store: PredictionStore, event_id: str) -> dict[str, Any] | None:
+    """The event's document, with live result counts while it is processing.
+
+    Counts live in per-partition counters while the event waits for results (the document only
+    gets its summary at the transition): reading them is a few lookups by ``_id``.
+    """
+    document = await store.get(event_id)
+    if document is None or document.get("status") != Status.PROCESSING.value:
+        return document
+    partitions = max(int(document.get("results_partitions") or 1), 1)
+    counts = await store.progress(event_id, partitions)
+    return {**document, "results_received": counts.stored, "failed_frames": counts.failed}
+
+
 async def wait_until_finished(
     store: PredictionStore,
     event_id: str,
     *,
     timeout_s: float,
     on_progress: Callable[[Mapping[str, Any] | None], None] | None = None,
-    poll_s: float = 0.5,
+    poll_s: float = 0.2,
 ) -> dict[str, Any]:
     """Poll the prediction document until ``ready`` or ``failed``; raises ``WaitTimeout``."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            document = await store.get(event_id)
+            document = await status_of(store, event_id)
         except RetriableError:
             document = None
         if on_progress is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from video_runner.contracts import parse_inference_task, result_message
 from video_runner.domain.detections import Detection
+from video_runner.domain.ids import task_key
 from video_runner.domain.preprocess import decode_jpeg
 from video_runner.domain.results import FrameResult
 from video_runner.errors import PermanentError, RetriableError
@@ -153,8 +154,11 @@ class InferenceWorker:
             error=error,
             model=self._detector.name,
         )
+        # Keyed by frame, like the task: one video's results spread over every runner replica.
         await self._publisher.publish(
-            self._config.results_topic, task.event_id, result_message(task.event_id, result)
+            self._config.results_topic,
+            task_key(task.event_id, task.frame_id),
+            result_message(task.event_id, result, width=task.width, height=task.height),
         )
         duration = time.monotonic() - started
         self._telemetry.observe("stage_seconds", duration, stage="inference")

@@ -1,27 +1,65 @@
-"""Writes an event's merged JSON from the store, streaming, in two passes over sorted frames."""
+"""Writes an event's merged JSON from the store: chunk by chunk, by ``_id``, in flat memory.
+
+The two lists of the final JSON (``frames`` and its older twin ``prediction``) are written in
+one pass over the task chunks: ``frames`` straight to the output, ``prediction`` to a side file
+appended at the end. Each frame's result is read once, by ``_id``, so the cost is the event's
+own frames, however many documents other events keep in the store.
+"""
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from video_runner.domain.results import MergedJson, merged_header
+from video_runner.domain.chunks import chunk_count
+from video_runner.domain.results import FrameResult, MergedJson, merged_header
+from video_runner.errors import DependencyUnavailable
 from video_runner.ports import PredictionStore
+
+log = logging.getLogger(__name__)
 
 
 async def write_merged(store: PredictionStore, document: Mapping[str, Any], path: Path) -> int:
     """Write the final JSON of ``document``'s event to ``path``; returns the number of frames."""
     event_id = str(document["_id"])
-    writer = MergedJson(merged_header(document))
+    header = merged_header(document)
+    frames_part, legacy_part = MergedJson(header), MergedJson(header)
+    side = path.with_name(path.name + ".prediction")
     frames = 0
-    with path.open("w", encoding="utf-8") as out:
-        out.write(writer.head())
-        async for result in store.iter_results(event_id):
-            out.write(writer.frame(result))
-            frames += 1
-        out.write(writer.middle())
-        async for result in store.iter_results(event_id):
-            out.write(writer.legacy(result))
-        out.write(writer.tail())
+    with path.open("w", encoding="utf-8") as out, side.open("w+", encoding="utf-8") as legacy:
+        out.write(frames_part.head())
+        for index in range(chunk_count(int(document["total_frames"]))):
+            chunk = await store.read_chunk(event_id, index)
+            if chunk is None:
+                # Written before total_frames was set, so a store that lost it is not ready yet.
+                raise DependencyUnavailable("mongodb", f"task chunk {index} of {event_id} missing")
+            results = await store.results_of(event_id, chunk.frame_ids())
+            for task in chunk.tasks:
+                stored = results.get(task.frame_id)
+                if stored is None:
+                    log.error(
+                        "frame without a stored result in a complete event",
+                        extra={"event_id": event_id, "frame_id": task.frame_id},
+                    )
+                result = FrameResult(
+                    frame_id=task.frame_id,
+                    # The task's timestamp is the runner's own measure; a result only echoes it.
+                    timestamp_ms=task.timestamp_ms
+                    if task.timestamp_ms is not None or stored is None
+                    else stored.timestamp_ms,
+                    objects=[] if stored is None else stored.objects,
+                    error="no result stored" if stored is None else stored.error,
+                    model=None if stored is None else stored.model,
+                )
+                out.write(frames_part.frame(result))
+                legacy.write(legacy_part.legacy(result))
+                frames += 1
+        out.write(frames_part.middle())
+        legacy.seek(0)
+        shutil.copyfileobj(legacy, out)
+        out.write(MergedJson.tail())
+    side.unlink(missing_ok=True)
     return frames

@@ -1,38 +1,50 @@
 """The outbox-S3 worker: ``predictable`` events get their final JSON in S3, then become ``ready``.
 
-Several replicas may run: each takes an event under a lease (a conditional update), writes
-``detection/{event_id}.json`` to the source bucket (the same bytes whoever writes them), and moves
-the event to ``ready`` only while it still holds the lease. A replica that dies mid-write leaves
-the lease to expire and another one finishes the event.
+The runner announces each ``predictable`` event on ``predictable_events`` (key = event_id); the
+worker consumes the notice, writes ``detection/{event_id}.json`` to the source bucket (the same
+bytes whoever writes them) and moves the event to ``ready`` (a claimed transition: one replica
+wins, however many wrote). A notice that never came (the runner died between the transition and
+the notice) is made up for by a slower sweep over ``predictable`` events.
+
+After ``ready`` the event's per-frame documents are deleted (``KEEP_FRAME_DOCUMENTS`` keeps them):
+the JSON in S3 is the record, and the store holds in-flight work, not history. A failed event's
+documents are kept ``FAILED_RETENTION_S`` for diagnosis, then deleted by the same sweep.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import json
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from video_runner.domain.ids import detection_key
+from video_runner.domain.chunks import chunk_count
+from video_runner.domain.ids import detection_key, is_valid_id
 from video_runner.domain.status import Status
-from video_runner.errors import RetriableError
-from video_runner.ports import ObjectStore, PredictionStore
+from video_runner.errors import PermanentError
+from video_runner.ports import Message, ObjectStore, PredictionStore
 from video_runner.services.merged_output import write_merged
+from video_runner.services.results_path import results_partitions
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
+_PAGE = 200
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxConfig:
-    owner: str
     default_bucket: str
-    lease_s: float = 120.0
-    poll_interval_s: float = 1.0
+    #: A ``predictable`` event this old without ``ready`` is written by the sweep: its notice
+    #: was lost (or is very late; writing twice is harmless).
+    notice_grace_s: float = 30.0
+    keep_frame_documents: bool = False
+    failed_retention_s: float = 7 * 24 * 3600.0
     work_dir: Path | None = None
 
 
@@ -50,14 +62,27 @@ class OutboxS3:
         self._objects = objects
         self._telemetry = telemetry
 
-    async def run_once(self) -> str | None:
-        """Finish one ``predictable`` event if there is one; returns its id."""
-        now = datetime.now(UTC)
-        until = now + timedelta(seconds=self._config.lease_s)
-        document = await self._store.lease(Status.PREDICTABLE, self._config.owner, until, now)
-        if document is None:
-            return None
-        event_id = str(document["_id"])
+    # -- the notice consumer ------------------------------------------------------------------
+
+    async def handle(self, message: Message) -> None:
+        event_id = _notice_event_id(message.value)
+        if event_id is None:
+            # Our own runner writes these; a malformed one is a bug to see, not work to redo.
+            log.error("malformed predictable notice ignored", extra={"offset": message.offset})
+            return
+        await self.finish(event_id)
+
+    async def dead_letter(self, message: Message, error: PermanentError) -> None:
+        log.error(
+            "predictable notice failed for good",
+            extra={"offset": message.offset, "error_code": str(error.code), "error": str(error)},
+        )
+
+    async def finish(self, event_id: str) -> bool:
+        """Write the final JSON of a ``predictable`` event and make it ``ready``."""
+        document = await self._store.get(event_id)
+        if document is None or document.get("status") != Status.PREDICTABLE.value:
+            return False  # ready already (a duplicate notice), or not ours to write
         bucket = (document.get("source") or {}).get("bucket") or self._config.default_bucket
         key = detection_key(event_id)
         started = time.monotonic()
@@ -68,43 +93,78 @@ class OutboxS3:
         moved = await self._store.transition(
             event_id,
             Status.READY,
-            {
-                "ready_at": datetime.now(UTC),
-                "output_s3": f"s3://{bucket}/{key}",
-                "lease_until": None,
-            },
-            owner=self._config.owner,
+            {"ready_at": datetime.now(UTC), "output_s3": f"s3://{bucket}/{key}"},
         )
         duration = time.monotonic() - started
         self._telemetry.observe("stage_seconds", duration, stage="write_result")
-        if moved:
-            self._telemetry.count("events_ready")
-            log.info(
-                "event ready",
-                extra={
-                    "event_id": event_id,
-                    "stage": "write_result",
-                    "output": f"s3://{bucket}/{key}",
-                    "frames": frames,
-                    "duration_s": round(duration, 3),
-                },
-            )
-        else:
-            log.warning(
-                "lease lost before ready; another replica finishes", extra={"event_id": event_id}
-            )
-        return event_id
+        if not moved:
+            return False
+        self._telemetry.count("events_ready")
+        log.info(
+            "event ready",
+            extra={
+                "event_id": event_id,
+                "stage": "write_result",
+                "output": f"s3://{bucket}/{key}",
+                "frames": frames,
+                "duration_s": round(duration, 3),
+            },
+        )
+        if not self._config.keep_frame_documents:
+            await self.purge(document)
+        return True
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                done = await self.run_once()
-            except RetriableError as exc:
-                log.warning("outbox-s3 retriable failure", extra={"error": str(exc)})
-                done = None
-            except Exception:  # a missing bucket, bad credentials: the lease expires, we go on
-                log.exception("outbox-s3 failed to write an event; retried when its lease expires")
-                done = None
-            if done is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self._config.poll_interval_s)
+    # -- the sweep ----------------------------------------------------------------------------
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Write late ``predictable`` events; purge what retention no longer keeps."""
+        now = now or datetime.now(UTC)
+        done = 0
+        late = now - timedelta(seconds=self._config.notice_grace_s)
+        for document in await self._all(Status.PREDICTABLE, before=late):
+            if await self.finish(str(document["_id"])):
+                done += 1
+        if not self._config.keep_frame_documents:
+            for document in await self._all(Status.READY):
+                if document.get("purged_at") is None:
+                    await self.purge(document)
+        expired = now - timedelta(seconds=self._config.failed_retention_s)
+        for document in await self._all(Status.FAILED, before=expired):
+            if document.get("purged_at") is None:
+                await self.purge(document)
+        return done
+
+    async def _all(self, status: Status, *, before: datetime | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = await self._store.find(status, before=before, after_id=after, limit=_PAGE)
+            found.extend(page)
+            if len(page) < _PAGE:
+                return found
+            after = str(page[-1]["_id"])
+
+    async def purge(self, document: Mapping[str, Any]) -> None:
+        """Delete an event's per-frame documents, found by ``_id`` from its task chunks."""
+        event_id = str(document["_id"])
+        # A video that failed before its total was known has chunks up to what it published.
+        published = document.get("total_frames") or document.get("frames_published") or 0
+        chunks = chunk_count(int(published))
+        frame_ids: list[int] = []
+        for index in range(chunks):
+            chunk = await self._store.read_chunk(event_id, index)
+            if chunk is not None:
+                frame_ids.extend(chunk.frame_ids())
+        deleted = await self._store.purge(event_id, frame_ids, chunks, results_partitions(document))
+        await self._store.annotate(event_id, {"purged_at": datetime.now(UTC)})
+        self._telemetry.count("documents_purged", deleted)
+        log.info("frame documents purged", extra={"event_id": event_id, "deleted": deleted})
+
+
+def _notice_event_id(raw: bytes | None) -> str | None:
+    try:
+        notice = json.loads(raw or b"")
+    except (ValueError, RecursionError):
+        return None
+    event_id = notice.get("event_id") if isinstance(notice, dict) else None
+    return event_id if isinstance(event_id, str) and is_valid_id(event_id) else None

@@ -1,168 +1,152 @@
 """The runner's results path: ``inference_results`` in, ``predictable`` out, exactly once.
 
-Each result is stored once per (event_id, frame_id); then the event's distinct results are
-counted and, when they reach ``total_frames``, the document moves ``processing`` ->
-``predictable`` with a conditional update, which can succeed only once. The merged JSON itself
-is rendered from the sorted per-frame records when it is written (see docs/contracts.md).
+Results come in batches (up to ``RESULTS_BATCH_SIZE`` messages or ``RESULTS_BATCH_WAIT_MS``).
+Each batch is stored with one unordered bulk insert keyed by (event_id, frame_id): the first
+result of a frame wins and a duplicate is expected, not an error. Only first-time stores move
+the event's counter for the batch's results partition (an ``$inc`` by ``_id``), and completion
+compares the counters' sum with ``total_frames``: no per-result query grows with the store.
+Offsets are committed by the consumer loop once the whole batch is durable.
 
-Lost transitions (a crash between the insert and the check) are finished by the reconciler;
-frames whose result never comes are re-published by the reaper, and after the last attempt the
-event fails with ``inference_timeout`` and the missing frame ids.
+A crash between the insert and the ``$inc`` leaves a counter short; the reconciler recounts an
+event from its stored results when it has been quiet for a while, and that is the only place
+that counts (docs/decisions/0006). The reaper re-publishes the tasks of frames that the
+inference workers consumed but never answered; frames still queued are left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from video_runner.contracts import InferenceTask, parse_inference_result
-from video_runner.domain.results import judge_completion
+from video_runner.contracts import (
+    InferenceTask,
+    ResultLimits,
+    ResultMessage,
+    parse_inference_result,
+)
+from video_runner.domain.chunks import TaskChunk, TaskRecord, chunk_count
+from video_runner.domain.reaping import current_round, grace_s, plan_reaping
+from video_runner.domain.results import ResultCounts, is_expected_frame, judge_completion
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode, PermanentError
-from video_runner.ports import Message, PredictionStore, RawPublisher
+from video_runner.ports import ConsumedOffsets, Message, PredictionStore, RawPublisher
 from video_runner.services.dead_letters import dead_letter
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 _MISSING_IDS_SHOWN = 200
+_PAGE = 200
 
 
 @dataclass(frozen=True, slots=True)
 class ResultsConfig:
     tasks_topic: str
     dlq_suffix: str
+    #: Where the runner announces a ``predictable`` event to the outbox-S3 workers.
+    notices_topic: str = "predictable_events"
+    inference_group: str = "inference-group"
     max_failed_ratio: float = 0.0
+    #: How long a consumed task may stay without a result before it is re-published (doubling).
     result_deadline_s: float = 120.0
     reaper_max_attempts: int = 3
+    #: An event quiet this long has its results recounted once (its counters may be short).
+    recount_after_s: float = 30.0
+    max_message_bytes: int = 1024 * 1024
+    dlq_max_bytes: int = 900 * 1024
+    limits: ResultLimits = field(default_factory=ResultLimits)
+
+
+def results_partitions(document: Mapping[str, Any]) -> int:
+    """Over how many results partitions an event's counters are spread."""
+    return max(int(document.get("results_partitions") or 1), 1)
+
+
+def _waits_for_results(document: Mapping[str, Any] | None) -> bool:
+    return (
+        document is not None
+        and document.get("status") == Status.PROCESSING.value
+        and document.get("total_frames") is not None
+    )
 
 
 class Completion:
-    """Counts an event's distinct results and makes the one transition when they are all in.
+    """Decides, from an event's counters, whether it is complete, and makes the one transition."""
 
-    Checks of one event are coalesced: while one runs, further requests only mark it dirty,
-    so a burst of results costs two counts, not one per result.
-    """
-
-    def __init__(self, config: ResultsConfig, store: PredictionStore, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        config: ResultsConfig,
+        store: PredictionStore,
+        publisher: RawPublisher,
+        telemetry: Telemetry,
+    ) -> None:
         self._config = config
         self._store = store
+        self._publisher = publisher
         self._telemetry = telemetry
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._dirty: set[str] = set()
 
     async def check(self, event_id: str) -> None:
-        """Count and, if complete, finish the event (idempotent; safe to call any time)."""
+        """Read the counters and finish the event if they are complete (idempotent)."""
         document = await self._store.get(event_id)
-        if document is None or document.get("status") != Status.PROCESSING.value:
+        if document is None or not _waits_for_results(document):
+            # Before total_frames the video path owns the document, and it checks again itself
+            # once it sets the total.
             return
-        total = document.get("total_frames")
-        if total is None:
-            # The video path owns the document until it sets total_frames, and then checks
-            # again itself. Writing progress meanwhile would race its writes, and a server whose
-            # updates are read-modify-write (FerretDB) can then lose total_frames: seen in the
-            # chaos test. Results stored meanwhile are counted at that check.
-            return
-        received, failed = await self._store.count_results(event_id)
-        verdict = judge_completion(total, received, failed, self._config.max_failed_ratio)
-        if not verdict.complete:
-            if received > int(document.get("results_received") or 0):
-                await self._store.update_processing(event_id, {"results_received": received})
-            return
-        now = datetime.now(UTC)
-        summary = {"results_received": received, "failed_frames": failed}
-        if verdict.too_many_failures:
-            moved = await self._store.transition(
-                event_id,
-                Status.FAILED,
-                {
-                    **summary,
-                    "failed_at": now,
-                    "error": {
-                        "code": str(ErrorCode.INFERENCE_FAILED),
-                        "message": f"the detector failed on {failed} of {total} frames, above "
-                        f"the allowed ratio {self._config.max_failed_ratio}",
-                    },
-                },
-            )
-            if moved:
-                self._telemetry.count("events_failed", error_code=str(ErrorCode.INFERENCE_FAILED))
-            return
-        moved = await self._store.transition(
-            event_id, Status.PREDICTABLE, {**summary, "predictable_at": now}
+        counts = await self._store.progress(event_id, results_partitions(document))
+        await self.decide(document, counts)
+
+    async def decide(self, document: Mapping[str, Any], counts: ResultCounts) -> bool:
+        """Finish the event if ``counts`` complete it; True when it is complete."""
+        event_id = str(document["_id"])
+        total = int(document["total_frames"])
+        verdict = judge_completion(
+            total, counts.stored, counts.failed, self._config.max_failed_ratio
         )
-        if moved:
+        if not verdict.complete:
+            return False
+        now = datetime.now(UTC)
+        summary = {"results_received": counts.stored, "failed_frames": counts.failed}
+        if verdict.too_many_failures:
+            error = {
+                "code": str(ErrorCode.INFERENCE_FAILED),
+                "message": f"the detector failed on {counts.failed} of {total} frames, above "
+                f"the allowed ratio {self._config.max_failed_ratio}",
+            }
+            fields = {**summary, "failed_at": now, "error": error}
+            if await self._store.transition(event_id, Status.FAILED, fields):
+                self._telemetry.count("events_failed", error_code=str(ErrorCode.INFERENCE_FAILED))
+            return True
+        if await self._store.transition(
+            event_id, Status.PREDICTABLE, {**summary, "predictable_at": now}
+        ):
             self._telemetry.count("events_predictable")
             log.info(
                 "event predictable",
-                extra={
-                    "event_id": event_id,
-                    "stage": "merge",
-                    "frames": received,
-                    "failed": failed,
-                },
+                extra={"event_id": event_id, "stage": "merge", "frames": counts.stored},
             )
-
-    def request(self, event_id: str) -> None:
-        """Schedule a check in the background, coalescing with one already running."""
-        if event_id in self._running:
-            self._dirty.add(event_id)
-            return
-        self._running[event_id] = asyncio.create_task(self._checks(event_id))
-
-    async def _checks(self, event_id: str) -> None:
-        try:
-            while True:
-                self._dirty.discard(event_id)
-                try:
-                    await self.check(event_id)
-                except Exception:  # the reconciler will retry; a check must not kill the loop
-                    log.exception("completion check failed", extra={"event_id": event_id})
-                    return
-                if event_id not in self._dirty:
-                    return
-        finally:
-            self._running.pop(event_id, None)
-
-    async def idle(self) -> None:
-        """Wait for the background checks (tests and shutdown)."""
-        while self._running:
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            # The outbox-S3 workers poll as a fallback: a notice lost here costs time, not data.
+            await self._publisher.publish(
+                self._config.notices_topic,
+                event_id,
+                {"event_id": event_id, "status": Status.PREDICTABLE.value},
+            )
+        return True
 
 
-class KeyedLocks:
-    """One lock per key, alive only while someone holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: object) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+@dataclass(slots=True)
+class _Accepted:
+    event_id: str
+    partition: int
+    message: ResultMessage
 
 
 class ResultsPath:
-    """Handles one ``inference_results`` message.
-
-    Duplicates of one frame are stored one at a time within a replica: the store's conditional
-    upsert makes the first one win on MongoDB, and the lock keeps that true on servers whose
-    conditional updates are not atomic under concurrency (FerretDB on SQLite, in tests).
-    """
+    """Handles ``inference_results`` messages, a batch at a time (``handle`` for a single one)."""
 
     def __init__(
         self,
@@ -178,63 +162,186 @@ class ResultsPath:
         self._publisher = publisher
         self._completion = completion
         self._telemetry = telemetry
-        self._frame_locks = KeyedLocks()
 
     async def handle(self, message: Message) -> None:
-        try:
-            parsed = parse_inference_result(message.value)
-        except PermanentError as exc:
-            await self.dead_letter(message, exc)
+        await self.handle_batch([message])
+
+    async def handle_batch(self, messages: Sequence[Message]) -> None:
+        # Parsing and validating up to a batch of large results is CPU work: off the event loop.
+        parsed = await asyncio.to_thread(self._parse_all, messages)
+        accepted: list[tuple[Message, ResultMessage]] = []
+        for message, outcome in parsed:
+            if isinstance(outcome, PermanentError):
+                await self.dead_letter(message, outcome)
+            else:
+                accepted.append((message, outcome))
+        self._telemetry.count("results_received", len(messages))
+        if not accepted:
             return
-        self._telemetry.count("results_received")
-        async with self._frame_locks.hold((parsed.event_id, parsed.result.frame_id)):
-            stored = await self._store.save_result(parsed.event_id, parsed.result)
-        if not stored:
-            self._telemetry.count("results_duplicate")
-            return
-        if parsed.result.error is not None:
-            self._telemetry.count("results_failed")
-        known = await self._store.get(parsed.event_id)
-        if known is None:
-            # Kept in the frames collection for inspection; nothing else to do with it.
+        documents = await self._events_of({m.event_id for _, m in accepted})
+        wanted = [
+            _Accepted(m.event_id, message.partition, m)
+            for message, m in accepted
+            if self._wanted(documents.get(m.event_id), m)
+        ]
+        first = await self._store.save_results([(a.event_id, a.message.result) for a in wanted])
+        stored = [a for a, new in zip(wanted, first, strict=True) if new]
+        self._telemetry.count("results_duplicate", len(wanted) - len(stored))
+        await self._count(stored)
+        for event_id in dict.fromkeys(a.event_id for a in stored):
+            document = documents[event_id]
+            if _waits_for_results(document):
+                assert document is not None  # noqa: S101 - narrowed by _waits_for_results
+                counts = await self._store.progress(event_id, results_partitions(document))
+                await self._completion.decide(document, counts)
+
+    def _parse_all(
+        self, messages: Sequence[Message]
+    ) -> list[tuple[Message, ResultMessage | PermanentError]]:
+        parsed: list[tuple[Message, ResultMessage | PermanentError]] = []
+        for message in messages:
+            try:
+                result: ResultMessage | PermanentError = parse_inference_result(
+                    message.value,
+                    max_bytes=self._config.max_message_bytes,
+                    limits=self._config.limits,
+                )
+            except PermanentError as exc:
+                result = exc
+            parsed.append((message, result))
+        return parsed
+
+    async def _events_of(self, event_ids: set[str]) -> dict[str, dict[str, Any] | None]:
+        ids = sorted(event_ids)
+        documents = await asyncio.gather(*(self._store.get(e) for e in ids))
+        return dict(zip(ids, documents, strict=True))
+
+    def _wanted(self, document: Mapping[str, Any] | None, message: ResultMessage) -> bool:
+        """Only results an event in ``processing`` is waiting for are stored."""
+        frame_id = message.result.frame_id
+        if document is None:
+            # No document, no task: nothing to complete. Not stored, so nothing to expire.
             self._telemetry.count("results_unknown_event")
             log.warning(
                 "result for an unknown event",
-                extra={"event_id": parsed.event_id, "frame_id": parsed.result.frame_id},
+                extra={"event_id": message.event_id, "frame_id": frame_id},
             )
-            return
-        self._completion.request(parsed.event_id)
+            return False
+        if document.get("status") != Status.PROCESSING.value:
+            self._telemetry.count("results_late")
+            return False
+        every_n = (document.get("sampling") or {}).get("every_n")
+        if not is_expected_frame(frame_id, every_n, document.get("total_frames")):
+            self._telemetry.count("results_unexpected_frame")
+            log.warning(
+                "result for a frame the sampling never selected",
+                extra={"event_id": message.event_id, "frame_id": frame_id},
+            )
+            return False
+        if message.rejected_objects:
+            self._telemetry.count("objects_rejected", message.rejected_objects)
+        return True
+
+    async def _count(self, stored: Sequence[_Accepted]) -> None:
+        """One ``$inc`` per (event, results partition) for the results stored the first time."""
+        totals: Counter[tuple[str, int]] = Counter()
+        failures: Counter[tuple[str, int]] = Counter()
+        for item in stored:
+            totals[item.event_id, item.partition] += 1
+            if item.message.result.error is not None:
+                failures[item.event_id, item.partition] += 1
+                self._telemetry.count("results_failed")
+        now = datetime.now(UTC)
+        for (event_id, partition), count in totals.items():
+            counts = ResultCounts(count, failures[event_id, partition], now)
+            await self._store.add_progress(event_id, partition, counts)
 
     async def dead_letter(self, message: Message, error: PermanentError) -> None:
-        await dead_letter(self._publisher, message, error, self._config.dlq_suffix)
+        await dead_letter(
+            self._publisher,
+            message,
+            error,
+            self._config.dlq_suffix,
+            max_bytes=self._config.dlq_max_bytes,
+        )
         self._telemetry.count("results_rejected", error_code=str(error.code))
 
 
-class Reconciler:
-    """Finishes events whose results are all stored but whose transition was lost."""
+async def processing_events(store: PredictionStore) -> list[dict[str, Any]]:
+    """Every ``processing`` event whose tasks are all published, read page by page by ``_id``.
 
-    def __init__(self, store: PredictionStore, completion: Completion) -> None:
+    A cursor by ``_id`` (never skip/limit over a changing set) lets nothing hide behind
+    documents that changed between pages.
+    """
+    found: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = await store.find(Status.PROCESSING, after_id=after, limit=_PAGE)
+        found.extend(d for d in page if d.get("total_frames") is not None)
+        if len(page) < _PAGE:
+            return found
+        after = str(page[-1]["_id"])
+
+
+def _last_activity(document: Mapping[str, Any], counts: ResultCounts) -> datetime:
+    stamps = [counts.last_at, document.get("extracted_at"), document.get("updated_at")]
+    return max(s.astimezone(UTC) for s in stamps if s is not None)
+
+
+class Reconciler:
+    """Finishes events whose counters are complete, or short, but whose transition never came."""
+
+    def __init__(
+        self, config: ResultsConfig, store: PredictionStore, completion: Completion
+    ) -> None:
+        self._config = config
         self._store = store
         self._completion = completion
+        #: The activity stamp at an event's last recount: recount again only after new activity.
+        self._recounted: dict[str, datetime] = {}
 
-    async def run_once(self) -> int:
-        checked = 0
-        for document in await self._store.find(Status.PROCESSING, limit=500):
-            if document.get("total_frames") is None:
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Check every waiting event; returns how many it finished."""
+        now = now or datetime.now(UTC)
+        finished = 0
+        seen: set[str] = set()
+        for document in await processing_events(self._store):
+            event_id = str(document["_id"])
+            seen.add(event_id)
+            counts = await self._store.progress(event_id, results_partitions(document))
+            if await self._completion.decide(document, counts):
+                finished += 1
                 continue
-            await self._completion.check(document["_id"])
-            checked += 1
-        return checked
+            activity = _last_activity(document, counts)
+            quiet = now - activity >= timedelta(seconds=self._config.recount_after_s)
+            if not quiet or self._recounted.get(event_id) == activity:
+                continue
+            self._recounted[event_id] = activity
+            recounted = await self._store.recount(event_id)
+            if recounted.stored > counts.stored:
+                log.warning(
+                    "result counters were short; recounted",
+                    extra={
+                        "event_id": event_id,
+                        "counted": counts.stored,
+                        "stored": recounted.stored,
+                    },
+                )
+            if await self._completion.decide(document, recounted):
+                finished += 1
+        for gone in set(self._recounted) - seen:
+            del self._recounted[gone]
+        return finished
 
 
 class Reaper:
-    """Re-publishes the tasks of frames whose result is overdue; fails the event at the end.
+    """Re-publishes the tasks of frames lost after consumption; fails an event at the end.
 
-    Replicas do not reap the same event twice: each attempt is claimed by a conditional update
-    on the attempt count before anything is re-published. "Overdue" is measured from the event's
-    last progress (``updated_at``, which the completion check moves whenever a new result was
-    counted); after the first re-publication the deadline doubles with each further one (1x, 1x,
-    2x, 4x...).
+    Only an event quiet for the grace period is examined (its counters have not moved and no
+    re-publication is pending). Its frames without a result are split into queued (the inference
+    group has not reached them: left alone, however long) and lost (consumed without a result:
+    re-published, once per round, claimed so that one replica does it). A frame lost again after
+    ``reaper_max_attempts`` re-publications fails the event with ``inference_timeout``.
     """
 
     def __init__(
@@ -243,87 +350,128 @@ class Reaper:
         *,
         store: PredictionStore,
         publisher: RawPublisher,
-        completion: Completion,
+        offsets: ConsumedOffsets,
         telemetry: Telemetry,
     ) -> None:
         self._config = config
         self._store = store
         self._publisher = publisher
-        self._completion = completion
+        self._offsets = offsets
         self._telemetry = telemetry
+        self._rounds: dict[str, tuple[int, datetime]] = {}
 
     async def run_once(self, now: datetime | None = None) -> int:
+        """Examine every waiting event; returns how many it acted on."""
         now = now or datetime.now(UTC)
-        stale = now - timedelta(seconds=self._config.result_deadline_s)
         acted = 0
-        for document in await self._store.find(Status.PROCESSING, older_than=stale, limit=100):
-            if document.get("total_frames") is None:
-                continue  # the video path still owns it (or will redo it on redelivery)
-            attempts = int(document.get("reaper_attempts") or 0)
-            deadline = self._config.result_deadline_s * (2 ** max(attempts - 1, 0))
-            if document["updated_at"].astimezone(UTC) > now - timedelta(seconds=deadline):
+        committed: dict[int, int] | None = None
+        for document in await processing_events(self._store):
+            event_id = str(document["_id"])
+            counts = await self._store.progress(event_id, results_partitions(document))
+            if counts.stored >= int(document["total_frames"]):
+                continue  # complete: the reconciler finishes it
+            activity = _last_activity(document, counts)
+            round_, reaped_at = self._rounds.get(event_id, (0, activity))
+            since = now - max(activity, reaped_at)
+            if since < timedelta(seconds=grace_s(self._config.result_deadline_s, round_)):
                 continue
-            await self._reap(document, attempts, now)
-            acted += 1
+            if committed is None:
+                committed = await self._offsets.committed(
+                    self._config.inference_group, self._config.tasks_topic
+                )
+            if await self._reap(document, committed, now):
+                acted += 1
         return acted
 
-    async def _reap(self, document: dict[str, Any], attempts: int, now: datetime) -> None:
+    async def _reap(
+        self, document: Mapping[str, Any], committed: Mapping[int, int], now: datetime
+    ) -> bool:
         event_id = str(document["_id"])
-        await self._completion.check(event_id)
-        pending = await self._store.pending_frames(event_id)
-        current = await self._store.get(event_id)
-        if current is None or current.get("status") != Status.PROCESSING.value:
-            return
-        # Frame records without a result. A frame with no record cannot be missing: its task is
-        # published only after its record is written.
-        missing = sorted(int(frame["frame_id"]) for frame in pending)
+        chunks = await self._chunks(event_id, int(document["total_frames"]))
+        tasks = [task for chunk in chunks for task in chunk.tasks]
+        results = await self._store.results_of(event_id, [t.frame_id for t in tasks])
+        missing = [task for task in tasks if task.frame_id not in results]
         if not missing:
-            return
-        if attempts >= self._config.reaper_max_attempts:
-            shown = missing[:_MISSING_IDS_SHOWN]
-            moved = await self._store.transition(
-                event_id,
-                Status.FAILED,
-                {
-                    "failed_at": now,
-                    "error": {
-                        "code": str(ErrorCode.INFERENCE_TIMEOUT),
-                        "message": f"{len(missing)} frame(s) got no result after "
-                        f"{attempts} re-publication(s)",
-                        "missing_frame_ids": shown,
-                        "missing_count": len(missing),
-                    },
-                },
-            )
-            if moved:
-                self._telemetry.count("events_failed", error_code=str(ErrorCode.INFERENCE_TIMEOUT))
-                log.error(
-                    "event failed: inference timeout",
-                    extra={"event_id": event_id, "missing": len(missing)},
-                )
-            return
-        if not await self._store.claim_reaping(event_id, attempts, now):
-            return  # another replica reaped this event in the meantime
-        tasks = [
+            return False  # counters short: the reconciler's recount finishes it
+        plan = plan_reaping(missing, committed, self._config.reaper_max_attempts)
+        round_ = current_round(missing)
+        if plan.fails_event:
+            await self._fail(event_id, missing, round_, now)
+            return True
+        if not plan.republish:
+            return False  # everything missing is still queued: a backlog, not a loss
+        if not await self._store.claim(event_id, f"reap-{round_ + 1}"):
+            self._rounds[event_id] = (round_ + 1, now)
+            return False  # another replica re-publishes this round
+        await self._republish(event_id, chunks, plan.republish)
+        self._rounds[event_id] = (round_ + 1, now)
+        return True
+
+    async def _chunks(self, event_id: str, total: int) -> list[TaskChunk]:
+        chunks = []
+        for index in range(chunk_count(total)):
+            chunk = await self._store.read_chunk(event_id, index)
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
+
+    async def _republish(
+        self, event_id: str, chunks: Sequence[TaskChunk], lost: Sequence[TaskRecord]
+    ) -> None:
+        by_frame = {task.frame_id: chunk for chunk in chunks for task in chunk.tasks}
+        messages = [
             (
-                event_id,
+                f"{event_id}/{task.frame_id}",
                 InferenceTask(
                     event_id=event_id,
-                    frame_id=int(frame["frame_id"]),
-                    bucket=str(frame["bucket"]),
-                    object_key=str(frame["object"]),
-                    timestamp_ms=frame.get("timestamp_ms"),
-                    width=frame.get("width"),
-                    height=frame.get("height"),
-                    attempt=attempts + 1,
+                    frame_id=task.frame_id,
+                    bucket=by_frame[task.frame_id].bucket,
+                    object_key=task.object_key,
+                    timestamp_ms=task.timestamp_ms,
+                    width=task.width,
+                    height=task.height,
+                    attempt=task.attempt + 1,
                 ).as_message(),
             )
-            for frame in pending
-            if "object" in frame
+            for task in lost
         ]
-        await self._publisher.publish_many(self._config.tasks_topic, tasks)
-        self._telemetry.count("tasks_republished", len(tasks))
+        deliveries = await self._publisher.publish_many(self._config.tasks_topic, messages)
+        moved = {
+            task.frame_id: TaskRecord(
+                task.frame_id,
+                task.timestamp_ms,
+                task.width,
+                task.height,
+                task.object_key,
+                delivery.partition,
+                delivery.offset,
+                task.attempt + 1,
+            )
+            for task, delivery in zip(lost, deliveries, strict=True)
+        }
+        for chunk in chunks:
+            if any(task.frame_id in moved for task in chunk.tasks):
+                await self._store.record_chunk(event_id, chunk.with_republished(moved))
+        self._telemetry.count("tasks_republished", len(lost))
         log.warning(
-            "re-published overdue frame tasks",
-            extra={"event_id": event_id, "frames": len(tasks), "attempt": attempts + 1},
+            "re-published frame tasks consumed without a result",
+            extra={"event_id": event_id, "frames": len(lost)},
         )
+
+    async def _fail(
+        self, event_id: str, missing: Sequence[TaskRecord], attempts: int, now: datetime
+    ) -> None:
+        ids = sorted(task.frame_id for task in missing)
+        error = {
+            "code": str(ErrorCode.INFERENCE_TIMEOUT),
+            "message": f"{len(ids)} frame(s) got no result after {attempts} re-publication(s)",
+            "missing_frame_ids": ids[:_MISSING_IDS_SHOWN],
+            "missing_count": len(ids),
+        }
+        if await self._store.transition(
+            event_id, Status.FAILED, {"failed_at": now, "error": error}
+        ):
+            self._telemetry.count("events_failed", error_code=str(ErrorCode.INFERENCE_TIMEOUT))
+            log.error(
+                "event failed: inference timeout", extra={"event_id": event_id, "missing": len(ids)}
+            )

@@ -1,9 +1,10 @@
 """The runner's video path: an ``outbox_events`` message in, frame tasks on ``inference_tasks`` out.
 
-Per event: create the prediction document (conditionally), stream the video from S3 to a local
-file, decode and preprocess every N-th frame off the event loop, upload each JPEG, record the
-frames, publish one task per frame and wait for the acknowledgements, then set ``total_frames``.
-Everything is idempotent, so a redelivered event redoes the same work and changes nothing.
+Per event: create the prediction document, stream the video from S3 to a local file, decode and
+preprocess every N-th frame off the event loop, upload each JPEG, publish one task per frame
+(keyed by frame, so one video spreads over every partition and every inference worker), record
+where Kafka stored each task in chunk documents, then set ``total_frames``. Everything is
+idempotent, so a redelivered event redoes the same work and changes nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from video_runner.contracts import InferenceTask, VideoEvent, parse_video_event
-from video_runner.domain.ids import frame_key
+from video_runner.contracts import InferenceTask, VideoEvent, event_id_hint, parse_video_event
+from video_runner.domain.chunks import ChunkAssembler, TaskRecord
+from video_runner.domain.ids import frame_key, task_key
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.status import Status, is_finished
 from video_runner.domain.video import ExtractedFrame
@@ -39,6 +41,7 @@ class VideoPathConfig:
     videos_bucket: str
     frames_bucket: str
     tasks_topic: str
+    results_topic: str
     dlq_suffix: str
     sampling: Sampling
     preprocessing: Preprocessing
@@ -46,6 +49,9 @@ class VideoPathConfig:
     work_dir: Path
     upload_concurrency: int = 8
     publish_batch: int = 32
+    max_message_bytes: int = 1024 * 1024
+    dlq_max_bytes: int = 900 * 1024
+    allowed_buckets: frozenset[str] | None = None
 
 
 class VideoPath:
@@ -73,9 +79,14 @@ class VideoPath:
     async def handle(self, message: Message) -> None:
         self._telemetry.count("events_received")
         try:
-            event = parse_video_event(message.value, self._config.videos_bucket)
+            event = parse_video_event(
+                message.value,
+                self._config.videos_bucket,
+                max_bytes=self._config.max_message_bytes,
+                allowed_buckets=self._config.allowed_buckets,
+            )
         except PermanentError as exc:
-            await self._reject(message, None, exc)
+            await self._reject(message, getattr(exc, "event_id", None), exc)
             return
         document = await self._store.get(event.event_id)
         if document is not None and _already_done(document):
@@ -85,7 +96,10 @@ class VideoPath:
                 extra={"event_id": event.event_id, "status": document.get("status")},
             )
             return
-        if not await self._store.begin(event.event_id, self._initial_fields(event)):
+        fields = self._initial_fields(event)
+        # Counters of results are kept per results partition: the event remembers how many.
+        fields["results_partitions"] = await self._publisher.partitions(self._config.results_topic)
+        if not await self._store.begin(event.event_id, fields):
             self._telemetry.count("events_duplicate")
             log.info("duplicate event ignored", extra={"event_id": event.event_id})
             return
@@ -95,9 +109,9 @@ class VideoPath:
             await self._reject(message, event.event_id, exc)
 
     async def dead_letter(self, message: Message, error: PermanentError) -> None:
-        event_id: str | None = None
-        with contextlib.suppress(PermanentError):
-            event_id = parse_video_event(message.value, self._config.videos_bucket).event_id
+        event_id = getattr(error, "event_id", None) or event_id_hint(
+            message.value, max_bytes=self._config.max_message_bytes
+        )
         await self._reject(message, event_id, error)
 
     def _initial_fields(self, event: VideoEvent) -> dict[str, Any]:
@@ -155,7 +169,13 @@ class VideoPath:
             maxsize=config.publish_batch * 2
         )
         slots = asyncio.Semaphore(config.upload_concurrency)
-        published = 0
+        publication = _Publication(
+            config,
+            event.event_id,
+            store=self._store,
+            publisher=self._publisher,
+            telemetry=self._telemetry,
+        )
 
         async def upload(frame: ExtractedFrame) -> None:
             try:
@@ -171,32 +191,14 @@ class VideoPath:
             finally:
                 slots.release()
 
-        async def publish_uploaded() -> None:
-            nonlocal published
-            done = False
-            while not done:
-                batch: list[ExtractedFrame] = []
-                item = await uploaded.get()
-                while item is not _DONE:
-                    batch.append(item)
-                    if len(batch) >= config.publish_batch or uploaded.empty():
-                        break
-                    item = await uploaded.get()
-                done = item is _DONE
-                if batch:
-                    published += await self._publish(event.event_id, batch)
-                    await self._store.update_processing(
-                        event.event_id, {"frames_published": published}
-                    )
-
         started = time.monotonic()
         try:
             async with asyncio.TaskGroup() as group:
-                publisher = group.create_task(publish_uploaded())
+                publisher = group.create_task(publication.drain(uploaded))
                 uploads: list[asyncio.Task[None]] = []
                 async with contextlib.aclosing(self._frames.extract(path)) as frames:
                     async for frame in frames:
-                        self._telemetry.count("frames_extracted")
+                        publication.extracted(frame)
                         await slots.acquire()
                         uploads.append(group.create_task(upload(frame)))
                         uploads = [task for task in uploads if not task.done()]
@@ -206,6 +208,7 @@ class VideoPath:
         except BaseExceptionGroup as group_error:
             raise _most_telling(group_error) from None
         elapsed = time.monotonic() - started
+        published = publication.published
         self._stage(event.event_id, "extract_upload_publish", started, frames=published)
         if elapsed > 0:
             # Every decoded frame counts, sampled or not: that is the decoder's real speed.
@@ -213,44 +216,16 @@ class VideoPath:
             self._telemetry.gauge("decode_fps", decoded / elapsed)
         return published
 
-    async def _publish(self, event_id: str, frames: list[ExtractedFrame]) -> int:
-        config = self._config
-        records = [
-            {
-                "frame_id": f.frame_id,
-                "timestamp_ms": f.timestamp_ms,
-                "width": f.width,
-                "height": f.height,
-                "bucket": config.frames_bucket,
-                "object": frame_key(event_id, f.frame_id),
-            }
-            for f in frames
-        ]
-        # The frame records go first: the reaper re-publishes from them if a task is lost.
-        await self._store.record_frames(event_id, records)
-        tasks = [
-            InferenceTask(
-                event_id=event_id,
-                frame_id=f.frame_id,
-                bucket=config.frames_bucket,
-                object_key=frame_key(event_id, f.frame_id),
-                timestamp_ms=f.timestamp_ms,
-                width=f.width,
-                height=f.height,
-                attempt=0,
-            ).as_message()
-            for f in frames
-        ]
-        started = time.monotonic()
-        await self._publisher.publish_many(config.tasks_topic, [(event_id, t) for t in tasks])
-        self._telemetry.observe("stage_seconds", time.monotonic() - started, stage="publish")
-        self._telemetry.count("frames_published", len(tasks))
-        return len(tasks)
-
     async def _reject(self, message: Message, event_id: str | None, error: PermanentError) -> None:
         # Dead-letter first: once the document says failed, a redelivery is a duplicate and the
         # copy would never be written. A crash between the two repeats the copy, never loses it.
-        await dead_letter(self._publisher, message, error, self._config.dlq_suffix)
+        await dead_letter(
+            self._publisher,
+            message,
+            error,
+            self._config.dlq_suffix,
+            max_bytes=self._config.dlq_max_bytes,
+        )
         if event_id is not None:
             await self._store.transition(
                 event_id,
@@ -278,6 +253,94 @@ class VideoPath:
                 **fields,
             },
         )
+
+
+class _Publication:
+    """One video's frame tasks on their way out: batches, ordinals, chunk records, the count.
+
+    Records come after the acknowledgements (they carry each task's offset, which the reaper
+    compares with what the inference workers consumed). A crash in between loses nothing: the
+    event is not committed, so it is redone, and the redo writes the same chunks.
+    """
+
+    def __init__(
+        self,
+        config: VideoPathConfig,
+        event_id: str,
+        *,
+        store: PredictionStore,
+        publisher: RawPublisher,
+        telemetry: Telemetry,
+    ) -> None:
+        self._config = config
+        self._event_id = event_id
+        self._store = store
+        self._publisher = publisher
+        self._telemetry = telemetry
+        self._ordinals: dict[int, int] = {}
+        self._chunks = ChunkAssembler(config.frames_bucket)
+        self.published = 0
+
+    def extracted(self, frame: ExtractedFrame) -> None:
+        """Note a frame's rank among the sampled frames, in decoding order."""
+        self._ordinals[frame.frame_id] = len(self._ordinals)
+        self._telemetry.count("frames_extracted")
+
+    async def drain(self, uploaded: asyncio.Queue[ExtractedFrame | None]) -> None:
+        """Publish uploaded frames in batches until the end marker, then the last chunks."""
+        config, store = self._config, self._store
+        done = False
+        while not done:
+            batch: list[ExtractedFrame] = []
+            item = await uploaded.get()
+            while item is not _DONE:
+                batch.append(item)
+                if len(batch) >= config.publish_batch or uploaded.empty():
+                    break
+                item = await uploaded.get()
+            done = item is _DONE
+            if batch:
+                await self._publish(batch)
+                await store.update_processing(self._event_id, {"frames_published": self.published})
+        for chunk in self._chunks.finish():
+            await store.record_chunk(self._event_id, chunk)
+
+    async def _publish(self, frames: list[ExtractedFrame]) -> None:
+        config, event_id = self._config, self._event_id
+        tasks = [
+            InferenceTask(
+                event_id=event_id,
+                frame_id=f.frame_id,
+                bucket=config.frames_bucket,
+                object_key=frame_key(event_id, f.frame_id),
+                timestamp_ms=f.timestamp_ms,
+                width=f.width,
+                height=f.height,
+                attempt=0,
+            )
+            for f in frames
+        ]
+        started = time.monotonic()
+        deliveries = await self._publisher.publish_many(
+            config.tasks_topic, [(task_key(event_id, t.frame_id), t.as_message()) for t in tasks]
+        )
+        telemetry = self._telemetry
+        telemetry.observe("stage_seconds", time.monotonic() - started, stage="publish")
+        telemetry.count("frames_published", len(tasks))
+        self.published += len(tasks)
+        for task, delivery in zip(tasks, deliveries, strict=True):
+            record = TaskRecord(
+                frame_id=task.frame_id,
+                timestamp_ms=task.timestamp_ms,
+                width=task.width,
+                height=task.height,
+                object_key=task.object_key,
+                partition=delivery.partition,
+                offset=delivery.offset,
+            )
+            chunk = self._chunks.add(self._ordinals[task.frame_id], record)
+            if chunk is not None:
+                await self._store.record_chunk(event_id, chunk)
 
 
 def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:

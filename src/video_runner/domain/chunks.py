@@ -1,0 +1,123 @@
+"""Where each published frame task is recorded: a few documents per video, found by their ``_id``.
+
+The video path publishes one task per sampled frame. Their records (frame id, timestamp, size,
+S3 key, and the Kafka partition and offset the task was stored at) are kept in chunks of
+``CHUNK_SIZE`` frames by *ordinal*, the frame's rank among the sampled frames: chunk ``k`` holds
+ordinals ``k * CHUNK_SIZE`` to ``(k + 1) * CHUNK_SIZE - 1``. Ordinals are the same on every redo
+of a video, so a redo replaces each chunk with the same frames; the number of chunks follows from
+``total_frames``, so every reader (merge, reaper, retention) finds them all by ``_id`` alone,
+with no query whose cost grows with other events' documents.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+#: Frames per chunk: one chunk document is a few KB, and a 3-hour video has under 1,000 of them.
+CHUNK_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One published frame task, and where Kafka stored it."""
+
+    frame_id: int
+    timestamp_ms: int | None
+    width: int | None
+    height: int | None
+    object_key: str
+    partition: int
+    offset: int
+    #: How many times the reaper re-published this task (0: only the video path published it).
+    attempt: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "frame_id": self.frame_id,
+            "timestamp_ms": self.timestamp_ms,
+            "width": self.width,
+            "height": self.height,
+            "object": self.object_key,
+            "partition": self.partition,
+            "offset": self.offset,
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskRecord:
+        timestamp, width, height = data.get("timestamp_ms"), data.get("width"), data.get("height")
+        return cls(
+            frame_id=int(data["frame_id"]),
+            timestamp_ms=None if timestamp is None else int(timestamp),
+            width=None if width is None else int(width),
+            height=None if height is None else int(height),
+            object_key=str(data["object"]),
+            partition=int(data["partition"]),
+            offset=int(data["offset"]),
+            attempt=int(data.get("attempt") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskChunk:
+    """The task records of ordinals ``[index * CHUNK_SIZE, (index + 1) * CHUNK_SIZE)``."""
+
+    index: int
+    bucket: str
+    tasks: tuple[TaskRecord, ...]
+
+    def frame_ids(self) -> list[int]:
+        return [task.frame_id for task in self.tasks]
+
+    def with_republished(self, moved: Mapping[int, TaskRecord]) -> TaskChunk:
+        """This chunk with the records of re-published frames (new offset, one more attempt)."""
+        return replace(self, tasks=tuple(moved.get(t.frame_id, t) for t in self.tasks))
+
+
+def chunk_of(ordinal: int) -> int:
+    """The chunk that holds the sampled frame of rank ``ordinal``."""
+    return ordinal // CHUNK_SIZE
+
+
+def chunk_count(total_frames: int) -> int:
+    """How many chunks a video with ``total_frames`` sampled frames has."""
+    return math.ceil(total_frames / CHUNK_SIZE)
+
+
+def chunk_length(index: int, total_frames: int) -> int:
+    """How many frames chunk ``index`` holds once the video is fully published."""
+    return max(0, min(CHUNK_SIZE, total_frames - index * CHUNK_SIZE))
+
+
+class ChunkAssembler:
+    """Collects published tasks, in any order, into chunks that are complete (pure bookkeeping).
+
+    The video path adds each frame's record with its ordinal once its task is acknowledged; a
+    chunk is handed out as soon as all its ordinals are in, and the last, shorter chunk when the
+    video ends (``finish``).
+    """
+
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+        self._open: dict[int, dict[int, TaskRecord]] = {}
+
+    def add(self, ordinal: int, record: TaskRecord) -> TaskChunk | None:
+        index = chunk_of(ordinal)
+        members = self._open.setdefault(index, {})
+        members[ordinal] = record
+        if len(members) < CHUNK_SIZE:
+            return None
+        del self._open[index]
+        return self._chunk(index, members)
+
+    def finish(self) -> Iterator[TaskChunk]:
+        """The chunks still open (the last one is shorter), in order."""
+        for index in sorted(self._open):
+            yield self._chunk(index, self._open[index])
+        self._open.clear()
+
+    def _chunk(self, index: int, members: Mapping[int, TaskRecord]) -> TaskChunk:
+        return TaskChunk(index, self._bucket, tuple(members[o] for o in sorted(members)))
