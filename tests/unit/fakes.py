@@ -236,7 +236,8 @@ class FakePredictionStore:
     async def add_progress(self, event_id: str, partition: int, counts: ResultCounts) -> None:
         await self._round_trip()
         key = (event_id, partition)
-        self.counters[key] = self.counters.get(key, ResultCounts()) + counts
+        stamped = ResultCounts(counts.stored, counts.failed, counts.last_at or self.clock())
+        self.counters[key] = self.counters.get(key, ResultCounts()) + stamped
 
     async def progress(self, event_id: str, partitions: int) -> ResultCounts:
         await self._round_trip()
@@ -373,7 +374,7 @@ class FakeConsumedOffsets:
     def __init__(self) -> None:
         self.committed_offsets: dict[int, int] = {}
 
-    async def committed(self, group_id: str, topic: str) -> dict[int, int]:
+    async def committed(self, group_id: str, topic: str) -> dict[int, int]:  # noqa: ARG002 - the port's signature
         await asyncio.sleep(0)
         return dict(self.committed_offsets)
 
@@ -388,10 +389,13 @@ class FakePublisher:
         #: The next offset of each (topic, partition), as a broker would assign it.
         self.next_offset: dict[tuple[str, int], int] = {}
         self._failures = 0
+        self._healthy_calls = 0
 
-    def fail_next(self, times: int = 1) -> None:
-        """Make the next ``times`` calls raise ``DependencyUnavailable``; they send nothing."""
+    def fail_next(self, times: int = 1, *, after: int = 0) -> None:
+        """Make ``times`` calls, after the next ``after`` ones, raise ``DependencyUnavailable``;
+        they send nothing."""
         self._failures += times
+        self._healthy_calls = after
 
     def on(self, topic: str) -> list[Sent]:
         return [s for s in self.sent if s.topic == topic]
@@ -399,7 +403,9 @@ class FakePublisher:
     async def _round_trip(self) -> None:
         self.calls += 1
         await asyncio.sleep(0)
-        if self._failures:
+        if self._healthy_calls:
+            self._healthy_calls -= 1
+        elif self._failures:
             self._failures -= 1
             raise DependencyUnavailable("kafka", "fake: broker not answering")
 
@@ -426,7 +432,7 @@ class FakePublisher:
             self.sent.append(Sent(topic, key, copy.deepcopy(dict(value)), {}))
         return deliveries
 
-    async def partitions(self, topic: str) -> int:
+    async def partitions(self, topic: str) -> int:  # noqa: ARG002 - the port's signature
         await self._round_trip()
         return self.partition_count
 

@@ -105,13 +105,13 @@ def _task(frame_id: int = 5, *, event_id: str = "ev-1", key: str | None = None) 
     )
 
 
-async def test_a_task_yields_one_result_with_the_model_name(batching):
-    """The frame is read, detected and published as a result keyed by its event id."""
+async def test_a_task_yields_one_result_keyed_by_its_frame_with_the_model_name(batching):
+    """The frame is read, detected and published as a result keyed by its frame (event/frame)."""
     world = World(batching)
     world.objects.objects["frames", "frames/ev-1/5.jpg"] = encode_jpeg(_image(200), 100)
     await world.worker.handle(_task(5))
     (sent,) = world.results()
-    assert sent.key == "ev-1"
+    assert sent.key == "ev-1/5"
     assert sent.value["event_id"] == "ev-1"
     assert sent.value["frame_id"] == 5
     assert sent.value["timestamp_ms"] == 200

@@ -12,7 +12,6 @@ from video_runner.domain.results import (
     judge_completion,
     merged_document,
     merged_header,
-    missing_frame_ids,
     render_merged,
 )
 
@@ -203,11 +202,6 @@ def test_judge_completion(counts, complete, too_many):
     assert verdict.complete is complete
     assert verdict.too_many_failures is too_many
     assert verdict.failed_frames == failed
-
-
-def test_missing_frame_ids_are_the_expected_ids_without_a_result_in_order():
-    """Expected minus present, ascending, duplicates ignored."""
-    assert missing_frame_ids([10, 0, 5, 15], [5, 5, 99]) == [0, 10, 15]
 
 
 def test_the_streaming_walker_agrees_with_json_loads_on_a_small_document():

@@ -1,17 +1,26 @@
-"""The results path: each result stored once, exactly one move to predictable, and recovery."""
+"""The results path: batches stored once, counters by partition, one move to predictable, repair."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import random
+from collections.abc import Sequence
 
 import pytest
-from fakes import FakeClock, FakeMessage, FakePredictionStore, FakePublisher, RecordingTelemetry
+from fakes import (
+    FakeClock,
+    FakeConsumedOffsets,
+    FakeMessage,
+    FakePredictionStore,
+    FakePublisher,
+    RecordingTelemetry,
+)
 
+from video_runner.domain.chunks import ChunkAssembler, TaskRecord
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
-from video_runner.errors import ErrorCode
+from video_runner.errors import DependencyUnavailable, ErrorCode
 from video_runner.services.results_path import (
     Completion,
     Reaper,
@@ -21,9 +30,12 @@ from video_runner.services.results_path import (
 )
 
 TOPIC = "inference_results"
+PARTITIONS = 4
 
 
-def _result(frame_id: int, event_id: str = "ev-1", *, error=None, offset: int = 0) -> FakeMessage:
+def _result(
+    frame_id: int, event_id: str = "ev-1", *, error=None, partition: int = 0, offset: int = 0
+) -> FakeMessage:
     document = {
         "event_id": event_id,
         "frame_id": frame_id,
@@ -34,18 +46,30 @@ def _result(frame_id: int, event_id: str = "ev-1", *, error=None, offset: int = 
     if error is not None:
         document["error"] = error
     return FakeMessage(
-        topic=TOPIC, offset=offset, key=event_id.encode(), value=json.dumps(document).encode()
+        topic=TOPIC,
+        partition=partition,
+        offset=offset,
+        key=f"{event_id}/{frame_id}".encode(),
+        value=json.dumps(document).encode(),
     )
+
+
+def _spread(messages: Sequence[FakeMessage]) -> list[FakeMessage]:
+    """The same messages on the partitions their frame keys would hash to."""
+    return [
+        FakeMessage(m.topic, hash(m.key) % PARTITIONS, m.offset, m.key, m.value) for m in messages
+    ]
 
 
 class World:
     def __init__(self, **config):
         self.clock = FakeClock()
         self.store = FakePredictionStore(clock=self.clock)
-        self.publisher = FakePublisher()
+        self.publisher = FakePublisher(partition_count=PARTITIONS)
+        self.offsets = FakeConsumedOffsets()
         self.telemetry = RecordingTelemetry()
         self.config = ResultsConfig(tasks_topic="inference_tasks", dlq_suffix=".dlq", **config)
-        self.completion = Completion(self.config, self.store, self.telemetry)
+        self.completion = Completion(self.config, self.store, self.publisher, self.telemetry)
         self.path = ResultsPath(
             self.config,
             store=self.store,
@@ -53,314 +77,302 @@ class World:
             completion=self.completion,
             telemetry=self.telemetry,
         )
+        self.reconciler = Reconciler(self.config, self.store, self.completion)
         self.reaper = Reaper(
             self.config,
             store=self.store,
             publisher=self.publisher,
-            completion=self.completion,
+            offsets=self.offsets,
             telemetry=self.telemetry,
         )
 
     async def extracted(self, event_id: str = "ev-1", frames: int = 5, *, total: bool = True):
-        """An event the video path finished: frame records, and total_frames if ``total``."""
-        self.store.put(event_id, Status.PROCESSING, frames_published=frames)
-        await self.store.record_frames(
+        """An event whose tasks the video path published (frame ids 0, 5, 10...), recorded in
+        chunks with the offsets the broker gave them; total_frames set if ``total``."""
+        messages = [(f"{event_id}/{i * 5}", {"frame_id": i * 5}) for i in range(frames)]
+        deliveries = await self.publisher.publish_many("inference_tasks", messages)
+        chunks = ChunkAssembler("frames")
+        for ordinal, delivery in enumerate(deliveries):
+            record = TaskRecord(
+                ordinal * 5,
+                ordinal * 200,
+                64,
+                48,
+                f"frames/{event_id}/{ordinal * 5}.jpg",
+                delivery.partition,
+                delivery.offset,
+            )
+            if (chunk := chunks.add(ordinal, record)) is not None:
+                await self.store.record_chunk(event_id, chunk)
+        for chunk in chunks.finish():
+            await self.store.record_chunk(event_id, chunk)
+        self.store.put(
             event_id,
-            [
-                {
-                    "frame_id": i,
-                    "timestamp_ms": i * 40,
-                    "width": 64,
-                    "height": 48,
-                    "bucket": "frames",
-                    "object": f"frames/{event_id}/{i}.jpg",
-                }
-                for i in range(frames)
-            ],
+            Status.PROCESSING,
+            frames_published=frames,
+            total_frames=frames if total else None,
+            sampling={"every_n": 5},
+            results_partitions=PARTITIONS,
         )
-        if total:
-            await self.store.update_processing(event_id, {"total_frames": frames})
 
-    async def deliver(self, *messages: FakeMessage) -> None:
-        for message in messages:
-            await self.path.handle(message)
-        await self.completion.idle()
+    def notices(self):
+        return self.publisher.on("predictable_events")
 
-    async def status(self, event_id: str = "ev-1"):
-        document = await self.store.get(event_id)
-        assert document is not None
-        return document
+    def republished(self):
+        return [s for s in self.publisher.on("inference_tasks") if s.value.get("attempt")]
 
 
-async def test_duplicated_and_shuffled_results_make_exactly_one_move_to_predictable():
-    """Every result twice, in random order: one transition, counted as distinct results."""
+async def test_a_batch_is_stored_once_and_completes_the_event_with_one_notice():
+    """Every result of a batch is stored; the event moves to predictable once, with a summary,
+    and one notice tells the outbox-S3 workers."""
     world = World()
     await world.extracted(frames=5)
-    messages = [_result(i) for i in range(5)] * 2
-    random.Random(7).shuffle(messages)
-    await world.deliver(*messages)
-    document = await world.status()
+    await world.path.handle_batch(_spread([_result(i * 5, offset=i) for i in range(5)]))
+    document = await world.store.get("ev-1")
     assert document["status"] == Status.PREDICTABLE
     assert document["results_received"] == 5
     assert document["failed_frames"] == 0
+    assert [r.frame_id for r in world.store.stored_results("ev-1")] == [0, 5, 10, 15, 20]
     assert len(world.store.moved_to(Status.PREDICTABLE)) == 1
-    assert world.telemetry.total("results_duplicate") == 5
-    assert world.telemetry.total("events_predictable") == 1
+    assert [(n.key, n.value) for n in world.notices()] == [
+        ("ev-1", {"event_id": "ev-1", "status": "predictable"})
+    ]
 
 
-async def test_results_delivered_concurrently_still_move_the_event_only_once():
-    """Handled all at once (as the loop's in-flight work is), the transition happens once."""
+async def test_duplicates_in_a_batch_and_across_batches_are_counted_once():
+    """A result seen twice (same batch or a later one) is stored and counted once: the first
+    one wins, and the event is not complete until every distinct frame is in."""
+    world = World(max_failed_ratio=0.5)
+    await world.extracted(frames=3)
+    await world.path.handle_batch([_result(0), _result(0), _result(5, error="first")])
+    await world.path.handle_batch([_result(5), _result(5)])
+    document = await world.store.get("ev-1")
+    assert document["status"] == Status.PROCESSING
+    assert (await world.store.progress("ev-1", PARTITIONS)).stored == 2
+    assert world.store.results["ev-1", 5].error == "first"
+    assert world.telemetry.total("results_duplicate") == 3
+    await world.path.handle_batch([_result(10)])
+    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_shuffled_duplicated_results_over_partitions_complete_exactly_once(seed):
+    """Results in any order, duplicated, over every partition and in batches of any size, still
+    complete the event exactly once with every frame stored exactly once."""
+    rng = random.Random(seed)
     world = World()
-    await world.extracted(frames=8)
-    await asyncio.gather(*(world.path.handle(_result(i % 8)) for i in range(24)))
-    await world.completion.idle()
-    assert (await world.status())["status"] == Status.PREDICTABLE
+    await world.extracted(frames=40)
+    messages = _spread([_result(i * 5, offset=i) for i in range(40)] * 3)
+    rng.shuffle(messages)
+    while messages:
+        size = rng.randint(1, 25)
+        batch, messages = messages[:size], messages[size:]
+        await world.path.handle_batch(batch)
+    assert len(world.store.stored_results("ev-1")) == 40
     assert len(world.store.moved_to(Status.PREDICTABLE)) == 1
+    assert len(world.notices()) == 1
 
 
-async def test_the_first_result_of_a_frame_wins():
-    """A later duplicate with different content changes nothing stored."""
+async def test_two_replicas_storing_one_event_at_once_move_it_exactly_once():
+    """Two runner replicas (two results paths on one store) storing halves of one event at the
+    same time: the event moves to predictable once and one notice is sent."""
     world = World()
-    await world.extracted(frames=2)
-    await world.deliver(_result(0), _result(0, error="late duplicate"))
-    stored = [r async for r in world.store.iter_results("ev-1")]
-    assert [r.error for r in stored] == [None]
-    assert stored[0].objects == [{"class": "person", "box": [1, 2, 3, 4], "conf": 0.8}]
+    other = World()
+    other.store, other.publisher = world.store, world.publisher
+    other.completion = Completion(other.config, world.store, world.publisher, other.telemetry)
+    other.path = ResultsPath(
+        other.config,
+        store=world.store,
+        publisher=world.publisher,
+        completion=other.completion,
+        telemetry=other.telemetry,
+    )
+    await world.extracted(frames=60)
+    messages = _spread([_result(i * 5, offset=i) for i in range(60)])
+    halves = [m for m in messages if m.partition < 2], [m for m in messages if m.partition >= 2]
+    await asyncio.gather(world.path.handle_batch(halves[0]), other.path.handle_batch(halves[1]))
+    assert len(world.store.stored_results("ev-1")) == 60
+    assert len(world.store.moved_to(Status.PREDICTABLE)) == 1
+    assert len(world.notices()) == 1
 
 
-async def test_results_before_the_total_complete_once_the_total_is_set():
-    """All results arrive while extraction still runs; the check after total_frames finishes.
-
-    Until then the results path stores and counts but leaves the document to the video path.
-    """
+async def test_results_before_the_total_are_counted_and_completed_by_the_video_path_check():
+    """Results stored while the video path still publishes count; the check the video path
+    makes once it sets the total finishes the event."""
     world = World()
     await world.extracted(frames=3, total=False)
-    before = dict(await world.status())
-    await world.deliver(*(_result(i) for i in range(3)))
-    document = await world.status()
-    assert document["status"] == Status.PROCESSING
-    assert await world.store.count_results("ev-1") == (3, 0)
-    assert document.get("results_received") == before.get("results_received")
+    await world.path.handle_batch([_result(0), _result(5), _result(10)])
+    assert (await world.store.get("ev-1"))["status"] == Status.PROCESSING
     await world.store.update_processing("ev-1", {"total_frames": 3})
     await world.completion.check("ev-1")
-    finished = await world.status()
-    assert finished["status"] == Status.PREDICTABLE
-    assert finished["results_received"] == 3
+    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
 
 
-async def test_partial_results_update_the_received_counter_only():
-    """Two of three results: still processing, results_received says 2."""
+async def test_results_of_unknown_or_finished_events_and_unsampled_frames_are_not_stored():
+    """Nothing waits for them: a result of an unknown event, of a finished event, or of a frame
+    the sampling never selected is neither stored nor counted."""
     world = World()
-    await world.extracted(frames=3)
-    await world.deliver(_result(0), _result(2))
-    document = await world.status()
-    assert document["status"] == Status.PROCESSING
-    assert document["results_received"] == 2
-    assert world.store.moved_to(Status.PREDICTABLE) == []
-
-
-async def test_a_result_for_an_unknown_event_is_stored_and_counted_without_failing():
-    """No prediction document: the result is kept for inspection and nothing else happens."""
-    world = World()
-    await world.deliver(_result(4, "ghost"))
-    assert world.store.frames[("ghost", 4)]["result"]["objects"] is not None
-    # Kept, but not counted: no task was published for it, so it cannot complete anything.
-    assert await world.store.count_results("ghost") == (0, 0)
-    assert await world.store.get("ghost") is None
+    await world.extracted("ev-1", frames=3)
+    world.store.put("ev-done", Status.READY, total_frames=1)
+    await world.path.handle_batch(
+        [_result(0, "ev-unknown"), _result(0, "ev-done"), _result(7), _result(15)]
+    )
+    assert world.store.results == {}
+    assert (await world.store.progress("ev-1", PARTITIONS)).stored == 0
     assert world.telemetry.total("results_unknown_event") == 1
-    assert world.publisher.sent == []
+    assert world.telemetry.total("results_late") == 1
+    assert world.telemetry.total("results_unexpected_frame") == 2
 
 
-@pytest.mark.parametrize(
-    ("value", "code"),
-    [
-        (b"not json", ErrorCode.BAD_JSON),
-        (json.dumps({"event_id": "ev-1"}).encode(), ErrorCode.SCHEMA),
-        (json.dumps({"event_id": "../x", "frame_id": 0}).encode(), ErrorCode.BAD_ID),
-    ],
-)
-async def test_a_malformed_result_is_dead_lettered(value, code):
-    """Copied to inference_results.dlq with the reason in headers; nothing is stored."""
+async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_is_stored():
+    """A message that is not a valid result goes to the DLQ with its code; its neighbours in the
+    batch are stored as usual."""
     world = World()
-    message = FakeMessage(topic=TOPIC, partition=2, offset=9, key=b"k", value=value)
-    await world.deliver(message)
-    (sent,) = world.publisher.on("inference_results.dlq")
-    assert (sent.key, sent.value) == (b"k", value)
-    assert sent.headers["error_code"] == code
-    assert sent.headers["original_offset"] == "9"
-    assert world.store.frames == {}
-    assert world.telemetry.total("results_rejected", error_code=str(code)) == 1
+    await world.extracted(frames=2)
+    poison = FakeMessage(topic=TOPIC, offset=9, key=b"x", value=b'{"event_id": "ev-1", NaN}')
+    await world.path.handle_batch([_result(0), poison, _result(5)])
+    (dead,) = world.publisher.on("inference_results.dlq")
+    assert dead.headers["error_code"] == str(ErrorCode.BAD_JSON)
+    assert dead.headers["original_offset"] == "9"
+    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
 
 
 async def test_too_many_detector_errors_fail_the_event_with_inference_failed():
-    """2 errors in 5 frames (40 %) above the allowed 20 %: failed, with the counts."""
-    world = World(max_failed_ratio=0.2)
-    await world.extracted(frames=5)
-    await world.deliver(*(_result(i, error="bad_image: x" if i < 2 else None) for i in range(5)))
-    document = await world.status()
-    assert document["status"] == Status.FAILED
-    assert document["error"]["code"] == ErrorCode.INFERENCE_FAILED
-    assert document["failed_frames"] == 2
-    assert document["results_received"] == 5
-    assert world.store.moved_to(Status.PREDICTABLE) == []
-
-
-async def test_detector_errors_at_the_allowed_ratio_still_make_the_event_predictable():
-    """1 error in 5 frames is exactly 20 %: predictable, with failed_frames 1."""
-    world = World(max_failed_ratio=0.2)
-    await world.extracted(frames=5)
-    await world.deliver(*(_result(i, error="bad_image: x" if i == 3 else None) for i in range(5)))
-    document = await world.status()
-    assert document["status"] == Status.PREDICTABLE
-    assert document["failed_frames"] == 1
-
-
-async def _stored_without_check(world: World, event_id: str, frame_ids) -> None:
-    """Results saved as ResultsPath saves them, then the process died before any check."""
-    for frame_id in frame_ids:
-        assert await world.store.save_result(
-            event_id, FrameResult(frame_id=frame_id, timestamp_ms=None, model="fake")
-        )
-
-
-async def test_the_reconciler_finishes_an_event_whose_transition_was_lost():
-    """All results stored but no check ran (a crash): the reconciler moves it to predictable."""
-    world = World()
-    await world.extracted(frames=3)
-    await world.extracted("ev-still-extracting", frames=2, total=False)
-    await _stored_without_check(world, "ev-1", range(3))
-    await _stored_without_check(world, "ev-still-extracting", range(2))
-    assert (await world.status())["status"] == Status.PROCESSING
-    checked = await Reconciler(world.store, world.completion).run_once()
-    assert checked == 1
-    document = await world.status()
-    assert document["status"] == Status.PREDICTABLE
-    assert document["results_received"] == 3
-    assert (await world.status("ev-still-extracting"))["status"] == Status.PROCESSING
-
-
-async def test_the_reconciler_leaves_incomplete_events_processing():
-    """Two of three results: checked, still processing, nothing moved."""
-    world = World()
-    await world.extracted(frames=3)
-    await _stored_without_check(world, "ev-1", [0, 2])
-    assert await Reconciler(world.store, world.completion).run_once() == 1
-    assert (await world.status())["status"] == Status.PROCESSING
-    assert world.store.moved_to(Status.PREDICTABLE) == []
-
-
-async def test_the_reaper_waits_for_the_deadline():
-    """Before result_deadline_s since the last progress, nothing is re-published."""
-    world = World(result_deadline_s=120)
-    await world.extracted(frames=3)
-    world.clock.advance(119)
-    assert await world.reaper.run_once(world.clock.now) == 0
-    assert world.publisher.sent == []
-
-
-async def test_the_reaper_republishes_pending_frames_with_the_next_attempt():
-    """After the deadline, the frames without a result are re-published with attempt + 1."""
-    world = World(result_deadline_s=120)
-    await world.extracted(frames=3)
-    await world.deliver(_result(1))
-    world.clock.advance(121)
-    assert await world.reaper.run_once(world.clock.now) == 1
-    tasks = world.publisher.on("inference_tasks")
-    assert [t.value["frame_id"] for t in tasks] == [0, 2]
-    assert {t.key for t in tasks} == {"ev-1"}
-    assert tasks[0].value == {
-        "event_id": "ev-1",
-        "frame_id": 0,
-        "bucket": "frames",
-        "object": "frames/ev-1/0.jpg",
-        "timestamp_ms": 0,
-        "width": 64,
-        "height": 48,
-        "attempt": 1,
-    }
-    document = await world.status()
-    assert document["reaper_attempts"] == 1
-    assert document["status"] == Status.PROCESSING
-
-
-async def test_the_reaper_leaves_events_whose_total_is_unknown_to_the_video_path():
-    """Without total_frames the video path still owns the event."""
-    world = World(result_deadline_s=120)
-    await world.extracted(frames=3, total=False)
-    world.clock.advance(10_000)
-    assert await world.reaper.run_once(world.clock.now) == 0
-    assert world.publisher.sent == []
-
-
-async def test_the_reaper_fails_the_event_with_inference_timeout_after_its_last_attempt():
-    """After max attempts: failed inference_timeout, listing the missing frame ids."""
-    world = World(result_deadline_s=120, reaper_max_attempts=2)
+    """Above the allowed ratio of detector errors the event fails instead of completing."""
+    world = World(max_failed_ratio=0.25)
     await world.extracted(frames=4)
-    await world.deliver(_result(0), _result(3))
-    attempts = []
-    for _ in range(3):
-        world.clock.advance(10_000)
-        await world.reaper.run_once(world.clock.now)
-        attempts.append(sorted({t.value["attempt"] for t in world.publisher.on("inference_tasks")}))
-    assert attempts[-1] == [1, 2]
-    document = await world.status()
+    await world.path.handle_batch(
+        [_result(0, error="boom"), _result(5, error="boom"), _result(10), _result(15)]
+    )
+    document = await world.store.get("ev-1")
     assert document["status"] == Status.FAILED
-    assert document["error"]["code"] == ErrorCode.INFERENCE_TIMEOUT
-    assert document["error"]["missing_frame_ids"] == [1, 2]
-    assert document["error"]["missing_count"] == 2
-    assert world.telemetry.total("events_failed", error_code="inference_timeout") == 1
+    assert document["error"]["code"] == str(ErrorCode.INFERENCE_FAILED)
+    assert document["failed_frames"] == 2
+    assert world.notices() == []
 
 
-async def test_the_reaper_finishes_instead_of_failing_when_the_results_are_all_in():
-    """A lost transition found by the reaper is completed, not timed out nor re-published."""
-    world = World(result_deadline_s=120, reaper_max_attempts=0)
+async def test_the_hot_path_never_scans_whatever_the_store_holds():
+    """Storing results and completing events reads and writes by _id only: no call that a
+    server without secondary indexes answers with a scan, however many events are stored."""
+    world = World()
+    for n in range(50):
+        await world.extracted(f"other-{n}", frames=3)
+    await world.extracted(frames=20)
+    await world.path.handle_batch(_spread([_result(i * 5, offset=i) for i in range(20)]))
+    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
+    assert world.store.scans == 0
+
+
+async def test_a_store_outage_is_retriable_and_the_retry_changes_nothing_twice():
+    """MongoDB down mid-batch: DependencyUnavailable for the loop to retry; the retried batch
+    stores nothing twice and completes the event once."""
+    world = World()
     await world.extracted(frames=2)
-    await _stored_without_check(world, "ev-1", [0, 1])
-    world.clock.advance(10_000)
-    await world.reaper.run_once(world.clock.now)
-    assert (await world.status())["status"] == Status.PREDICTABLE
-    assert world.publisher.sent == []
+    world.store.fail_next(1)
+    batch = [_result(0), _result(5)]
+    with pytest.raises(DependencyUnavailable):
+        await world.path.handle_batch(batch)
+    await world.path.handle_batch(batch)
+    assert len(world.store.stored_results("ev-1")) == 2
+    assert len(world.store.moved_to(Status.PREDICTABLE)) == 1
 
 
-async def test_later_reaper_attempts_wait_longer():
-    """After two re-publications, the next one waits twice the deadline since the last."""
-    world = World(result_deadline_s=120, reaper_max_attempts=5)
-    await world.extracted(frames=2)
-    for _ in range(2):
-        world.clock.advance(121)
-        assert await world.reaper.run_once(world.clock.now) == 1
-    world.clock.advance(121)
-    assert await world.reaper.run_once(world.clock.now) == 0
-    world.clock.advance(120)
-    assert await world.reaper.run_once(world.clock.now) == 1
-    assert (await world.status())["reaper_attempts"] == 3
-
-
-async def test_a_result_arriving_pushes_the_reaper_deadline_back():
-    """Progress (a new result) moves updated_at, so a slow but moving event is not reaped."""
-    world = World(result_deadline_s=120)
+async def test_a_crash_between_insert_and_count_is_repaired_by_the_recount_once_quiet():
+    """Results stored but never counted (the process died between the two writes) leave the
+    counters short; once the event is quiet the reconciler recounts and completes it."""
+    world = World(recount_after_s=30.0)
     await world.extracted(frames=3)
-    world.clock.advance(100)
-    await world.deliver(_result(0))
-    world.clock.advance(100)
-    assert await world.reaper.run_once(world.clock.now) == 0
-    assert world.publisher.sent == []
+    await world.store.save_results([("ev-1", FrameResult(i, i * 40)) for i in (0, 5, 10)])
+    await world.path.handle_batch([_result(0), _result(5), _result(10)])  # all duplicates now
+    assert (await world.store.get("ev-1"))["status"] == Status.PROCESSING
+    assert await world.reconciler.run_once(now=world.clock.now) == 0  # not quiet yet
+    scans_before = world.store.scans
+    finished = await world.reconciler.run_once(now=world.clock.advance(31))
+    assert finished == 1
+    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
+    assert world.store.scans > scans_before  # the recount is the one place that scans
 
 
-async def test_two_reapers_acting_at_once_republish_an_overdue_event_once():
-    """Two runner replicas reaping the same event at the same moment: one attempt, one copy."""
-    world = World(result_deadline_s=120)
-    other = Reaper(
+async def test_the_reconciler_recounts_a_quiet_event_only_once_until_it_moves_again():
+    """An event waiting for results that never come is recounted once, not at every pass."""
+    world = World(recount_after_s=30.0)
+    await world.extracted(frames=3)
+    await world.path.handle_batch([_result(0)])
+    world.clock.advance(31)
+    await world.reconciler.run_once(now=world.clock.now)
+    recounts = world.store.scans
+    await world.reconciler.run_once(now=world.clock.advance(31))
+    await world.reconciler.run_once(now=world.clock.advance(31))
+    assert world.store.scans - recounts == 2  # the two page reads of processing events only
+
+
+async def test_a_thousand_queued_frames_are_never_republished_or_failed_for_waiting():
+    """Frames the inference group has not consumed are a backlog, not a loss: hours of waiting
+    re-publish nothing and fail nothing."""
+    world = World(result_deadline_s=120.0, reaper_max_attempts=3)
+    await world.extracted(frames=1000)
+    world.offsets.committed_offsets = {}  # the inference workers are busy elsewhere
+    for _ in range(20):
+        await world.reaper.run_once(now=world.clock.advance(3600))
+    assert world.republished() == []
+    assert (await world.store.get("ev-1"))["status"] == Status.PROCESSING
+
+
+async def test_consumed_frames_without_a_result_are_republished_once_per_round():
+    """After the grace period, a frame the group consumed but never answered is re-published
+    with attempt 1, its record moves to the new offset, and a second pass within the doubled
+    grace re-publishes nothing more; frames still queued are left alone."""
+    world = World(result_deadline_s=120.0)
+    await world.extracted(frames=8)
+    await world.path.handle_batch([_result(i * 5) for i in range(4)])
+    chunk = await world.store.read_chunk("ev-1", 0)
+    lost = [t for t in chunk.tasks if t.frame_id in (20, 25)]
+    queued = [t for t in chunk.tasks if t.frame_id in (30, 35)]
+    committed = {t.partition: t.offset + 1 for t in lost}
+    for task in queued:  # the group has not reached these
+        committed[task.partition] = min(committed.get(task.partition, 0), task.offset)
+    world.offsets.committed_offsets = committed
+    assert await world.reaper.run_once(now=world.clock.advance(60)) == 0
+    assert await world.reaper.run_once(now=world.clock.advance(61)) == 1
+    again = sorted(s.value["frame_id"] for s in world.republished())
+    assert again == [20, 25]
+    assert {s.key for s in world.republished()} == {"ev-1/20", "ev-1/25"}
+    assert {s.value["attempt"] for s in world.republished()} == {1}
+    moved = {t.frame_id: t for t in (await world.store.read_chunk("ev-1", 0)).tasks}
+    assert moved[20].attempt == 1
+    assert (moved[20].partition, moved[20].offset) != (lost[0].partition, lost[0].offset)
+    assert await world.reaper.run_once(now=world.clock.advance(200)) == 0
+
+
+async def test_two_reapers_republish_a_round_once():
+    """Two runner replicas reaping the same event at once: one claims the round."""
+    world = World(result_deadline_s=10.0)
+    second = Reaper(
         world.config,
         store=world.store,
         publisher=world.publisher,
-        completion=world.completion,
+        offsets=world.offsets,
         telemetry=world.telemetry,
     )
     await world.extracted(frames=3)
-    await world.deliver(_result(1))
-    world.clock.advance(121)
-    await asyncio.gather(world.reaper.run_once(world.clock.now), other.run_once(world.clock.now))
-    tasks = world.publisher.on("inference_tasks")
-    assert [t.value["frame_id"] for t in tasks] == [0, 2]
-    assert (await world.status())["reaper_attempts"] == 1
+    world.offsets.committed_offsets = dict.fromkeys(range(PARTITIONS), 10**6)
+    now = world.clock.advance(11)
+    await asyncio.gather(world.reaper.run_once(now=now), second.run_once(now=now))
+    assert sorted(s.value["frame_id"] for s in world.republished()) == [0, 5, 10]
+
+
+async def test_a_frame_lost_after_the_last_attempt_fails_the_event_with_its_id():
+    """A frame consumed and unanswered after every re-publication fails the event with
+    inference_timeout, naming the missing frames."""
+    world = World(result_deadline_s=10.0, reaper_max_attempts=2)
+    await world.extracted(frames=3)
+    await world.path.handle_batch([_result(0)])
+    for _ in range(4):
+        # Whatever was published so far has been consumed, and nothing answered.
+        world.offsets.committed_offsets = dict.fromkeys(range(PARTITIONS), 10**6)
+        await world.reaper.run_once(now=world.clock.advance(100))
+    document = await world.store.get("ev-1")
+    assert document["status"] == Status.FAILED
+    assert document["error"]["code"] == str(ErrorCode.INFERENCE_TIMEOUT)
+    assert document["error"]["missing_frame_ids"] == [5, 10]
+    assert sorted(s.value["attempt"] for s in world.republished()) == [1, 1, 2, 2]

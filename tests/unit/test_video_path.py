@@ -58,6 +58,7 @@ class World:
             videos_bucket="videos",
             frames_bucket="frames",
             tasks_topic="inference_tasks",
+            results_topic="inference_results",
             dlq_suffix=".dlq",
             sampling=Sampling(every_n=5),
             preprocessing=Preprocessing(),
@@ -87,13 +88,14 @@ class World:
         return self.publisher.on("outbox_events.dlq")
 
 
-async def test_an_event_publishes_one_task_per_frame_keyed_by_the_event_id(tmp_path):
-    """Each sampled frame becomes one inference task carrying the contract's fields."""
+async def test_an_event_publishes_one_task_per_frame_keyed_by_the_frame(tmp_path):
+    """Each sampled frame becomes one inference task carrying the contract's fields, keyed
+    ``{event_id}/{frame_id}`` so that one video spreads over every partition."""
     world = World(tmp_path, _frames(3))
     await world.path.handle(_event())
     tasks = world.tasks()
     assert sorted(t.value["frame_id"] for t in tasks) == [0, 5, 10]
-    assert {t.key for t in tasks} == {"ev-1"}
+    assert sorted(t.key for t in tasks) == ["ev-1/0", "ev-1/10", "ev-1/5"]
     first = next(t.value for t in tasks if t.value["frame_id"] == 5)
     assert first == {
         "event_id": "ev-1",
@@ -127,8 +129,9 @@ async def test_the_video_is_downloaded_before_it_is_probed_and_then_removed(tmp_
     assert list(world.work_dir.iterdir()) == []
 
 
-async def test_the_document_records_frames_totals_and_the_video(tmp_path):
-    """Frame records exist for every task, total_frames is set and the extraction is announced."""
+async def test_the_document_records_task_chunks_totals_and_the_video(tmp_path):
+    """Every task is recorded with where Kafka stored it, total_frames and the number of
+    results partitions are set, and the extraction is announced."""
     world = World(tmp_path, _frames(4), publish_batch=2)
     await world.path.handle(_event())
     document = await world.store.get("ev-1")
@@ -145,10 +148,17 @@ async def test_the_document_records_frames_totals_and_the_video(tmp_path):
     }
     assert document["sampling"] == {"every_n": 5}
     assert document["error"] is None
-    pending = await world.store.pending_frames("ev-1")
-    assert [f["frame_id"] for f in pending] == [0, 5, 10, 15]
-    assert pending[1]["object"] == "frames/ev-1/5.jpg"
-    assert pending[1]["bucket"] == "frames"
+    assert document["results_partitions"] == world.publisher.partition_count
+    chunk = await world.store.read_chunk("ev-1", 0)
+    assert chunk is not None
+    assert chunk.bucket == "frames"
+    assert chunk.frame_ids() == [0, 5, 10, 15]
+    assert chunk.tasks[1].object_key == "frames/ev-1/5.jpg"
+    sent = {s.key: s for s in world.tasks()}
+    assert len(sent) == 4
+    # Each record names the partition and offset its task was acknowledged at.
+    offsets = sorted((t.partition, t.offset) for t in chunk.tasks)
+    assert len(set(offsets)) == 4
     assert world.extracted == ["ev-1"]
     assert world.telemetry.total("frames_published") == 4
 
@@ -299,7 +309,7 @@ async def test_a_publisher_outage_propagates_as_retriable_and_leaves_the_event_p
 ):
     """Kafka not answering: RetriableError for the loop to retry, no total, no DLQ message."""
     world = World(tmp_path, _frames(5), publish_batch=2)
-    world.publisher.fail_next(1)
+    world.publisher.fail_next(1, after=1)  # the partition count is read; the first batch fails
     with pytest.raises(RetriableError):
         await world.path.handle(_event())
     document = await world.store.get("ev-1")

@@ -251,9 +251,9 @@ class ResultsPath:
             if item.message.result.error is not None:
                 failures[item.event_id, item.partition] += 1
                 self._telemetry.count("results_failed")
-        now = datetime.now(UTC)
         for (event_id, partition), count in totals.items():
-            counts = ResultCounts(count, failures[event_id, partition], now)
+            # No stamp: the store stamps the counter with its own clock.
+            counts = ResultCounts(count, failures[event_id, partition])
             await self._store.add_progress(event_id, partition, counts)
 
     async def dead_letter(self, message: Message, error: PermanentError) -> None:
