@@ -139,7 +139,8 @@ async def test_a_wrong_s3_secret_is_a_clear_startup_error_not_a_hang(tmp_path):
     assert time.monotonic() - began < 60
     assert code == 2
     log = runner.log_text()
-    assert "S3 refused the credentials" in log
+    assert "s3 refused access" in log
+    assert "SignatureDoesNotMatch" in log
     assert "wrong-secret-0123456789" not in log
 
 

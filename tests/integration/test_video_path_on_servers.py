@@ -43,7 +43,8 @@ async def extracted(settings, event_id, timeout_s=90.0):
 
 
 async def test_a_real_video_becomes_one_task_per_sampled_frame_with_its_jpeg_in_s3(settings):
-    """Every 5th frame of bikes.mp4 is uploaded as a JPEG and announced by exactly one task."""
+    """Every 5th frame of bikes.mp4 is uploaded as a JPEG and announced by exactly one task,
+    keyed by its frame."""
     runner = bootstrap.Runner(settings)
     async with running(runner):
         event_id = await submit_video(settings, real_video("bikes.mp4"))
@@ -53,7 +54,11 @@ async def test_a_real_video_becomes_one_task_per_sampled_frame_with_its_jpeg_in_
         settings, settings.topic_inference_tasks, until=lambda r: len(r) >= len(expected)
     )
     assert frame_ids_of(records, event_id) == expected
-    assert {record.key for record in records} == {event_id.encode()}
+    # Keyed by frame: one video's tasks spread over every partition (every inference worker).
+    assert sorted(record.key for record in records) == sorted(
+        f"{event_id}/{f}".encode() for f in expected
+    )
+    assert len({record.partition for record in records}) > 1
     assert document["status"] == "processing"
     assert document["total_frames"] == len(expected)
     assert document["frames_published"] == len(expected)
