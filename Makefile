@@ -11,7 +11,7 @@ STACK := bash tools/stack/stack.sh
 WITH_STACK_ENV := set -a && source .stack/env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help install lint test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench clean
+.PHONY: help install lint test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench bench-results clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -66,8 +66,12 @@ demo: install ## the whole system: stack, runner, inference, outbox-S3, one real
 demo-stop: ## stop the services `make demo` started
 	bash tools/demo-stop.sh
 
-bench: install ## extraction benchmark; writes bench/results/extract.txt
+bench: install ## extraction benchmark; writes bench/results/extract.txt (quiet machine only)
 	$(PY) bench/extract.py | tee bench/results/extract.txt
+
+bench-results: install ## results-path benchmark on the local stack; writes bench/results/results_path.txt
+	$(STACK) up
+	$(WITH_STACK_ENV) $(PY) bench/results_path.py | tee bench/results/results_path.txt
 
 clean: demo-stop stack-down ## remove the venv and the stack's state (caches outside the repo stay)
 	rm -rf $(VENV) .stack
