@@ -192,9 +192,8 @@ async def one_event(frames: int, prefilled: int, work: Path) -> dict[str, float]
 async def part_a_b(prefills: list[int], base: Path) -> dict[int, dict[str, float]]:
     say(f"## (a) results/s and (b) last result -> predictable / ready   [load {load()}]")
     say("one event of 1,000 frames (5 objects each), results keyed by frame over 4 partitions")
-    say(
-        f"{'other results stored':>22} {'results/s':>10} {'-> predictable s':>17} {'-> ready s':>11}"
-    )
+    columns = ("other results stored", "results/s", "-> predictable s", "-> ready s")
+    say(" ".join(f"{c:>{w}}" for c, w in zip(columns, (22, 10, 17, 11), strict=True)))
     figures = {}
     for count in prefills:
         row = await one_event(1000, count, base / f"a-{count}")
