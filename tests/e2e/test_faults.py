@@ -60,6 +60,9 @@ def system(tmp_path_factory):
         # A task lost with a killed broker or replica is re-published soon, not after 2 minutes.
         result_deadline_s=20.0,
         reaper_max_attempts=5,
+        # Shorter than the 10 s S3 pause, so that the pause drives requests into timeouts and
+        # retries instead of merely delaying answers.
+        s3_read_timeout_s=3.0,
     )
     asyncio.run(create_topic(settings, settings.topic_outbox_events, partitions=4))
     logs = base / "logs"
