@@ -227,10 +227,12 @@ async def test_an_unreadable_event_is_dead_lettered_without_a_document(tmp_path,
 
 
 async def test_a_missing_video_object_fails_the_event_and_dead_letters_it(tmp_path):
-    """The object is not in the bucket: failed with missing_object, and to the DLQ."""
+    """The object is not in the bucket: failed with missing_object, and to the DLQ with the
+    event id in the copy's headers."""
     world = World(tmp_path, _frames(1))
     message = _event("ev-2", "input/ev-2.mp4")
     await world.path.handle(message)
+    assert world.dead_letters()[0].headers["event_id"] == "ev-2"
     document = await world.store.get("ev-2")
     assert document is not None
     assert document["status"] == Status.FAILED

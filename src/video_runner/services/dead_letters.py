@@ -28,7 +28,11 @@ _MAX_REASON_BYTES = 1000
 
 
 def dead_letter_copy(
-    message: Message, error: PermanentError, *, max_bytes: int = DEFAULT_DLQ_MAX_BYTES
+    message: Message,
+    error: PermanentError,
+    *,
+    max_bytes: int = DEFAULT_DLQ_MAX_BYTES,
+    event_id: str | None = None,
 ) -> tuple[bytes | None, bytes | None, dict[str, str]]:
     """The key, value and headers of the dead-letter copy of ``message``, within ``max_bytes``.
 
@@ -46,9 +50,9 @@ def dead_letter_copy(
         "original_sha256": hashlib.sha256(value or b"").hexdigest(),
         "truncated": "false",
     }
-    event_id = getattr(error, "event_id", None)
-    if isinstance(event_id, str):
-        headers["event_id"] = event_id
+    known = getattr(error, "event_id", None) or event_id
+    if isinstance(known, str):
+        headers["event_id"] = known
     budget = max_bytes - RECORD_OVERHEAD_BYTES - len(key or b"") - _headers_size(headers)
     if value is not None and len(value) > budget:
         headers["truncated"] = "true"  # a byte shorter than "false": the budget still holds
@@ -63,9 +67,14 @@ async def dead_letter(
     dlq_suffix: str,
     *,
     max_bytes: int = DEFAULT_DLQ_MAX_BYTES,
+    event_id: str | None = None,
 ) -> None:
-    """Publish the copy (see :func:`dead_letter_copy`); returns once acknowledged."""
-    key, value, headers = dead_letter_copy(message, error, max_bytes=max_bytes)
+    """Publish the copy (see :func:`dead_letter_copy`); returns once acknowledged.
+
+    ``event_id``: the event the caller knows the message is about, for a failure found after
+    parsing (a missing object, an invalid video), when the error itself does not carry it.
+    """
+    key, value, headers = dead_letter_copy(message, error, max_bytes=max_bytes, event_id=event_id)
     await publisher.publish_raw(f"{message.topic}{dlq_suffix}", key, value, headers)
     log.warning(
         "message dead-lettered",

@@ -225,6 +225,7 @@ class VideoPath:
             error,
             self._config.dlq_suffix,
             max_bytes=self._config.dlq_max_bytes,
+            event_id=event_id,
         )
         if event_id is not None:
             await self._store.transition(
