@@ -28,118 +28,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE)]
 
+from stack_services import (  # noqa: E402
+    load,
+    metric_total,
+    peak_rss_mb,
+    ports_of,
+    say,
+    services,
+    status_times,
+    until_ready,
+)
 from support.events import prepare_event, publish_results, result  # noqa: E402
-from support.stack import ServiceProcess, isolated_settings, settings_env  # noqa: E402
+from support.stack import isolated_settings, settings_env  # noqa: E402
 from support.videos import real_video  # noqa: E402
 from video_runner import bootstrap  # noqa: E402
 from video_runner.domain.results import FrameResult  # noqa: E402
-from video_runner.settings import Settings  # noqa: E402
 
 OBJECTS = [{"class": "person", "box": [10.5, 20.25, 110.0, 220.0], "conf": 0.87}] * 5
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def say(line: str = "") -> None:
-    print(line, flush=True)
-
-
-# -- services ------------------------------------------------------------------------------
-
-
-@contextmanager
-def services(
-    settings: Settings, work: Path, *, inference: int = 0
-) -> Iterator[list[ServiceProcess]]:
-    """The runner, ``inference`` inference workers and the outbox-S3 worker, as processes."""
-    work.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        started = [ServiceProcess("serve", settings, work / "runner.log")]
-        for n in range(inference):
-            port = str(settings.inference_http_port + 1 + n)
-            started.append(
-                ServiceProcess(
-                    "inference", settings, work / f"inference-{n}.log", INFERENCE_HTTP_PORT=port
-                )
-            )
-        started.append(ServiceProcess("outbox-s3", settings, work / "outbox.log"))
-        for service in started:
-            stack.callback(service.stop)
-        yield started
-
-
-def ports_of(settings: Settings, inference: int) -> list[int]:
-    return [
-        settings.http_port,
-        *(settings.inference_http_port + 1 + n for n in range(inference)),
-        settings.outbox_http_port,
-    ]
-
-
-async def until_ready(ports: list[int], timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as http:
-        for port in ports:
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/health/ready") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"service on port {port} not ready")
-                await asyncio.sleep(0.2)
-
-
-async def metric_total(port: int, name: str) -> float:
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as r:
-        text = await r.text()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(f"video_runner_{name}")
-    )
-
-
-def peak_rss_mb(service: ServiceProcess) -> float:
-    """VmHWM: the process's peak resident memory so far."""
-    for line in Path(f"/proc/{service.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-async def status_times(store: Any, event_id: str, timeout_s: float) -> tuple[float, float]:  # noqa: ANN401
-    """Monotonic times at which the event was first seen predictable (or later) and ready."""
-    predictable = ready = None
-    deadline = time.monotonic() + timeout_s
-    while ready is None:
-        document = await store.get(event_id)
-        status = None if document is None else document["status"]
-        now = time.monotonic()
-        if status in {"predictable", "ready"} and predictable is None:
-            predictable = now
-        if status == "ready":
-            ready = now
-        if status == "failed":
-            raise RuntimeError(f"{event_id} failed: {document.get('error')}")
-        if now > deadline:
-            raise TimeoutError(f"{event_id} is {status} after {timeout_s} s")
-        await asyncio.sleep(0.01)
-    return predictable or ready, ready
 
 
 # -- (a), (b), (d) ----------------------------------------------------------------------------
