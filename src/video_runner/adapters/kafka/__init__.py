@@ -1,0 +1,35 @@
+"""Kafka adapter (aiokafka): an acknowledged JSON publisher and a consumer loop that loses nothing.
+
+``connection`` says how to reach the cluster, ``admin`` creates topics and reads group offsets,
+``producer`` publishes, ``consumer`` is the aiokafka shell of a consumer loop and ``dispatch``
+its core (error policy, contiguous-prefix commits, revocation, drain; decision 0003), which
+runs without a broker. The names the rest of the project uses are re-exported here.
+"""
+
+from video_runner.adapters.kafka.admin import GroupOffsets, ensure_topics
+from video_runner.adapters.kafka.connection import KafkaConnection
+from video_runner.adapters.kafka.consumer import ConsumerLoop
+from video_runner.adapters.kafka.dispatch import (
+    BatchHandler,
+    Dispatcher,
+    DispatchPolicy,
+    LoopStats,
+    RecordHandler,
+    backoff_delay,
+)
+from video_runner.adapters.kafka.producer import KafkaPublisher, encode_json
+
+__all__ = [
+    "BatchHandler",
+    "ConsumerLoop",
+    "DispatchPolicy",
+    "Dispatcher",
+    "GroupOffsets",
+    "KafkaConnection",
+    "KafkaPublisher",
+    "LoopStats",
+    "RecordHandler",
+    "backoff_delay",
+    "encode_json",
+    "ensure_topics",
+]

@@ -1,0 +1,95 @@
+"""Topic and consumer-group administration: create missing topics, read committed offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from video_runner.adapters.error_classes import classify_kafka
+from video_runner.adapters.kafka.connection import KafkaConnection
+from video_runner.errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(
+    connection: KafkaConnection, topics: Sequence[str], *, partitions: int, replication: int
+) -> None:
+    """Create missing topics (existing ones are left as they are).
+
+    A consumer subscribed to a topic that does not exist yet would only notice it at its next
+    metadata refresh (minutes later); creating it up front makes a fresh system start at once.
+    """
+    wanted = list(dict.fromkeys(topics))
+    admin = AIOKafkaAdminClient(**connection.options())
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(t, partitions, replication) for t in missing]
+            )
+            # The admin client does not raise per-topic errors (a broker still starting answers
+            # NOT_CONTROLLER, say): read them, and retry the whole start if one failed. Another
+            # replica creating the same topic first is no failure.
+            failed = [
+                (topic, code)
+                for topic, code, *_ in response.topic_errors
+                if code not in {0, TopicAlreadyExistsError.errno}
+            ]
+            if failed:
+                raise DependencyUnavailable("kafka", f"creating topics failed: {failed}")
+            log.info("topics created", extra={"topics": missing})
+        await _until_led(admin, wanted)
+    except KafkaError as exc:
+        raise DependencyUnavailable("kafka", f"ensure topics: {exc}") from exc
+    finally:
+        await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 30) -> None:
+    """Wait until every partition of ``topics`` has a leader in the broker's metadata.
+
+    A consumer that joins its group before a new topic shows in the metadata is assigned no
+    partition of it, and only notices at its next metadata refresh: start it after this.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        led = {
+            t["topic"]
+            for t in described
+            if t["error_code"] == 0
+            and t["partitions"]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+        }
+        if led >= set(topics):
+            return
+        if time.monotonic() > deadline:
+            waiting = sorted(set(topics) - led)
+            raise DependencyUnavailable("kafka", f"topics without a leader: {waiting}")
+        await asyncio.sleep(0.2)
+
+
+class GroupOffsets:
+    """Implements ``ports.ConsumedOffsets``: what a consumer group has committed, per partition."""
+
+    def __init__(self, connection: KafkaConnection) -> None:
+        self._connection = connection
+
+    async def committed(self, group_id: str, topic: str) -> dict[int, int]:
+        admin = AIOKafkaAdminClient(**self._connection.options())
+        try:
+            await admin.start()
+            offsets = await admin.list_consumer_group_offsets(group_id)
+        except KafkaError as exc:
+            raise classify_kafka(exc, what=f"offsets of group {group_id}") from exc
+        finally:
+            await admin.close()
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}

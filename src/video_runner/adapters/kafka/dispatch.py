@@ -1,0 +1,350 @@
+"""The dispatch core of a consumer loop: docs/decisions/0003-consumer-loop.md, as code.
+
+Polling never stops (paused partitions still call ``getmany``); commits cover only the contiguous
+finished prefix of each partition; revoked work is cancelled, never committed. Kafka is reached
+only through ``DispatchConsumer``, so unit tests drive it with a fake consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias
+
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+
+from video_runner.domain.offsets import PartitionProgress
+from video_runner.errors import ConfigurationError, ErrorCode, PermanentError, RetriableError
+
+log = logging.getLogger(__name__)
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Offsets: TypeAlias = dict[TopicPartition, OffsetAndMetadata]
+
+
+class DispatchConsumer(Protocol):
+    """The part of aiokafka's consumer the dispatch core uses."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def pause(self, *partitions: TopicPartition) -> None: ...
+
+    def resume(self, *partitions: TopicPartition) -> None: ...
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> Mapping[TopicPartition, Sequence[Record]]: ...
+
+    async def commit(self, offsets: Offsets | None = None) -> None: ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+
+class RecordHandler(Protocol):
+    """What a consumer loop drives. ``handle`` returns once the record's effects are durable."""
+
+    async def handle(self, record: Record) -> None: ...
+
+    async def dead_letter(self, record: Record, error: PermanentError) -> None:
+        """Record a permanent failure the handler did not catch itself (bug, poison message)."""
+        ...
+
+
+class BatchHandler(RecordHandler, Protocol):
+    """A handler that can also take many records at once (``handle`` stays for one at a time)."""
+
+    async def handle_batch(self, records: Sequence[Record]) -> None:
+        """Return once every record's effects are durable; poison records are its to dead-letter."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchPolicy:
+    """How much runs at once and how failures are retried."""
+
+    max_in_flight: int
+    batch_size: int = 0
+    batch_wait_ms: int = 50
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+    max_unexpected_errors: int = 3
+    poll_timeout_ms: int = 250
+    #: A commit retries retriable errors forever inside aiokafka: this bounds it.
+    commit_timeout_s: float = 30.0
+
+
+@dataclass
+class LoopStats:
+    """What the loop exposes for health and metrics."""
+
+    last_poll: float = field(default_factory=time.monotonic)
+    in_flight: int = 0
+    committed: int = 0
+    retries: int = 0
+    assigned: set[TopicPartition] = field(default_factory=set)
+
+
+#: 2**32 times any sensible initial delay is beyond any maximum: the exponent stops growing here,
+#: so a retry loop that runs for days never overflows a float.
+_MAX_EXPONENT = 32
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
+    """Exponential backoff with full jitter (so replicas do not retry in step), capped."""
+    ceiling: float = min(maximum, initial * (2 ** min(max(attempt, 0), _MAX_EXPONENT)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass(slots=True)
+class _Work:
+    record: Record
+    task: asyncio.Task[None]
+
+
+class Dispatcher:
+    """Polls, runs records as tasks, commits finished prefixes; one per consumed topic."""
+
+    def __init__(self, topic: str, handler: RecordHandler, policy: DispatchPolicy) -> None:
+        self.topic = topic
+        self._handler = handler
+        self._batch_handler: BatchHandler | None = None
+        if policy.batch_size > 0:
+            if not hasattr(handler, "handle_batch"):
+                raise TypeError(f"{type(handler).__name__} has no handle_batch")
+            self._batch_handler = handler  # type: ignore[assignment]
+        self._policy = policy
+        # One batch at a time in batch mode: its records are committed together once durable.
+        self._max_in_flight = 1 if policy.batch_size > 0 else policy.max_in_flight
+        self._progress: dict[TopicPartition, PartitionProgress] = {}
+        self._work: dict[TopicPartition, list[_Work]] = {}
+        self.stats = LoopStats()
+        #: The last offset this member committed, per partition (for the lag metric).
+        self.committed: dict[TopicPartition, int] = {}
+
+    async def run(
+        self, consumer: DispatchConsumer, stop: asyncio.Event, *, drain_timeout_s: float
+    ) -> None:
+        """Poll, dispatch and commit until ``stop`` is set; then drain within a bound."""
+        try:
+            while not stop.is_set():
+                await self.poll_once(consumer)
+                await self.commit_finished(consumer)
+        finally:
+            await self.drain(consumer, drain_timeout_s)
+
+    async def poll_once(self, consumer: DispatchConsumer) -> None:
+        in_flight = self._in_flight()
+        assignment = consumer.assignment()
+        # Paused partitions return nothing, but getmany still runs: the poll timer is reset and
+        # heartbeats flow, however long the handlers take.
+        if in_flight >= self._max_in_flight:
+            consumer.pause(*assignment)
+        else:
+            consumer.resume(*assignment)
+        batch_size = self._policy.batch_size
+        capacity = batch_size or max(self._max_in_flight - in_flight, 1)
+        # A batch that is not full yet is worth a short wait, not the whole poll timeout.
+        wait_ms = self._policy.batch_wait_ms if batch_size and not in_flight else None
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=wait_ms or self._policy.poll_timeout_ms, max_records=capacity
+            )
+        except KafkaError as exc:
+            log.warning("poll failed, retrying", extra={"topic": self.topic, "error": str(exc)})
+            await asyncio.sleep(1.0)
+            return
+        self.stats.last_poll = time.monotonic()
+        if batch_size:
+            self._dispatch_batch(batches)
+        else:
+            for tp, records in batches.items():
+                for record in records:
+                    task = asyncio.create_task(
+                        self._process(record), name=f"{self.topic}-{tp.partition}-{record.offset}"
+                    )
+                    self._track(tp, record, task)
+        self.stats.in_flight = self._in_flight()
+
+    def _track(self, tp: TopicPartition, record: Record, task: asyncio.Task[None]) -> None:
+        self._progress.setdefault(tp, PartitionProgress()).start(record.offset)
+        self._work.setdefault(tp, []).append(_Work(record, task))
+
+    def _dispatch_batch(self, batches: Mapping[TopicPartition, Sequence[Record]]) -> None:
+        records = [record for tp_records in batches.values() for record in tp_records]
+        if not records:
+            return
+        task = asyncio.create_task(
+            self._process_batch(records), name=f"{self.topic}-batch-{records[0].offset}"
+        )
+        for tp, tp_records in batches.items():
+            for record in tp_records:
+                self._track(tp, record, task)
+
+    async def _process_batch(self, records: list[Record]) -> None:
+        """Retry the whole batch on retriable errors (it is idempotent); isolate anything else."""
+        handler = self._batch_handler
+        assert handler is not None  # noqa: S101 - batch mode is decided in __init__
+        attempt = 0
+        unexpected = 0
+        while True:
+            try:
+                await handler.handle_batch(records)
+            except (RetriableError, ConfigurationError) as exc:
+                await self._back_off(records[0], exc, attempt)
+                attempt += 1
+            except Exception:
+                unexpected += 1
+                log.exception(
+                    "unexpected failure in a batch",
+                    extra={"topic": self.topic, "records": len(records), "attempt": unexpected},
+                )
+                if unexpected >= self._policy.max_unexpected_errors:
+                    # One record at a time, so a bad one is dead-lettered alone.
+                    for record in records:
+                        await self._process(record)
+                    return
+                await asyncio.sleep(backoff_delay(unexpected, self._policy.retry_initial_s, 5.0))
+            else:
+                return
+
+    async def _back_off(self, record: Record, error: Exception, attempt: int) -> None:
+        delay = backoff_delay(attempt, self._policy.retry_initial_s, self._policy.retry_max_s)
+        self.stats.retries += 1
+        log.warning(
+            "retriable failure, backing off",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error": str(error),
+                "delay_s": round(delay, 2),
+            },
+        )
+        await asyncio.sleep(delay)
+
+    def _in_flight(self) -> int:
+        return sum(1 for items in self._work.values() for w in items if not w.task.done())
+
+    async def _process(self, record: Record) -> None:
+        attempt = 0
+        unexpected = 0
+        while True:
+            try:
+                await self._handler.handle(record)
+            except (RetriableError, ConfigurationError) as exc:
+                # A configuration error mid-run (a rotated secret) is retried too: dead-lettering
+                # every event until someone fixes the settings would lose them all.
+                await self._back_off(record, exc, attempt)
+                attempt += 1
+            except PermanentError as exc:
+                await self._dead_letter(record, exc)
+                return
+            except Exception as exc:  # a bug or an unforeseen input: never crash the loop
+                unexpected += 1
+                log.exception(
+                    "unexpected failure",
+                    extra={"topic": record.topic, "offset": record.offset, "attempt": unexpected},
+                )
+                if unexpected >= self._policy.max_unexpected_errors:
+                    error = PermanentError(
+                        f"internal error: {type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL
+                    )
+                    await self._dead_letter(record, error)
+                    return
+                await asyncio.sleep(backoff_delay(unexpected, self._policy.retry_initial_s, 5.0))
+            else:
+                return
+
+    async def _dead_letter(self, record: Record, error: PermanentError) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._handler.dead_letter(record, error)
+            except Exception as exc:  # noqa: BLE001 - nothing lost: retry until it is recorded
+                policy = self._policy
+                delay = backoff_delay(attempt, policy.retry_initial_s, policy.retry_max_s)
+                log.warning("dead-letter failed, backing off", extra={"error": str(exc)})
+                attempt += 1
+                await asyncio.sleep(delay)
+            else:
+                return
+
+    async def commit_finished(self, consumer: DispatchConsumer) -> None:
+        offsets = self._finished_offsets()
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(consumer.commit(offsets), timeout=self._policy.commit_timeout_s)
+        except CommitFailedError:
+            log.warning("commit refused after a rebalance; another member redoes that work")
+            return
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("commit failed; the work will be redone", extra={"error": str(exc)})
+            return
+        self.stats.committed += len(offsets)
+        for tp, meta in offsets.items():
+            self.committed[tp] = meta.offset
+
+    def _finished_offsets(self) -> Offsets:
+        """Collect finished work; the next offset to commit where a partition's prefix advanced."""
+        offsets: Offsets = {}
+        for tp, items in list(self._work.items()):
+            progress = self._progress.get(tp)
+            if progress is None:
+                continue
+            self._work[tp] = [work for work in items if not work.task.done()]
+            for work in items:
+                # A cancelled task (revocation, shutdown) is never finished: never committed.
+                if work.task.done() and not work.task.cancelled():
+                    next_offset = progress.finish(work.record.offset)
+                    if next_offset is not None:
+                        offsets[tp] = OffsetAndMetadata(next_offset, "")
+        return offsets
+
+    async def on_revoked(self, consumer: DispatchConsumer, revoked: set[TopicPartition]) -> None:
+        await self.commit_finished(consumer)
+        cancelled: set[asyncio.Task[None]] = set()
+        for tp in revoked:
+            for work in self._work.pop(tp, []):
+                work.task.cancel()
+                cancelled.add(work.task)
+            self._progress.pop(tp, None)
+            self.committed.pop(tp, None)
+        # A batch spans partitions: records of partitions we keep that were in a cancelled batch
+        # must be fetched again, or their offsets would never finish and never be committed.
+        for tp, items in list(self._work.items()):
+            lost = [w.record.offset for w in items if w.task in cancelled]
+            if lost:
+                open_offsets = [w.record.offset for w in items if not w.task.done()] + lost
+                consumer.seek(tp, min(open_offsets))
+                for work in items:
+                    work.task.cancel()
+                self._work.pop(tp)
+                self._progress.pop(tp, None)
+        self.stats.assigned -= revoked
+        log.info("partitions revoked", extra={"topic": self.topic, "count": len(revoked)})
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.stats.assigned |= assigned
+        log.info(
+            "partitions assigned",
+            extra={"topic": self.topic, "partitions": sorted(tp.partition for tp in assigned)},
+        )
+
+    async def drain(self, consumer: DispatchConsumer, timeout_s: float) -> None:
+        tasks = [w.task for items in self._work.values() for w in items if not w.task.done()]
+        if tasks:
+            log.info("draining in-flight work", extra={"count": len(tasks), "timeout_s": timeout_s})
+            _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        with contextlib.suppress(Exception):
+            await self.commit_finished(consumer)
