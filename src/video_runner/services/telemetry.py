@@ -6,23 +6,14 @@ from typing import Protocol
 
 
 class Telemetry(Protocol):
-    """Counters and timings the services emit; the adapter decides how they are exposed."""
+    """Counters, timings and gauges the services emit; the adapter decides how they are exposed.
+
+    Every name, with its kind and label names, is declared once in ``METRICS``
+    (adapters/metrics.py): a test fails when the code emits one that is not declared there.
+    """
 
     def count(self, name: str, value: float = 1.0, **labels: str) -> None: ...
 
     def observe(self, name: str, seconds: float, **labels: str) -> None: ...
 
     def gauge(self, name: str, value: float, **labels: str) -> None: ...
-
-
-class NoTelemetry:
-    """Discards everything: for unit tests and one-shot commands."""
-
-    def count(self, name: str, value: float = 1.0, **labels: str) -> None:
-        pass
-
-    def observe(self, name: str, seconds: float, **labels: str) -> None:
-        pass
-
-    def gauge(self, name: str, value: float, **labels: str) -> None:
-        pass
