@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from video_runner import __version__
 from video_runner.entrypoints import (
     client_commands,
+    deps_command,
     extract_command,
     process_command,
     service_commands,
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     service_commands.add_parsers(subparsers)
     client_commands.add_parsers(subparsers)
+    deps_command.add_parser(subparsers)
     extract_command.add_parser(subparsers)
     process_command.add_parser(subparsers)
     return parser
