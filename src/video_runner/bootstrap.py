@@ -19,7 +19,6 @@ from video_runner.adapters.kafka import (
     KafkaConnection,
     KafkaPublisher,
     RecordHandler,
-    backoff_delay,
     ensure_topics,
 )
 from video_runner.adapters.metrics import PrometheusTelemetry
@@ -27,6 +26,7 @@ from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.s3 import S3ObjectStore
 from video_runner.adapters.video import VideoFrameSource
 from video_runner.contracts import ResultLimits
+from video_runner.domain.backoff import backoff_delay
 from video_runner.errors import ConfigurationError, RetriableError
 from video_runner.ports import Detector
 from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker

@@ -16,7 +16,8 @@ import pytest
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
 from video_runner.adapters.kafka import dispatch
-from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy, backoff_delay
+from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy
+from video_runner.domain.backoff import backoff_delay
 from video_runner.errors import DependencyUnavailable, ErrorCode, PermanentError
 
 TOPIC = "t"

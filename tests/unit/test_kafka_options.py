@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ssl
 
-from video_runner.adapters.kafka import KafkaConnection, backoff_delay
+from video_runner.adapters.kafka import KafkaConnection
 from video_runner.bootstrap import kafka_connection, secrets_of
+from video_runner.domain.backoff import backoff_delay
 from video_runner.settings import load_settings
 
 

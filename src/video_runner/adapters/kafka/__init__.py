@@ -15,7 +15,6 @@ from video_runner.adapters.kafka.dispatch import (
     DispatchPolicy,
     LoopStats,
     RecordHandler,
-    backoff_delay,
 )
 from video_runner.adapters.kafka.producer import KafkaPublisher, encode_json
 
@@ -29,7 +28,6 @@ __all__ = [
     "KafkaPublisher",
     "LoopStats",
     "RecordHandler",
-    "backoff_delay",
     "encode_json",
     "ensure_topics",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Protocol, TypeAlias
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
+from video_runner.domain.backoff import backoff_delay
 from video_runner.domain.offsets import PartitionProgress
 from video_runner.errors import ConfigurationError, ErrorCode, PermanentError, RetriableError
 
@@ -90,17 +90,6 @@ class LoopStats:
     assigned: set[TopicPartition] = field(default_factory=set)
 
 
-#: 2**32 times any sensible initial delay is beyond any maximum: the exponent stops growing here,
-#: so a retry loop that runs for days never overflows a float.
-_MAX_EXPONENT = 32
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Exponential backoff with full jitter (so replicas do not retry in step), capped."""
-    ceiling: float = min(maximum, initial * (2 ** min(max(attempt, 0), _MAX_EXPONENT)))
-    return random.uniform(ceiling / 2, ceiling)
-
-
 @dataclass(slots=True)
 class _Work:
     record: Record
@@ -143,18 +132,26 @@ class Dispatcher:
         assignment = consumer.assignment()
         # Paused partitions return nothing, but getmany still runs: the poll timer is reset and
         # heartbeats flow, however long the handlers take.
+        batch_size = self._policy.batch_size
+        # A batch that is not full yet is worth a short wait, not the whole poll timeout.
+        timeout_ms = self._policy.batch_wait_ms if batch_size else self._policy.poll_timeout_ms
         if in_flight >= self._max_in_flight:
             consumer.pause(*assignment)
+            # Nothing can be taken before some work finishes: wait for that (at most the poll
+            # timeout), not for records that paused partitions never return. The batch after a
+            # finished one is then fetched at once instead of a poll timeout later.
+            running = [w.task for items in self._work.values() for w in items if not w.task.done()]
+            await asyncio.wait(
+                running,
+                timeout=self._policy.poll_timeout_ms / 1000,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            timeout_ms = 0
         else:
             consumer.resume(*assignment)
-        batch_size = self._policy.batch_size
         capacity = batch_size or max(self._max_in_flight - in_flight, 1)
-        # A batch that is not full yet is worth a short wait, not the whole poll timeout.
-        wait_ms = self._policy.batch_wait_ms if batch_size and not in_flight else None
         try:
-            batches = await consumer.getmany(
-                timeout_ms=wait_ms or self._policy.poll_timeout_ms, max_records=capacity
-            )
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=capacity)
         except KafkaError as exc:
             log.warning("poll failed, retrying", extra={"topic": self.topic, "error": str(exc)})
             await asyncio.sleep(1.0)
