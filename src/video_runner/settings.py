@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     http_port: int = 8002
     inference_http_port: int = 8003
     outbox_http_port: int = 8004
+    #: The runner's read-only dashboard on its HTTP port (``/``, ``/videos/{event_id}``).
+    dashboard_enabled: bool = True
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 

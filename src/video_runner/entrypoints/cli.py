@@ -16,6 +16,7 @@ from video_runner.entrypoints import (
     deps_command,
     extract_command,
     process_command,
+    render_command,
     service_commands,
 )
 from video_runner.errors import VideoRunnerError
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     deps_command.add_parser(subparsers)
     extract_command.add_parser(subparsers)
     process_command.add_parser(subparsers)
+    render_command.add_parser(subparsers)
     return parser
 
 

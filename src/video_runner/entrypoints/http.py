@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from video_runner.bootstrap import Service
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.progress import status_view
+from video_runner.entrypoints import dashboard
 from video_runner.errors import RetriableError
 from video_runner.services.client import status_of
 
@@ -78,6 +79,7 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/predictions/{event_id}", prediction)
     app.router.add_get("/openapi.json", openapi)
+    dashboard.install(app, service)
     return app
 
 

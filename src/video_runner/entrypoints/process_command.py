@@ -23,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("video", type=Path)
     parser.add_argument("--out", type=Path, help="write the JSON here instead of stdout")
     parser.add_argument("--event-id", help="the event_id written in the JSON (default: file stem)")
+    parser.add_argument(
+        "--annotate", type=Path, help="also write an H.264 video of the frames with boxes drawn"
+    )
     parser.set_defaults(handler=_process)
 
 
@@ -54,4 +57,8 @@ def _process(args: argparse.Namespace) -> int:
         args.out.write_text(text + "\n", encoding="utf-8")
     else:
         sys.stdout.write(text + "\n")
+    if args.annotate:
+        from video_runner.entrypoints.render_command import annotate_local
+
+        annotate_local(settings, args.video, document, args.annotate)
     return 0
