@@ -59,8 +59,8 @@ def draw_detections(image: Image, objects: Sequence[Mapping[str, Any]]) -> Image
     drawn = image.copy()
     height, width = drawn.shape[:2]
     # Lines and text grow with the frame, so they read the same on 320 px and on 4K frames.
-    thickness = max(1, round(min(width, height) / 240))
-    scale = max(0.35, min(width, height) / 900)
+    thickness = max(2, round(min(width, height) / 180))
+    scale = max(0.45, min(width, height) / 700)
     for obj in objects:
         box = _clipped_box(obj.get("box"), width, height)
         if box is None:
