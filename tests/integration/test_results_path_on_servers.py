@@ -94,9 +94,7 @@ async def test_two_runner_replicas_storing_one_event_at_once_stay_exactly_once(s
         await wait_for(both_assigned, timeout_s=60)
         await publish_results(settings, [result("two-1", f) for f in frame_ids] * 2)
         document = await status_is(store, "two-1", "predictable")
-    received = [
-        metric(r.telemetry.registry, "results_received_total") for r in (first, second)
-    ]
+    received = [metric(r.telemetry.registry, "results_received_total") for r in (first, second)]
     predictable = sum(
         metric(r.telemetry.registry, "events_predictable_total") for r in (first, second)
     )
@@ -230,9 +228,7 @@ async def test_malformed_results_are_dead_lettered_without_blocking_the_partitio
         await publish(settings, topic, "ok-1/0", result("ok-1", 0))
         async with running(bootstrap.Runner(settings)):
             await status_is(store, "ok-1", "predictable")
-            dlq = await read_topic(
-                settings, settings.dlq_topic(topic), until=lambda r: len(r) >= 4
-            )
+            dlq = await read_topic(settings, settings.dlq_topic(topic), until=lambda r: len(r) >= 4)
     finally:
         await store.close()
     codes = sorted(header(r, "error_code") for r in dlq)

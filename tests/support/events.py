@@ -22,7 +22,7 @@ from video_runner.settings import Settings
 OBJECT = {"class": "person", "box": [1.0, 2.0, 30.0, 40.0], "conf": 0.9}
 
 
-def result(event_id: str, frame_id: int, objects: Any = None, **extra: Any) -> dict[str, Any]:  # noqa: ANN401
+def result(event_id: str, frame_id: int, objects: Any = None, **extra: Any) -> dict[str, Any]:
     """An ``inference_results`` message for one frame."""
     message: dict[str, Any] = {
         "event_id": event_id,
@@ -37,7 +37,7 @@ def result(event_id: str, frame_id: int, objects: Any = None, **extra: Any) -> d
 
 async def prepare_event(
     settings: Settings,
-    store: Any,  # noqa: ANN401 - MongoPredictionStore
+    store: Any,
     event_id: str,
     frame_ids: Sequence[int],
     *,
@@ -126,7 +126,7 @@ async def consume_all_tasks(settings: Settings) -> None:
     try:
         partitions = consumer.partitions_for_topic(settings.topic_inference_tasks)
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(settings.topic_inference_tasks) or set()
         wanted = [TopicPartition(settings.topic_inference_tasks, p) for p in sorted(partitions)]
         consumer.assign(wanted)
