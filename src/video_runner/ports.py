@@ -13,6 +13,7 @@ import numpy.typing as npt
 from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.detections import Detection
 from video_runner.domain.results import FrameResult, ResultCounts
+from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 
@@ -58,8 +59,12 @@ class FrameSource(Protocol):
         """Validate the file and read its properties; raises ``InvalidVideo`` if unusable."""
         ...
 
-    def extract(self, path: Path) -> AsyncGenerator[ExtractedFrame, None]:
+    def extract(
+        self, path: Path, plan: SamplingPlan | None = None
+    ) -> AsyncGenerator[ExtractedFrame, None]:
         """Yield sampled frames in frame_id order; CPU work runs off the event loop.
+
+        ``plan`` is this video's sampling (its event's options); ``None``: the source's default.
 
         Closing the generator early (``aclose``) stops the decoder and frees its resources.
         """

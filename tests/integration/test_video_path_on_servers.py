@@ -194,8 +194,8 @@ class SlowFrames:
     def probe(self, path):
         return self._inner.probe(path)
 
-    async def extract(self, path):
-        async for frame in self._inner.extract(path):
+    async def extract(self, path, plan=None):
+        async for frame in self._inner.extract(path, plan):
             await asyncio.sleep(self._delay_s)
             yield frame
 

@@ -30,6 +30,7 @@ from video_runner.adapters.mongo import new_event_document
 from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.detections import Detection
 from video_runner.domain.results import FrameResult, ResultCounts
+from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status, can_move, claim_name
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 from video_runner.errors import DependencyUnavailable, ErrorCode, InvalidVideo, SourceMissing
@@ -475,6 +476,8 @@ class FakeFrameSource:
         self.probe_error = probe_error
         self.extract_error = extract_error
         self.extracted: list[Path] = []
+        #: The sampling plan each extraction was given.
+        self.plans: list[SamplingPlan | None] = []
         #: (path, bytes of the file at probe time): what was downloaded before probing.
         self.probed: list[tuple[Path, bytes]] = []
         self.closed = 0
@@ -485,8 +488,11 @@ class FakeFrameSource:
             raise self.probe_error
         return self.info
 
-    async def extract(self, path: Path) -> AsyncGenerator[ExtractedFrame, None]:
+    async def extract(
+        self, path: Path, plan: SamplingPlan | None = None
+    ) -> AsyncGenerator[ExtractedFrame, None]:
         self.extracted.append(path)
+        self.plans.append(plan)
         try:
             for frame in self.frames:
                 await asyncio.sleep(0)

@@ -27,7 +27,7 @@ import av
 import av.error
 import cv2
 
-from video_runner.adapters.video_plan import read_plan
+from video_runner.adapters.video_plan import TimePlan, read_plan, read_time_plan
 from video_runner.domain.decode_plan import DecodePlan
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.preprocess import Image, encode_jpeg
@@ -94,24 +94,28 @@ class VideoFrameSource:
     def probe(self, path: Path) -> VideoInfo:
         """Validate the file and read its properties (decodes its first frame, nothing more)."""
         with _open(path, self.limits) as container:
-            return _Decoder(container, self.limits, sampled_every=self.plan.every_n).info
+            return _Decoder(container, self.limits, sampled_every=self.plan.every_n or 1).info
 
-    def iter_frames(self, path: Path) -> Iterator[ExtractedFrame]:
+    def iter_frames(self, path: Path, plan: SamplingPlan | None = None) -> Iterator[ExtractedFrame]:
         """Yield the sampled frames in frame_id order; raise ``InvalidVideo`` when the file is bad.
+
+        ``plan`` is this video's sampling (an event's options); by default the source's own.
 
         Frames already yielded before a ``CORRUPT`` error are not the whole video: callers must
         treat the error as the outcome. Closing the generator early stops decoding promptly.
         """
-        pipeline = self._start(path)
+        pipeline = self._start(path, plan)
         try:
             while (frame := pipeline.next()) is not None:
                 yield frame
         finally:
             pipeline.close()
 
-    async def extract(self, path: Path) -> AsyncGenerator[ExtractedFrame, None]:
+    async def extract(
+        self, path: Path, plan: SamplingPlan | None = None
+    ) -> AsyncGenerator[ExtractedFrame, None]:
         """Like :meth:`iter_frames`; blocking waits and CPU work stay off the event loop."""
-        starting = asyncio.ensure_future(asyncio.to_thread(self._start, path))
+        starting = asyncio.ensure_future(asyncio.to_thread(self._start, path, plan))
         try:
             pipeline = await asyncio.shield(starting)
         except asyncio.CancelledError:
@@ -124,19 +128,30 @@ class VideoFrameSource:
         finally:
             await asyncio.to_thread(pipeline.close)
 
-    def _start(self, path: Path) -> _Pipeline:
+    def _start(self, path: Path, plan: SamplingPlan | None = None) -> _Pipeline:
+        plan = plan or self.plan
         container = _open(path, self.limits)
-        every_n = 1 if self.decode_all else self.plan.every_n
         try:
-            decoder = _Decoder(
-                container, self.limits, path=path, every_n=every_n, sampled_every=self.plan.every_n
-            )
+            if plan.is_time_based:
+                decoder = _Decoder(
+                    container, self.limits, path=path, sampling=plan, planned=not self.decode_all
+                )
+            else:
+                every_n = 1 if self.decode_all else plan.every_n or 1
+                decoder = _Decoder(
+                    container,
+                    self.limits,
+                    path=path,
+                    every_n=every_n,
+                    sampled_every=plan.every_n or 1,
+                )
         except BaseException:
             container.close()
             raise
         self._record(decoder)
+        selects = decoder.selects if plan.is_time_based else plan.is_selected
         return _Pipeline(
-            decoder, self._finish, self.plan, self.workers, self.max_buffered_frames, self._record
+            decoder, self._finish, selects, self.workers, self.max_buffered_frames, self._record
         )
 
     def _record(self, decoder: _Decoder) -> None:
@@ -190,7 +205,9 @@ class _Decoder:
     first surprise reopens the file and decodes everything, skipping the frames already given.
 
     ``every_n`` is what the decode plan selects (1: decode everything); ``sampled_every`` is the
-    sampling itself, which ``max_sampled_frames`` counts in.
+    sampling itself, which ``max_sampled_frames`` counts in. A ``sampling`` plan by time is read
+    from every packet's pts first (``read_time_plan``): its frames are picked by index, decoded
+    selectively when ``planned`` and the stream allows it.
     """
 
     def __init__(
@@ -201,6 +218,8 @@ class _Decoder:
         path: Path | None = None,
         every_n: int = 1,
         sampled_every: int = 1,
+        sampling: SamplingPlan | None = None,
+        planned: bool = True,
     ) -> None:
         self.container = container
         self.limits = limits
@@ -212,9 +231,22 @@ class _Decoder:
         self.declared_frames = self.stream.frames or None
         self.stream_duration_ms = _ms(self.stream.duration, self.stream.time_base)
         self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 0)
+        if sampling is not None:
+            self.sampled_every = sampling.rough_every(self.fps)
         self._check_header()
         self.decode_plan: DecodePlan | None = None
-        if path is not None:
+        self.time_plan: TimePlan | None = None
+        if path is not None and sampling is not None:
+            self.time_plan = read_time_plan(
+                path,
+                self.stream.index,
+                sampling,
+                plan_decoding_too=planned,
+                max_frames=self._max_frames(),
+                max_selected=limits.max_sampled_frames,
+            )
+            self.decode_plan = self.time_plan.decode
+        elif path is not None:
             # Positional: tests stand in for read_plan with a ``lambda *_``.
             self.decode_plan = read_plan(path, self.stream.index, every_n, self._max_frames())
         self.packets = len(self.decode_plan.pts) if self.decode_plan else 0
@@ -230,8 +262,15 @@ class _Decoder:
             raise self._nothing_decoded()
         self._first: VideoFrame | None = first
         self.start_pts = self.stream.start_time if self.stream.start_time is not None else first.pts
+        if self.time_plan is not None and self.time_plan.start_pts is not None:
+            # The origin the selection was made from: the first decoded frame may be far in.
+            self.start_pts = self.time_plan.start_pts
         self.rotation = (-round(first.rotation / 90) * 90) % 360
         self.info = self._info(first)
+
+    def selects(self, index: int) -> bool:
+        """Whether the time plan keeps the frame at presentation ``index``."""
+        return self.time_plan is not None and index in self.time_plan.selected
 
     def _reset_counts(self) -> None:
         self.decoded = 0
@@ -456,7 +495,8 @@ class _Pipeline:
 
     decoder: _Decoder
     finish: Callable[[_Job], ExtractedFrame]
-    plan: SamplingPlan
+    #: Whether the frame at a presentation index is kept (the video's sampling plan).
+    selects: Callable[[int], bool]
     workers: int
     max_buffered_frames: int
     #: Told about the decoder once it has finished (how it decoded, what it dropped).
@@ -520,7 +560,7 @@ class _Pipeline:
             timestamp_ms = decoder.timestamp_ms(frame, index)
             # Every decoded frame, selected or not: a stream may grow its pictures mid-way.
             decoder.check_frame(frame, index, timestamp_ms)
-            if not self.plan.is_selected(index):
+            if not self.selects(index):
                 continue
             job = _Job(index, timestamp_ms, decoder.rotation, frame)
             if not self._put(self._pool.submit(self.finish, job)):

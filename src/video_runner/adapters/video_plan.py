@@ -7,13 +7,15 @@ docs/decisions/0005-decode-only-what-sampling-needs.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import av.error
 
-from video_runner.domain.bitstream import BitstreamError, Codec, NalFormat
+from video_runner.domain.bitstream import BitstreamError, Codec, NalFormat, Picture
 from video_runner.domain.decode_plan import DecodePlan, PacketInfo, PlanRefused, plan_decoding
+from video_runner.domain.sampling import SamplingPlan
 from video_runner.errors import ErrorCode, InvalidVideo
 
 # Codecs whose every packet decodes on its own; FFmpeg's descriptor must agree (intra_only).
@@ -60,4 +62,97 @@ def read_plan(
                 packets.append(PacketInfo(packet.pts, picture))
         return plan_decoding(packets, every_n)
     except (av.error.FFmpegError, BitstreamError, PlanRefused):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TimePlan:
+    """A plan by time, read from every packet's pts before anything is decoded.
+
+    ``selected`` are the kept frames' presentation indices (their ``frame_id``); ``decode`` is
+    the selective plan that yields exactly those, or ``None`` to decode everything and pick them
+    by index. ``start_pts`` is the origin of the timestamps the selection was made from, which
+    the decoder must use too (it may start at a keyframe far from the first frame).
+    """
+
+    selected: frozenset[int]
+    decode: DecodePlan | None
+    start_pts: int | None
+
+
+def read_time_plan(
+    path: Path,
+    stream_index: int,
+    sampling: SamplingPlan,
+    *,
+    plan_decoding_too: bool = True,
+    max_frames: int | None = None,
+    max_selected: int | None = None,
+) -> TimePlan:
+    """Demux every packet of the stream (any codec), select by timestamp, plan the decoding.
+
+    Raises:
+        InvalidVideo: ``too_many_frames`` when the stream holds more than ``max_frames`` pictures
+            or the plan keeps more than ``max_selected``; ``corrupt`` when it cannot be demuxed.
+    """
+    try:
+        with av.open(str(path), mode="r") as container:
+            stream = container.streams[stream_index]
+            codec = stream.codec_context
+            nal = (
+                NalFormat.of(_BY_NAL[codec.name], codec.extradata)
+                if codec.name in _BY_NAL
+                else None
+            )
+            plannable = nal is not None or (codec.name in INTRA_ONLY and codec.codec.intra_only)
+            packets: list[PacketInfo] = []
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                plannable = plannable and not (packet.is_corrupt or packet.is_discard)
+                if max_frames is not None and len(packets) >= max_frames:
+                    raise InvalidVideo(
+                        f"the video stream holds more than {max_frames} pictures, more than the"
+                        " sampled-frame limit allows",
+                        code=ErrorCode.TOO_MANY_FRAMES,
+                    )
+                picture = _picture(nal, memoryview(packet)) if plannable else None
+                plannable = plannable and (nal is None or picture is not None)
+                packets.append(PacketInfo(packet.pts, picture))
+            time_base = stream.time_base
+            start_time = stream.start_time
+            rate = float(stream.average_rate or stream.guessed_rate or 0)
+    except av.error.FFmpegError as error:
+        raise InvalidVideo(
+            f"the video cannot be demuxed: {error}", code=ErrorCode.CORRUPT
+        ) from error
+    known = [p.pts for p in packets if p.pts is not None]
+    start_pts = start_time if start_time is not None else min(known, default=None)
+    if len(known) == len(packets) and time_base is not None and start_pts is not None:
+        times = [max(0, round((v - start_pts) * time_base * 1000)) for v in sorted(known)]
+    else:  # the decoder's own fallback for frames without a pts
+        times = [round(i * 1000 / rate) if rate else 0 for i in range(len(packets))]
+    selected = sampling.select(times)
+    if max_selected is not None and len(selected) > max_selected:
+        raise InvalidVideo(
+            f"the sampling keeps {len(selected)} frames, above the limit of {max_selected}",
+            code=ErrorCode.TOO_MANY_FRAMES,
+        )
+    decode = None
+    if plan_decoding_too and plannable and selected:
+        try:
+            decode = plan_decoding(packets, selected=selected)
+        except PlanRefused:
+            decode = None
+    return TimePlan(selected, decode, start_pts)
+
+
+def _picture(nal: NalFormat | None, data: memoryview) -> Picture | None:
+    """The packet's picture; None for intra-only codecs, or when its NAL units cannot be read
+    (then nothing is planned: the decoder judges the stream, as with ``read_plan``)."""
+    if nal is None:
+        return None
+    try:
+        return nal.picture(data)
+    except BitstreamError:
         return None

@@ -26,14 +26,16 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any
 
 import jsonschema
+import pydantic
 
+from video_runner.contracts.options import EventOptions
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.results import FrameResult
 from video_runner.errors import ErrorCode, InvalidMessage
@@ -65,6 +67,18 @@ class VideoEvent:
     bucket: str
     object_key: str
     media_type: str
+    options: EventOptions = field(default_factory=EventOptions)
+
+
+class OptionsRejected(InvalidMessage):
+    """The event is well formed but its ``payload.options`` are not: ``bad_options``.
+
+    Carries the event (with default options), so the runner can record it as ``failed``.
+    """
+
+    def __init__(self, message: str, event: VideoEvent) -> None:
+        super().__init__(message, code=ErrorCode.BAD_OPTIONS, event_id=event.event_id)
+        self.event = event
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +93,12 @@ class InferenceTask:
     width: int | None
     height: int | None
     attempt: int
+    #: The event's ``classes`` and ``min_confidence`` options, applied by the inference worker.
+    classes: tuple[str, ...] | None = None
+    min_confidence: float | None = None
 
     def as_message(self) -> dict[str, Any]:
-        return {
+        message = {
             "event_id": self.event_id,
             "frame_id": self.frame_id,
             "bucket": self.bucket,
@@ -91,6 +108,12 @@ class InferenceTask:
             "height": self.height,
             "attempt": self.attempt,
         }
+        # Only when set: a task without options is byte for byte what it always was.
+        if self.classes is not None:
+            message["classes"] = list(self.classes)
+        if self.min_confidence is not None:
+            message["min_confidence"] = self.min_confidence
+        return message
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,15 +305,29 @@ def parse_video_event(
         bucket = str(payload.get("bucket") or default_bucket)
         if allowed_buckets is not None and bucket != default_bucket:
             _check_bucket(bucket, allowed_buckets)
-        return VideoEvent(
+        event = VideoEvent(
             event_id=_checked_id(str(event_id), "event id"),
             bucket=bucket,
             object_key=key,
             media_type=str(payload.get("media_type") or "video"),
         )
+        if payload.get("options") is None:
+            return event
+        return replace(event, options=_options(payload["options"], event))
     except InvalidMessage as exc:
         exc.event_id = exc.event_id or _event_id_hint(document)
         raise
+
+
+def _options(raw: object, event: VideoEvent) -> EventOptions:
+    try:
+        return EventOptions.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'options'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise OptionsRejected(f"payload.options: {problems}"[: _SHOWN * 4], event) from exc
 
 
 def parse_inference_task(
@@ -312,6 +349,8 @@ def parse_inference_task(
         width=document.get("width"),
         height=document.get("height"),
         attempt=int(document.get("attempt", 0)),
+        classes=None if document.get("classes") is None else tuple(document["classes"]),
+        min_confidence=document.get("min_confidence"),
     )
 
 

@@ -3,7 +3,10 @@
 Input: one :class:`PacketInfo` per coded picture, in demux (decoding) order, from a demux-only
 first pass. A picture's *presentation index* (its ``frame_id`` under full decoding) is the rank
 of its pts among all pts, because a decoder outputs one frame per picture in presentation order.
-A packet is dropped when its picture is not selected and nothing depends on it.
+A packet is dropped when its picture is not selected and nothing depends on it. With a set of
+selected frames (a plan by time, or within a range), packets before the last IDR picture that
+precedes every selected one, and packets after the last selected one, are dropped too: decoding
+starts at that keyframe, as a seek would, and stops after the last frame it needs.
 
 The plan is refused (``None``: decode everything) whenever that reasoning could fail: a missing
 or repeated pts, a stream that does not start with an IDR picture, an end of sequence or a BLA
@@ -40,6 +43,8 @@ class DecodePlan:
     decoded_pts: tuple[int, ...]
     #: Most pictures any picture waits for before output (the reordering a decoder must allow).
     reorder_depth: int
+    #: Presentation indices of the frames the sampling keeps: what the extraction must yield.
+    selected: frozenset[int] = frozenset()
 
     @property
     def dropped(self) -> int:
@@ -50,9 +55,15 @@ class PlanRefused(Exception):
     """Why the plan cannot be trusted; the caller decodes everything instead."""
 
 
-def plan_decoding(packets: Sequence[PacketInfo], every_n: int) -> DecodePlan:
-    """The plan for ``packets`` when every ``every_n``-th frame is selected; or PlanRefused."""
-    if every_n < 2:  # noqa: PLR2004 - every frame selected: nothing can be dropped
+def plan_decoding(
+    packets: Sequence[PacketInfo],
+    every_n: int | None = None,
+    *,
+    selected: frozenset[int] | None = None,
+) -> DecodePlan:
+    """The plan for ``packets`` when every ``every_n``-th frame, or the frames of ``selected``
+    (presentation indices), are kept; or PlanRefused."""
+    if selected is None and (every_n is None or every_n < 2):  # noqa: PLR2004
         raise PlanRefused("every frame is selected")
     if not packets:
         raise PlanRefused("no packets")
@@ -62,14 +73,36 @@ def plan_decoding(packets: Sequence[PacketInfo], every_n: int) -> DecodePlan:
     ordered = sorted(pts)
     index_of = {value: index for index, value in enumerate(ordered)}
     disposable = _disposable(packets)
+    if selected is None:
+        assert every_n is not None  # noqa: S101 - checked above
+        selected = frozenset(range(0, len(pts), every_n))
+        first, last = 0, len(pts) - 1
+    else:
+        first, last = _needed_span(packets, [index_of[v] in selected for v in pts])
     drop = tuple(
-        index_of[value] % every_n != 0 and can_drop
-        for value, can_drop in zip(pts, disposable, strict=True)
+        position < first or position > last or (index_of[value] not in selected and can_drop)
+        for position, (value, can_drop) in enumerate(zip(pts, disposable, strict=True))
     )
     if not any(drop):
         raise PlanRefused("no packet can be dropped")
     decoded = tuple(sorted(value for value, dropped in zip(pts, drop, strict=True) if not dropped))
-    return DecodePlan(pts, drop, index_of, decoded, reorder_depth([index_of[v] for v in pts]))
+    depth = reorder_depth([index_of[v] for v in pts])
+    return DecodePlan(pts, drop, index_of, decoded, depth, selected)
+
+
+def _needed_span(packets: Sequence[PacketInfo], chosen: Sequence[bool]) -> tuple[int, int]:
+    """Demux positions of the keyframe to start from and of the last packet needed."""
+    positions = [position for position, wanted in enumerate(chosen) if wanted]
+    if not positions:
+        raise PlanRefused("no frame is selected")
+    start = 0
+    for position in range(positions[0], -1, -1):
+        picture = packets[position].picture
+        # Only an IDR (or an intra-only packet) is a point that nothing later looks behind.
+        if picture is None or picture.idr:
+            start = position
+            break
+    return start, positions[-1]
 
 
 def _known_pts(packets: Sequence[PacketInfo]) -> list[int]:

@@ -84,6 +84,23 @@ def is_expected_frame(frame_id: int, every_n: int | None, total_frames: int | No
     return total_frames is None or frame_id // every_n < total_frames
 
 
+def is_expected_under(
+    sampling: Mapping[str, Any] | None, frame_id: int, total_frames: int | None
+) -> bool:
+    """:func:`is_expected_frame` for an event's stored ``sampling``, whatever its form.
+
+    A plan by time (``fps``) may select any frame; within a range (``start_ms``/``end_ms``) the
+    ids are global, so only ``every_n``'s divisibility still holds, not the bound by count.
+    """
+    sampling = sampling or {}
+    every_n = sampling.get("every_n")
+    if sampling.get("fps") is not None:
+        return frame_id >= 0
+    if sampling.get("start_ms") is not None or sampling.get("end_ms") is not None:
+        return is_expected_frame(frame_id, every_n, None)
+    return is_expected_frame(frame_id, every_n, total_frames)
+
+
 def frame_entry(result: FrameResult) -> dict[str, Any]:
     """One element of the merged ``frames`` list."""
     entry: dict[str, Any] = {
@@ -161,8 +178,11 @@ def sorted_frames(frames: Iterable[FrameResult]) -> list[FrameResult]:
 
 
 def merged_header(document: Mapping[str, Any]) -> dict[str, Any]:
-    """The top of the final JSON, from a prediction document (or its equivalent in memory)."""
-    return {
+    """The top of the final JSON, from a prediction document (or its equivalent in memory).
+
+    ``options`` (an event's own, as given) appear only when the event had some.
+    """
+    header = {
         "event_id": document["_id"],
         "status": "predictable",
         "source": document.get("source"),
@@ -172,3 +192,6 @@ def merged_header(document: Mapping[str, Any]) -> dict[str, Any]:
         "total_frames": document.get("total_frames"),
         "failed_frames": document.get("failed_frames", 0),
     }
+    if document.get("options"):
+        header["options"] = document["options"]
+    return header

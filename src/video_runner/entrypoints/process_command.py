@@ -10,6 +10,7 @@ from pathlib import Path
 
 from video_runner import bootstrap
 from video_runner.domain.ids import is_valid_id
+from video_runner.entrypoints.option_args import add_option_arguments, options_of
 from video_runner.errors import PermanentError
 from video_runner.services.inference import BatchingDetector
 from video_runner.services.local_pipeline import process_locally
@@ -23,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("video", type=Path)
     parser.add_argument("--out", type=Path, help="write the JSON here instead of stdout")
     parser.add_argument("--event-id", help="the event_id written in the JSON (default: file stem)")
+    add_option_arguments(parser)
     parser.add_argument(
         "--annotate", type=Path, help="also write an H.264 video of the frames with boxes drawn"
     )
@@ -32,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _process(args: argparse.Namespace) -> int:
     if not args.video.is_file():
         raise PermanentError(f"{args.video}: no such file")
+    options = options_of(args)
     settings = load_settings()
     event_id = args.event_id or (args.video.stem if is_valid_id(args.video.stem) else "local")
     batching = BatchingDetector(
@@ -47,6 +50,7 @@ def _process(args: argparse.Namespace) -> int:
                 detector=batching,
                 sampling=settings.sampling,
                 preprocessing=settings.preprocessing,
+                options=options,
             )
         finally:
             await batching.close()

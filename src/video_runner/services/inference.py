@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from video_runner.contracts import parse_inference_task, result_message
-from video_runner.domain.detections import Detection
+from video_runner.domain.detections import Detection, keep_wanted
 from video_runner.domain.ids import task_key
 from video_runner.domain.preprocess import decode_jpeg
 from video_runner.domain.results import FrameResult
@@ -135,7 +135,9 @@ class InferenceWorker:
             data = await self._objects.get_bytes(task.bucket, task.object_key)
             image = await asyncio.to_thread(decode_jpeg, data)
             detections = await self._detector.detect(image)
-            objects = [d.as_dict() for d in detections]
+            objects = keep_wanted(
+                [d.as_dict() for d in detections], task.classes, task.min_confidence
+            )
         except PermanentError as exc:
             error = f"{exc.code}: {exc}"
         except ValueError as exc:  # an undecodable image, or a detector refusing its input

@@ -12,6 +12,8 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from video_runner.contracts.options import EventOptions
+from video_runner.domain.detections import keep_wanted
 from video_runner.domain.params import Preprocessing, Sampling
 from video_runner.domain.preprocess import decode_jpeg
 from video_runner.domain.results import FrameResult, merged_document, merged_header
@@ -29,8 +31,15 @@ async def process_locally(
     sampling: Sampling,
     preprocessing: Preprocessing,
     concurrency: int = 8,
+    options: EventOptions | None = None,
 ) -> dict[str, Any]:
-    """Extract, detect and merge ``video``; returns the final JSON as a dict."""
+    """Extract, detect and merge ``video``; returns the final JSON as a dict.
+
+    ``options`` are an event's (sampling, classes, confidence floor, tag), applied as the
+    runner and the inference workers apply them.
+    """
+    options = options or EventOptions()
+    plan = options.sampling(sampling.every_n)
     info = await asyncio.to_thread(frames.probe, video)
     slots = asyncio.Semaphore(concurrency)
     results: list[FrameResult] = []
@@ -43,14 +52,19 @@ async def process_locally(
                 FrameResult(
                     frame_id=frame.frame_id,
                     timestamp_ms=frame.timestamp_ms,
-                    objects=[d.as_dict() for d in detections],
+                    objects=keep_wanted(
+                        [d.as_dict() for d in detections], options.classes, options.min_confidence
+                    ),
                     model=detector.name,
                 )
             )
         finally:
             slots.release()
 
-    async with asyncio.TaskGroup() as group, contextlib.aclosing(frames.extract(video)) as stream:
+    async with (
+        asyncio.TaskGroup() as group,
+        contextlib.aclosing(frames.extract(video, plan)) as stream,
+    ):
         async for frame in stream:
             await slots.acquire()
             group.create_task(detect(frame))
@@ -58,7 +72,8 @@ async def process_locally(
         "_id": event_id,
         "source": {"file": video.name},
         "video": info.as_dict(),
-        "sampling": sampling.as_dict(),
+        "sampling": plan.as_dict(),
+        "options": options.as_document(),
         "preprocessing": preprocessing.as_dict(),
         "total_frames": len(results),
         "failed_frames": 0,

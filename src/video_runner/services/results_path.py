@@ -31,7 +31,7 @@ from video_runner.contracts import (
 )
 from video_runner.domain.chunks import TaskChunk, TaskRecord, chunk_count
 from video_runner.domain.reaping import current_round, grace_s, plan_reaping
-from video_runner.domain.results import ResultCounts, is_expected_frame, judge_completion
+from video_runner.domain.results import ResultCounts, is_expected_under, judge_completion
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode, PermanentError
 from video_runner.ports import ConsumedOffsets, Message, PredictionStore, RawPublisher
@@ -230,8 +230,7 @@ class ResultsPath:
         if document.get("status") != Status.PROCESSING.value:
             self._telemetry.count("results_late")
             return False
-        every_n = (document.get("sampling") or {}).get("every_n")
-        if not is_expected_frame(frame_id, every_n, document.get("total_frames")):
+        if not is_expected_under(document.get("sampling"), frame_id, document.get("total_frames")):
             self._telemetry.count("results_unexpected_frame")
             log.warning(
                 "result for a frame the sampling never selected",
@@ -403,7 +402,7 @@ class Reaper:
         if not await self._store.claim(event_id, f"reap-{round_ + 1}"):
             self._rounds[event_id] = (round_ + 1, now)
             return False  # another replica re-publishes this round
-        await self._republish(event_id, chunks, plan.republish)
+        await self._republish(event_id, chunks, plan.republish, document.get("options") or {})
         self._rounds[event_id] = (round_ + 1, now)
         return True
 
@@ -416,8 +415,13 @@ class Reaper:
         return chunks
 
     async def _republish(
-        self, event_id: str, chunks: Sequence[TaskChunk], lost: Sequence[TaskRecord]
+        self,
+        event_id: str,
+        chunks: Sequence[TaskChunk],
+        lost: Sequence[TaskRecord],
+        options: Mapping[str, Any],
     ) -> None:
+        classes = options.get("classes")
         by_frame = {task.frame_id: chunk for chunk in chunks for task in chunk.tasks}
         messages = [
             (
@@ -431,6 +435,8 @@ class Reaper:
                     width=task.width,
                     height=task.height,
                     attempt=task.attempt + 1,
+                    classes=None if classes is None else tuple(classes),
+                    min_confidence=options.get("min_confidence"),
                 ).as_message(),
             )
             for task in lost

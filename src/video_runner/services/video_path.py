@@ -20,20 +20,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from video_runner.contracts import InferenceTask, VideoEvent, event_id_hint, parse_video_event
-from video_runner.domain.chunks import ChunkAssembler, TaskRecord
-from video_runner.domain.ids import frame_key, task_key
+from video_runner.contracts import (
+    OptionsRejected,
+    VideoEvent,
+    event_id_hint,
+    parse_video_event,
+)
+from video_runner.domain.ids import frame_key
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
+from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status, is_finished
 from video_runner.domain.video import ExtractedFrame
 from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, RetriableError
 from video_runner.ports import FrameSource, Message, ObjectStore, PredictionStore, RawPublisher
 from video_runner.services.dead_letters import dead_letter
+from video_runner.services.task_publication import DONE, Publication
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-
-_DONE = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,9 @@ class VideoPath:
                 max_bytes=self._config.max_message_bytes,
                 allowed_buckets=self._config.allowed_buckets,
             )
+        except OptionsRejected as exc:
+            await self._refuse_options(message, exc)
+            return
         except PermanentError as exc:
             await self._reject(message, getattr(exc, "event_id", None), exc)
             return
@@ -96,7 +103,7 @@ class VideoPath:
                 extra={"event_id": event.event_id, "status": document.get("status")},
             )
             return
-        fields = self._initial_fields(event)
+        fields = self._initial_fields(event, self.plan_of(event))
         # Counters of results are kept per results partition: the event remembers how many.
         fields["results_partitions"] = await self._publisher.partitions(self._config.results_topic)
         if not await self._store.begin(event.event_id, fields):
@@ -108,20 +115,36 @@ class VideoPath:
         except PermanentError as exc:
             await self._reject(message, event.event_id, exc)
 
+    async def _refuse_options(self, message: Message, error: OptionsRejected) -> None:
+        """Record the event, then fail it: a producer must be able to see why (``status``)."""
+        event = error.event
+        document = await self._store.get(event.event_id)
+        if document is not None and _already_done(document):
+            self._telemetry.count("events_duplicate")
+            return
+        if await self._store.begin(event.event_id, self._initial_fields(event, None)):
+            await self._reject(message, event.event_id, error)
+
     async def dead_letter(self, message: Message, error: PermanentError) -> None:
         event_id = getattr(error, "event_id", None) or event_id_hint(
             message.value, max_bytes=self._config.max_message_bytes
         )
         await self._reject(message, event_id, error)
 
-    def _initial_fields(self, event: VideoEvent) -> dict[str, Any]:
+    def plan_of(self, event: VideoEvent) -> SamplingPlan:
+        """The event's own sampling: its options over the runner's ``FRAME_EVERY_N``."""
+        return event.options.sampling(self._config.sampling.every_n)
+
+    def _initial_fields(self, event: VideoEvent, plan: SamplingPlan | None) -> dict[str, Any]:
+        sampling = self._config.sampling.as_dict() if plan is None else plan.as_dict()
         return {
             "source": {
                 "bucket": event.bucket,
                 "object": event.object_key,
                 "media_type": event.media_type,
             },
-            "sampling": self._config.sampling.as_dict(),
+            "sampling": sampling,
+            "options": event.options.as_document(),
             "preprocessing": self._config.preprocessing.as_dict(),
             "error": None,
         }
@@ -169,9 +192,10 @@ class VideoPath:
             maxsize=config.publish_batch * 2
         )
         slots = asyncio.Semaphore(config.upload_concurrency)
-        publication = _Publication(
+        plan = self.plan_of(event)
+        publication = Publication(
             config,
-            event.event_id,
+            event,
             store=self._store,
             publisher=self._publisher,
             telemetry=self._telemetry,
@@ -196,14 +220,14 @@ class VideoPath:
             async with asyncio.TaskGroup() as group:
                 publisher = group.create_task(publication.drain(uploaded))
                 uploads: list[asyncio.Task[None]] = []
-                async with contextlib.aclosing(self._frames.extract(path)) as frames:
+                async with contextlib.aclosing(self._frames.extract(path, plan)) as frames:
                     async for frame in frames:
                         publication.extracted(frame)
                         await slots.acquire()
                         uploads.append(group.create_task(upload(frame)))
                         uploads = [task for task in uploads if not task.done()]
                 await asyncio.gather(*uploads)
-                await uploaded.put(_DONE)
+                await uploaded.put(DONE)
                 await publisher
         except BaseExceptionGroup as group_error:
             raise _most_telling(group_error) from None
@@ -212,7 +236,7 @@ class VideoPath:
         self._stage(event.event_id, "extract_upload_publish", started, frames=published)
         if elapsed > 0:
             # Every decoded frame counts, sampled or not: that is the decoder's real speed.
-            decoded = published * self._config.sampling.every_n
+            decoded = published * (plan.every_n or 1)
             self._telemetry.gauge("decode_fps", decoded / elapsed)
         return published
 
@@ -254,94 +278,6 @@ class VideoPath:
                 **fields,
             },
         )
-
-
-class _Publication:
-    """One video's frame tasks on their way out: batches, ordinals, chunk records, the count.
-
-    Records come after the acknowledgements (they carry each task's offset, which the reaper
-    compares with what the inference workers consumed). A crash in between loses nothing: the
-    event is not committed, so it is redone, and the redo writes the same chunks.
-    """
-
-    def __init__(
-        self,
-        config: VideoPathConfig,
-        event_id: str,
-        *,
-        store: PredictionStore,
-        publisher: RawPublisher,
-        telemetry: Telemetry,
-    ) -> None:
-        self._config = config
-        self._event_id = event_id
-        self._store = store
-        self._publisher = publisher
-        self._telemetry = telemetry
-        self._ordinals: dict[int, int] = {}
-        self._chunks = ChunkAssembler(config.frames_bucket)
-        self.published = 0
-
-    def extracted(self, frame: ExtractedFrame) -> None:
-        """Note a frame's rank among the sampled frames, in decoding order."""
-        self._ordinals[frame.frame_id] = len(self._ordinals)
-        self._telemetry.count("frames_extracted")
-
-    async def drain(self, uploaded: asyncio.Queue[ExtractedFrame | None]) -> None:
-        """Publish uploaded frames in batches until the end marker, then the last chunks."""
-        config, store = self._config, self._store
-        done = False
-        while not done:
-            batch: list[ExtractedFrame] = []
-            item = await uploaded.get()
-            while item is not _DONE:
-                batch.append(item)
-                if len(batch) >= config.publish_batch or uploaded.empty():
-                    break
-                item = await uploaded.get()
-            done = item is _DONE
-            if batch:
-                await self._publish(batch)
-                await store.update_processing(self._event_id, {"frames_published": self.published})
-        for chunk in self._chunks.finish():
-            await store.record_chunk(self._event_id, chunk)
-
-    async def _publish(self, frames: list[ExtractedFrame]) -> None:
-        config, event_id = self._config, self._event_id
-        tasks = [
-            InferenceTask(
-                event_id=event_id,
-                frame_id=f.frame_id,
-                bucket=config.frames_bucket,
-                object_key=frame_key(event_id, f.frame_id),
-                timestamp_ms=f.timestamp_ms,
-                width=f.width,
-                height=f.height,
-                attempt=0,
-            )
-            for f in frames
-        ]
-        started = time.monotonic()
-        deliveries = await self._publisher.publish_many(
-            config.tasks_topic, [(task_key(event_id, t.frame_id), t.as_message()) for t in tasks]
-        )
-        telemetry = self._telemetry
-        telemetry.observe("stage_seconds", time.monotonic() - started, stage="publish")
-        telemetry.count("frames_published", len(tasks))
-        self.published += len(tasks)
-        for task, delivery in zip(tasks, deliveries, strict=True):
-            record = TaskRecord(
-                frame_id=task.frame_id,
-                timestamp_ms=task.timestamp_ms,
-                width=task.width,
-                height=task.height,
-                object_key=task.object_key,
-                partition=delivery.partition,
-                offset=delivery.offset,
-            )
-            chunk = self._chunks.add(self._ordinals[task.frame_id], record)
-            if chunk is not None:
-                await self._store.record_chunk(event_id, chunk)
 
 
 def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:

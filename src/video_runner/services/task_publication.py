@@ -1,0 +1,115 @@
+"""One video's frame tasks on their way out of the video path: batches, ordinals, chunk records.
+
+The tasks carry the event's inference options (``classes``, ``min_confidence``), so that every
+inference worker applies them without reading the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from video_runner.contracts import InferenceTask, VideoEvent
+from video_runner.domain.chunks import ChunkAssembler, TaskRecord
+from video_runner.domain.ids import frame_key, task_key
+from video_runner.domain.video import ExtractedFrame
+from video_runner.ports import PredictionStore, RawPublisher
+from video_runner.services.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from video_runner.services.video_path import VideoPathConfig
+
+#: The end marker of the queue of uploaded frames.
+DONE = None
+
+
+class Publication:
+    """One video's frame tasks on their way out: batches, ordinals, chunk records, the count.
+
+    Records come after the acknowledgements (they carry each task's offset, which the reaper
+    compares with what the inference workers consumed). A crash in between loses nothing: the
+    event is not committed, so it is redone, and the redo writes the same chunks.
+    """
+
+    def __init__(
+        self,
+        config: VideoPathConfig,
+        event: VideoEvent,
+        *,
+        store: PredictionStore,
+        publisher: RawPublisher,
+        telemetry: Telemetry,
+    ) -> None:
+        self._config = config
+        self._event_id = event.event_id
+        self._options = event.options
+        self._store = store
+        self._publisher = publisher
+        self._telemetry = telemetry
+        self._ordinals: dict[int, int] = {}
+        self._chunks = ChunkAssembler(config.frames_bucket)
+        self.published = 0
+
+    def extracted(self, frame: ExtractedFrame) -> None:
+        """Note a frame's rank among the sampled frames, in decoding order."""
+        self._ordinals[frame.frame_id] = len(self._ordinals)
+        self._telemetry.count("frames_extracted")
+
+    async def drain(self, uploaded: asyncio.Queue[ExtractedFrame | None]) -> None:
+        """Publish uploaded frames in batches until the end marker, then the last chunks."""
+        config, store = self._config, self._store
+        done = False
+        while not done:
+            batch: list[ExtractedFrame] = []
+            item = await uploaded.get()
+            while item is not DONE:
+                batch.append(item)
+                if len(batch) >= config.publish_batch or uploaded.empty():
+                    break
+                item = await uploaded.get()
+            done = item is DONE
+            if batch:
+                await self._publish(batch)
+                await store.update_processing(self._event_id, {"frames_published": self.published})
+        for chunk in self._chunks.finish():
+            await store.record_chunk(self._event_id, chunk)
+
+    async def _publish(self, frames: list[ExtractedFrame]) -> None:
+        config, event_id = self._config, self._event_id
+        tasks = [
+            InferenceTask(
+                event_id=event_id,
+                frame_id=f.frame_id,
+                bucket=config.frames_bucket,
+                object_key=frame_key(event_id, f.frame_id),
+                timestamp_ms=f.timestamp_ms,
+                width=f.width,
+                height=f.height,
+                attempt=0,
+                classes=None if self._options.classes is None else tuple(self._options.classes),
+                min_confidence=self._options.min_confidence,
+            )
+            for f in frames
+        ]
+        started = time.monotonic()
+        deliveries = await self._publisher.publish_many(
+            config.tasks_topic, [(task_key(event_id, t.frame_id), t.as_message()) for t in tasks]
+        )
+        telemetry = self._telemetry
+        telemetry.observe("stage_seconds", time.monotonic() - started, stage="publish")
+        telemetry.count("frames_published", len(tasks))
+        self.published += len(tasks)
+        for task, delivery in zip(tasks, deliveries, strict=True):
+            record = TaskRecord(
+                frame_id=task.frame_id,
+                timestamp_ms=task.timestamp_ms,
+                width=task.width,
+                height=task.height,
+                object_key=task.object_key,
+                partition=delivery.partition,
+                offset=delivery.offset,
+            )
+            chunk = self._chunks.add(self._ordinals[task.frame_id], record)
+            if chunk is not None:
+                await self._store.record_chunk(event_id, chunk)
