@@ -13,6 +13,7 @@ from typing import Any
 from video_runner import bootstrap
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.progress import progress_percent, status_view
+from video_runner.entrypoints.option_args import add_option_arguments, options_of
 from video_runner.errors import InvalidMessage, PermanentError
 from video_runner.services import client
 from video_runner.settings import Settings, load_settings
@@ -25,6 +26,7 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     submit.add_argument("video", type=Path)
     submit.add_argument("--wait", action="store_true", help="wait until ready and print the JSON")
     submit.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (600)")
+    add_option_arguments(submit)
     submit.set_defaults(handler=_submit)
     status = subparsers.add_parser("status", help="print an event's status and progress as JSON")
     status.add_argument("event_id")
@@ -37,6 +39,7 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 def _submit(args: argparse.Namespace) -> int:
     if not args.video.is_file():
         raise PermanentError(f"{args.video}: no such file")
+    options_of(args)  # refused here, before any upload, exactly as the runner would refuse it
     return asyncio.run(_submit_async(args))
 
 
@@ -52,6 +55,7 @@ async def _submit_async(args: argparse.Namespace) -> int:
             bucket=settings.bucket_videos,
             topic=settings.topic_outbox_events,
             video=args.video,
+            options=options_of(args).as_document(),
         )
     finally:
         await publisher.stop()

@@ -20,17 +20,26 @@ class WaitTimeout(VideoRunnerError):
 
 
 async def submit(
-    objects: ObjectStore, publisher: RawPublisher, *, bucket: str, topic: str, video: Path
+    objects: ObjectStore,
+    publisher: RawPublisher,
+    *,
+    bucket: str,
+    topic: str,
+    video: Path,
+    options: Mapping[str, Any] | None = None,
 ) -> str:
-    """Upload ``video`` as ``input/{uuid4}.mp4`` and publish its outbox event; returns the id."""
+    """Upload ``video`` as ``input/{uuid4}.mp4`` and publish its outbox event; returns the id.
+
+    ``options`` become the event's ``payload.options`` (none: the runner's defaults).
+    """
     event_id = str(uuid.uuid4())
     key = video_key(event_id)
     await objects.ensure_bucket(bucket)
     await objects.upload_file(bucket, key, video, "video/mp4")
-    event = {
-        "event_id": event_id,
-        "payload": {"bucket": bucket, "object": key, "media_type": "video"},
-    }
+    payload: dict[str, Any] = {"bucket": bucket, "object": key, "media_type": "video"}
+    if options:
+        payload["options"] = dict(options)
+    event = {"event_id": event_id, "payload": payload}
     await publisher.publish(topic, event_id, event)
     return event_id
 
