@@ -284,7 +284,8 @@ class Runner:
         self.telemetry = PrometheusTelemetry()
         self.store = prediction_store(settings)
         self.objects = object_store(settings)
-        self.publisher = KafkaPublisher(kafka_connection(settings, "runner"))
+        # The runner sends explicit batches (publish_many): lingering would only add latency.
+        self.publisher = KafkaPublisher(kafka_connection(settings, "runner"), linger_ms=0)
         results_config = ResultsConfig(
             tasks_topic=settings.topic_inference_tasks,
             dlq_suffix=settings.dlq_suffix,

@@ -112,6 +112,8 @@ class FakePredictionStore:
         self.claims: dict[tuple[str, str], dict[str, Any]] = {}
         self.transitions: list[Transition] = []
         self.scans = 0
+        #: Results looked up by ``_id`` (one round trip each on a real server).
+        self.lookups = 0
         self._unavailable = 0
 
     # -- test helpers -------------------------------------------------------------------------
@@ -256,6 +258,7 @@ class FakePredictionStore:
 
     async def results_of(self, event_id: str, frame_ids: Sequence[int]) -> dict[int, FrameResult]:
         await self._round_trip()
+        self.lookups += len(frame_ids)
         return {
             f: copy.deepcopy(self.results[event_id, f])
             for f in frame_ids

@@ -316,6 +316,8 @@ async def test_a_thousand_queued_frames_are_never_republished_or_failed_for_wait
         await world.reaper.run_once(now=world.clock.advance(3600))
     assert world.republished() == []
     assert (await world.store.get("ev-1"))["status"] == Status.PROCESSING
+    # Nothing consumed, nothing to look up: a backlog costs chunk reads, not frame lookups.
+    assert world.store.lookups == 0
 
 
 async def test_consumed_frames_without_a_result_are_republished_once_per_round():

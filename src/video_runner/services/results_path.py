@@ -30,7 +30,7 @@ from video_runner.contracts import (
     parse_inference_result,
 )
 from video_runner.domain.chunks import TaskChunk, TaskRecord, chunk_count
-from video_runner.domain.reaping import current_round, grace_s, plan_reaping
+from video_runner.domain.reaping import current_round, grace_s, is_consumed, plan_reaping
 from video_runner.domain.results import ResultCounts, is_expected_under, judge_completion
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode, PermanentError
@@ -364,7 +364,10 @@ class Reaper:
         now = now or datetime.now(UTC)
         acted = 0
         committed: dict[int, int] | None = None
-        for document in await processing_events(self._store):
+        waiting = await processing_events(self._store)
+        for gone in set(self._rounds) - {str(d["_id"]) for d in waiting}:
+            del self._rounds[gone]
+        for document in waiting:
             event_id = str(document["_id"])
             counts = await self._store.progress(event_id, results_partitions(document))
             if counts.stored >= int(document["total_frames"]):
@@ -387,18 +390,22 @@ class Reaper:
     ) -> bool:
         event_id = str(document["_id"])
         chunks = await self._chunks(event_id, int(document["total_frames"]))
-        tasks = [task for chunk in chunks for task in chunk.tasks]
-        results = await self._store.results_of(event_id, [t.frame_id for t in tasks])
-        missing = [task for task in tasks if task.frame_id not in results]
-        if not missing:
-            return False  # counters short: the reconciler's recount finishes it
+        # Only a consumed task can be lost: results are looked up for those alone, so an event
+        # queued behind a backlog costs its chunk reads, not a lookup per frame at every pass.
+        consumed = [t for chunk in chunks for t in chunk.tasks if is_consumed(t, committed)]
+        results = await self._store.results_of(event_id, [t.frame_id for t in consumed])
+        missing = [task for task in consumed if task.frame_id not in results]
         plan = plan_reaping(missing, committed, self._config.reaper_max_attempts)
         round_ = current_round(missing)
         if plan.fails_event:
             await self._fail(event_id, missing, round_, now)
             return True
         if not plan.republish:
-            return False  # everything missing is still queued: a backlog, not a loss
+            # Still queued, or counters short (the reconciler's recount finishes those): look
+            # again after another grace period, not at every pass.
+            previous, _ = self._rounds.get(event_id, (0, now))
+            self._rounds[event_id] = (previous, now)
+            return False
         if not await self._store.claim(event_id, f"reap-{round_ + 1}"):
             self._rounds[event_id] = (round_ + 1, now)
             return False  # another replica re-publishes this round

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: The end marker of the queue of uploaded frames.
 DONE = None
+#: How often ``frames_published`` is written while a video is published.
+PROGRESS_EVERY_S = 1.0
 
 
 class Publication:
@@ -49,6 +51,7 @@ class Publication:
         self._telemetry = telemetry
         self._ordinals: dict[int, int] = {}
         self._chunks = ChunkAssembler(config.frames_bucket)
+        self._progress_written = 0.0
         self.published = 0
 
     def extracted(self, frame: ExtractedFrame) -> None:
@@ -71,7 +74,14 @@ class Publication:
             done = item is DONE
             if batch:
                 await self._publish(batch)
-                await store.update_processing(self._event_id, {"frames_published": self.published})
+                # Progress is for people: once a second is enough, and a write per batch would
+                # make the store the pace of the whole pipeline (the total is written at the end).
+                now = time.monotonic()
+                if now - self._progress_written >= PROGRESS_EVERY_S:
+                    self._progress_written = now
+                    await store.update_processing(
+                        self._event_id, {"frames_published": self.published}
+                    )
         for chunk in self._chunks.finish():
             await store.record_chunk(self._event_id, chunk)
 
