@@ -185,9 +185,11 @@ class PredictionStore(Protocol):
         *,
         before: datetime | None = None,
         after_id: str | None = None,
+        unpurged: bool = False,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Documents in ``status`` (last written before ``before``), by ``_id``, after ``after_id``.
+        """Documents in ``status`` (last written before ``before``), by ``_id``, after ``after_id``;
+        with ``unpurged``, only those whose per-frame documents were not deleted yet.
 
         A scan on servers without a secondary index: for repair loops only, page by page.
         """

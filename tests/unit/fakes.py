@@ -203,6 +203,7 @@ class FakePredictionStore:
         *,
         before: datetime | None = None,
         after_id: str | None = None,
+        unpurged: bool = False,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         await self._round_trip()
@@ -214,6 +215,7 @@ class FakePredictionStore:
                 if d["status"] == status.value
                 and (before is None or d["updated_at"] < before)
                 and (after_id is None or d["_id"] > after_id)
+                and not (unpurged and d.get("purged_at") is not None)
             ),
             key=lambda d: str(d["_id"]),
         )

@@ -177,3 +177,21 @@ async def test_failed_events_are_purged_after_their_retention_only(tmp_path):
     assert len(store.stored_results("ev-failed")) == 3
     await worker.sweep(now=clock.advance(3600))
     assert store.stored_results("ev-failed") == []
+
+
+async def test_the_sweep_purges_a_ready_event_whose_purge_was_interrupted(tmp_path):
+    """A worker that died between ready and the purge leaves per-frame documents; the sweep
+    deletes them once the event is past the grace period, and leaves purged events alone."""
+    clock = FakeClock()
+    store, objects = FakePredictionStore(clock=clock), FakeObjectStore()
+    await _predictable(store, "ev-1")
+    await _worker(store, objects, tmp_path, keep_frame_documents=True).finish("ev-1")
+    assert len(store.stored_results("ev-1")) == 3
+    worker = _worker(store, objects, tmp_path, notice_grace_s=30.0)
+    await worker.sweep(now=clock.now)
+    assert len(store.stored_results("ev-1")) == 3  # too fresh: its own worker may still purge
+    await worker.sweep(now=clock.advance(60))
+    assert store.stored_results("ev-1") == []
+    purged_at = (await store.get("ev-1"))["purged_at"]
+    await worker.sweep(now=clock.advance(60))
+    assert (await store.get("ev-1"))["purged_at"] == purged_at

@@ -273,6 +273,7 @@ class MongoPredictionStore:
         *,
         before: datetime | None = None,
         after_id: str | None = None,
+        unpurged: bool = False,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"status": status.value}
@@ -280,6 +281,8 @@ class MongoPredictionStore:
             query["updated_at"] = {"$lt": before}
         if after_id is not None:
             query["_id"] = {"$gt": after_id}
+        if unpurged:
+            query["purged_at"] = {"$exists": False}
         try:
             cursor = self._events.find(query).sort("_id", ASCENDING).limit(limit)
             return [doc async for doc in cursor]

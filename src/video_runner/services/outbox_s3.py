@@ -125,20 +125,23 @@ class OutboxS3:
             if await self.finish(str(document["_id"])):
                 done += 1
         if not self._config.keep_frame_documents:
-            for document in await self._all(Status.READY):
-                if document.get("purged_at") is None:
-                    await self.purge(document)
-        expired = now - timedelta(seconds=self._config.failed_retention_s)
-        for document in await self._all(Status.FAILED, before=expired):
-            if document.get("purged_at") is None:
+            # Ready events are purged right after ready; these are the ones a crash interrupted.
+            for document in await self._all(Status.READY, before=late, unpurged=True):
                 await self.purge(document)
+        expired = now - timedelta(seconds=self._config.failed_retention_s)
+        for document in await self._all(Status.FAILED, before=expired, unpurged=True):
+            await self.purge(document)
         return done
 
-    async def _all(self, status: Status, *, before: datetime | None = None) -> list[dict[str, Any]]:
+    async def _all(
+        self, status: Status, *, before: datetime | None = None, unpurged: bool = False
+    ) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         after: str | None = None
         while True:
-            page = await self._store.find(status, before=before, after_id=after, limit=_PAGE)
+            page = await self._store.find(
+                status, before=before, after_id=after, unpurged=unpurged, limit=_PAGE
+            )
             found.extend(page)
             if len(page) < _PAGE:
                 return found
