@@ -1,0 +1,96 @@
+"""The final JSON in the formats other tools read: COCO detection results and CSV.
+
+Pure functions of the final JSON (docs/contracts.md, "The final JSON"): each sampled frame is a
+COCO image (``id`` = frame_id, its stored JPEG as ``file_name``), each object an annotation with
+its box as COCO's ``[x, y, width, height]`` and its confidence as ``score``; the CSV has one row
+per object. Frames without objects are COCO images with no annotation and no CSV row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+CSV_COLUMNS = (
+    "event_id",
+    "frame_id",
+    "timestamp_ms",
+    "class",
+    "confidence",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+)
+
+
+def _objects(document: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    for frame in document.get("frames") or []:
+        for obj in frame.get("objects") or []:
+            yield frame, obj
+
+
+def to_coco(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A COCO object-detection document (``images``, ``annotations``, ``categories``)."""
+    event_id = str(document["event_id"])
+    video = document.get("video") or {}
+    names = sorted({str(obj["class"]) for _, obj in _objects(document)})
+    category = {name: number for number, name in enumerate(names, start=1)}
+    images = [
+        {
+            "id": int(frame["frame_id"]),
+            "file_name": f"frames/{event_id}/{frame['frame_id']}.jpg",
+            "width": video.get("width"),
+            "height": video.get("height"),
+            "frame_id": int(frame["frame_id"]),
+            "timestamp_ms": frame.get("timestamp_ms"),
+        }
+        for frame in document.get("frames") or []
+    ]
+    annotations = []
+    for number, (frame, obj) in enumerate(_objects(document), start=1):
+        x1, y1, x2, y2 = (float(v) for v in obj["box"])
+        width, height = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+        annotations.append(
+            {
+                "id": number,
+                "image_id": int(frame["frame_id"]),
+                "category_id": category[str(obj["class"])],
+                "bbox": [x1, y1, width, height],
+                "area": width * height,
+                "score": float(obj["conf"]),
+                "iscrowd": 0,
+            }
+        )
+    return {
+        "info": {"description": f"video-runner detections of {event_id}", "version": "1.0"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": number, "name": name} for name, number in category.items()],
+    }
+
+
+def to_csv(document: Mapping[str, Any]) -> str:
+    """One row per detected object, with a header row."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    event_id = document["event_id"]
+    for frame, obj in _objects(document):
+        x1, y1, x2, y2 = obj["box"]
+        writer.writerow(
+            [
+                event_id,
+                frame["frame_id"],
+                "" if frame.get("timestamp_ms") is None else frame["timestamp_ms"],
+                obj["class"],
+                obj["conf"],
+                x1,
+                y1,
+                x2,
+                y2,
+            ]
+        )
+    return out.getvalue()
