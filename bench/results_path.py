@@ -9,7 +9,9 @@ Run it with nothing else busy on the machine (``make bench-results``; the stack 
     H.264 video of 5,016 frames, with one inference worker and with two (alternating runs), and
     the share of one video's tasks each of two workers handled;
 (d) a 54,000-frame event (a three-hour video's result set): last result to ``ready``, and the
-    peak memory of the runner and the outbox-S3 worker against the 1,000-frame event.
+    peak memory of the runner and the outbox-S3 worker against the 1,000- and 10,000-frame ones;
+(e) one runner and one outbox-S3 worker taking four events in a row (1k, then 3 x 20k frames):
+    their peak memory after each, to tell a one-time high-water mark from growth per video.
 
 The runner, the inference workers and the outbox-S3 worker run as their own processes
 (``video-runner serve | inference | outbox-s3``) with settings of their own (topics, groups,
@@ -124,16 +126,46 @@ async def part_a_b(prefills: list[int], base: Path) -> dict[int, dict[str, float
 async def part_d(base: Path, small: dict[str, float]) -> None:
     say()
     say(f"## (d) a 54,000-frame event (5 objects per frame)   [load {load()}]")
-    row = await one_event(54_000, 0, base / "d")
+    say("peak RSS against the 1,000-frame event, with a 10,000-frame event between them")
+    for frames in (10_000, 54_000):
+        row = await one_event(frames, 0, base / f"d-{frames}")
+        say(
+            f"{frames:,} frames: results/s {row['results_per_s']:.0f}; last result -> "
+            f"predictable {row['to_predictable_s']:.1f} s, -> ready {row['to_ready_s']:.1f} s; "
+            f"peak RSS runner {row['runner_peak_mb']:.0f} MB, outbox-s3 "
+            f"{row['outbox_peak_mb']:.0f} MB   [load {load()}]"
+        )
     say(
-        f"results/s {row['results_per_s']:.0f}; last result -> predictable "
-        f"{row['to_predictable_s']:.1f} s, -> ready {row['to_ready_s']:.1f} s"
+        f"1,000 frames: peak RSS runner {small['runner_peak_mb']:.0f} MB, outbox-s3 "
+        f"{small['outbox_peak_mb']:.0f} MB"
     )
-    say(
-        f"peak RSS runner {row['runner_peak_mb']:.0f} MB (1,000 frames: "
-        f"{small['runner_peak_mb']:.0f} MB), outbox-s3 {row['outbox_peak_mb']:.0f} MB "
-        f"(1,000 frames: {small['outbox_peak_mb']:.0f} MB)   [load {load()}]"
-    )
+
+
+async def part_e(base: Path) -> None:
+    """One runner process, events one after another: does its memory come back down?"""
+    say()
+    say(f"## (e) one runner, four events in a row: memory across videos   [load {load()}]")
+    work = base / "e"
+    settings = isolated_settings(work)
+    await bootstrap.object_store(settings).ensure_bucket(settings.bucket_videos)
+    store = bootstrap.prediction_store(settings)
+    await store.ensure_indexes()
+    sizes = [1000, 20_000, 20_000, 20_000]
+    try:
+        for n, frames in enumerate(sizes):
+            await prepare_event(settings, store, f"e{n}", list(range(0, frames * 5, 5)))
+        with services(settings, work) as started:
+            await until_ready(ports_of(settings, 0))
+            for n, frames in enumerate(sizes):
+                messages = [result(f"e{n}", f, OBJECTS) for f in range(0, frames * 5, 5)]
+                await publish_results(settings, messages)
+                await status_times(store, f"e{n}", 600)
+                say(
+                    f"after event {n + 1} ({frames:,} frames): peak RSS runner "
+                    f"{peak_rss_mb(started[0]):.0f} MB, outbox-s3 {peak_rss_mb(started[-1]):.0f} MB"
+                )
+    finally:
+        await store.close()
 
 
 # -- (c) -------------------------------------------------------------------------------------
@@ -201,7 +233,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prefill", default="1000,10000,100000")
-    parser.add_argument("--parts", default="abcd", help="which parts to run (default: abcd)")
+    parser.add_argument("--parts", default="abcde", help="which parts to run (default: abcde)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per program, bikes.mp4 (c)")
     parser.add_argument("--no-720p", action="store_true", help="(c) on bikes.mp4 only")
     args = parser.parse_args()
@@ -224,6 +256,8 @@ async def main() -> None:
             if small is None:
                 small = await one_event(1000, 0, base / "d-small")
             await part_d(base, small)
+        if "e" in args.parts:
+            await part_e(base)
     say()
     say(f"# load average at end: {load()}")
 
