@@ -173,6 +173,29 @@ async def test_a_ready_video_page_reads_its_final_json_and_shows_frames_timeline
     assert body["event_id"] == "ready-1"
 
 
+async def test_a_ready_video_links_its_coco_and_csv_exports_and_serves_them():
+    """The video page links the COCO and CSV exports of the final JSON; both are served, with
+    one COCO annotation and one CSV row per object."""
+    client = await client_of(*await seeded())
+    try:
+        html = await (await client.get("/videos/ready-1")).text()
+        coco = await client.get("/videos/ready-1/result.coco.json")
+        coco_body = await coco.json()
+        table = await client.get("/videos/ready-1/result.csv")
+        rows = (await table.text()).splitlines()
+        final = await (await client.get("/videos/ready-1/result.json")).json()
+    finally:
+        await client.close()
+    objects = sum(len(f["objects"]) for f in final["frames"])
+    assert 'href="/videos/ready-1/result.coco.json"' in html
+    assert 'href="/videos/ready-1/result.csv"' in html
+    assert coco.status == 200
+    assert len(coco_body["annotations"]) == objects
+    assert table.status == 200
+    assert table.content_type == "text/csv"
+    assert len(rows) == 1 + objects
+
+
 async def test_a_processing_video_page_shows_published_frames_and_which_await_a_result():
     """Frames come from the task chunks; one without a stored result is marked as awaiting."""
     client = await client_of(*await seeded())

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import jsonschema
+import pytest
 
-from video_runner.domain.exports import CSV_COLUMNS, to_coco, to_csv
+from video_runner.domain.exports import CSV_COLUMNS, export, to_coco, to_csv
+from video_runner.entrypoints.cli import build_parser
 
 #: The parts of the COCO object-detection format (cocodataset.org, "Data format") that tools
 #: such as pycocotools read: required fields and their types.
@@ -122,3 +125,22 @@ def test_a_video_without_detections_exports_images_and_no_rows():
     jsonschema.validate(coco, COCO_SCHEMA)
     assert (len(coco["images"]), coco["annotations"], coco["categories"]) == (1, [], [])
     assert to_csv(empty).splitlines() == [",".join(CSV_COLUMNS)]
+
+
+def test_the_result_command_takes_a_format_and_refuses_others():
+    """``video-runner result ID --format coco|csv|json`` (json by default); another format is a
+    usage error."""
+    parser = build_parser()
+    assert parser.parse_args(["result", "ev-1"]).format == "json"
+    assert parser.parse_args(["result", "ev-1", "--format", "coco"]).format == "coco"
+    assert parser.parse_args(["result", "ev-1", "--format", "csv"]).format == "csv"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["result", "ev-1", "--format", "xml"])
+
+
+def test_export_of_the_stored_bytes_keeps_json_as_it_is_and_converts_the_others():
+    """The final JSON as stored in S3 is passed through untouched; coco and csv are converted."""
+    stored = json.dumps(FINAL).encode()
+    assert export(stored, "json") == stored.decode()
+    assert json.loads(export(stored, "coco")) == to_coco(FINAL)
+    assert export(stored, "csv") == to_csv(FINAL)

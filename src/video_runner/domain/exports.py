@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+#: The export formats, and the media type each is served with.
+FORMATS = {"json": "application/json", "coco": "application/json", "csv": "text/csv"}
 
 CSV_COLUMNS = (
     "event_id",
@@ -94,3 +98,15 @@ def to_csv(document: Mapping[str, Any]) -> str:
             ]
         )
     return out.getvalue()
+
+
+def export(final_json: bytes, fmt: str) -> str:
+    """The final JSON (as stored in S3) in ``fmt``: ``json`` as it is, ``coco`` or ``csv``."""
+    if fmt == "json":
+        return final_json.decode("utf-8")
+    document = json.loads(final_json)
+    if fmt == "coco":
+        return json.dumps(to_coco(document), separators=(",", ":"))
+    if fmt == "csv":
+        return to_csv(document)
+    raise ValueError(f"unknown export format {fmt!r}: use one of {sorted(FORMATS)}")

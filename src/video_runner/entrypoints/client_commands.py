@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from video_runner import bootstrap
+from video_runner.domain.exports import FORMATS, export
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.progress import progress_percent, status_view
 from video_runner.entrypoints.option_args import add_option_arguments, options_of
@@ -31,8 +32,17 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     status = subparsers.add_parser("status", help="print an event's status and progress as JSON")
     status.add_argument("event_id")
     status.set_defaults(handler=_status)
-    result = subparsers.add_parser("result", help="print an event's final JSON")
+    result = subparsers.add_parser(
+        "result", help="print an event's final JSON, or its COCO or CSV export"
+    )
     result.add_argument("event_id")
+    result.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        default="json",
+        help="json (the final JSON as stored), coco (COCO detection format) or csv (one row "
+        "per object)",
+    )
     result.set_defaults(handler=_result)
 
 
@@ -112,14 +122,15 @@ async def _status_async(event_id: str) -> int:
 
 
 def _result(args: argparse.Namespace) -> int:
-    return asyncio.run(_result_async(_checked(args.event_id)))
+    return asyncio.run(_result_async(_checked(args.event_id), args.format))
 
 
-async def _result_async(event_id: str) -> int:
+async def _result_async(event_id: str, fmt: str) -> int:
     settings = load_settings()
     document = await _document(settings, event_id)
     data = await client.read_result(bootstrap.object_store(settings), document)
-    sys.stdout.write(data.decode("utf-8") + "\n")
+    text = export(data, fmt)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
 

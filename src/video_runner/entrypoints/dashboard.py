@@ -7,7 +7,8 @@ ports and ``services.detection_reads``; nothing here writes.
 
 * ``GET /``: recent videos (status, progress, frames, duration, detections per class, errors)
 * ``GET /videos/{event_id}``: one video (header, per-class timeline, grid of annotated frames)
-* ``GET /videos/{event_id}/result.json``: the final JSON of a ready video
+* ``GET /videos/{event_id}/result.json``: the final JSON of a ready video; ``result.coco.json``
+  and ``result.csv`` its COCO and CSV exports
 * ``GET /predictions/{event_id}/frames/{frame_id}.jpg?annotated=1|0``: a frame, boxes drawn or
   as stored
 """
@@ -25,6 +26,7 @@ from aiohttp import web
 from video_runner import bootstrap
 from video_runner.domain.annotate import color_hex, draw_detections
 from video_runner.domain.detection_summary import class_counts, class_timeline, spread
+from video_runner.domain.exports import FORMATS, export
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.preprocess import decode_jpeg, encode_jpeg
 from video_runner.domain.progress import expected_frames, progress_percent
@@ -74,6 +76,8 @@ def add_routes(app: web.Application, reader: DetectionReader) -> None:
     app.router.add_get("/", _guarded(index))
     app.router.add_get("/videos/{event_id}", _guarded(video))
     app.router.add_get("/videos/{event_id}/result.json", _guarded(result_json))
+    app.router.add_get("/videos/{event_id}/result.coco.json", _guarded(result_json))
+    app.router.add_get("/videos/{event_id}/result.csv", _guarded(result_json))
     app.router.add_get(r"/predictions/{event_id}/frames/{frame_id:\d+}.jpg", _guarded(frame))
 
 
@@ -129,7 +133,10 @@ async def result_json(request: web.Request) -> web.Response:
         data = await reader.final_json(document)
     except PermanentError as exc:
         raise web.HTTPNotFound(text=str(exc)) from exc
-    return web.Response(body=data, content_type="application/json")
+    # result.json, result.coco.json, result.csv: the format is the name's middle part.
+    name = request.path.rsplit("/", 1)[-1]
+    fmt = {"result.json": "json", "result.coco.json": "coco", "result.csv": "csv"}[name]
+    return web.Response(text=export(data, fmt), content_type=FORMATS[fmt])
 
 
 async def frame(request: web.Request) -> web.Response:
