@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 import pytest
+from aiokafka.errors import RequestTimedOutError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
 from video_runner.adapters.kafka import dispatch
@@ -353,3 +355,47 @@ async def test_partitions_are_paused_at_max_in_flight_while_polling_goes_on():
         for gate in handler.gates.values():
             gate.set()
         await eventually(lambda: consumer.committed(P0) == 5)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [OSError(errno.ENOSPC, "No space left on device"), MemoryError()],
+    ids=["disk-full", "out-of-memory"],
+)
+async def test_a_local_resource_fault_is_waited_out_not_dead_lettered(delays, fault):
+    """A full disk or no memory is the machine's fault, not the message's: retried with backoff
+    like a dependency that is down, never dead-lettered as internal; committed once it passes."""
+    failures = [fault] * 5
+
+    def behaviour(_):
+        if failures:
+            raise failures.pop()
+
+    consumer, handler = FakeConsumer({P0: 1}), Handler(behaviour)
+    dispatcher = Dispatcher(TOPIC, handler, policy())
+    async with running(dispatcher, consumer):
+        await eventually(lambda: consumer.committed(P0) == 1)
+    assert handler.dead == []
+    assert len(delays) == 5
+    assert dispatcher.stats.retries == 5
+
+
+async def test_a_failed_commit_is_retried_with_the_next_commit():
+    """The broker refuses a commit for a passing reason: the same offsets are sent again, so a
+    finished record is committed even if nothing else finishes after it."""
+
+    class FlakyCommits(FakeConsumer):
+        failures = 2
+
+        async def commit(self, offsets):
+            if self.failures:
+                self.failures -= 1
+                raise RequestTimedOutError
+            await super().commit(offsets)
+
+    consumer, handler = FlakyCommits({P0: 1}), Handler()
+    dispatcher = Dispatcher(TOPIC, handler, policy())
+    async with running(dispatcher, consumer):
+        await eventually(lambda: consumer.committed(P0) == 1)
+    assert consumer.failures == 0
+    assert handler.done == [(0, 0)]

@@ -307,6 +307,14 @@ def classify_s3(
     return exc
 
 
+def is_local_fault(exc: BaseException) -> bool:
+    """A fault of this machine, not of the message: a full disk, no memory, no file handles.
+
+    Waited out like a dependency that is down: failing the event for it would fail every event.
+    """
+    return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno in _LOCAL_FAULTS)
+
+
 def _unwrap_s3(exc: Exception) -> Exception:
     # boto3's upload_file re-raises a ClientError as a message-only S3UploadFailedError.
     cause = exc.__context__

@@ -9,14 +9,9 @@ runs without a broker. The names the rest of the project uses are re-exported he
 from video_runner.adapters.kafka.admin import GroupOffsets, ensure_topics
 from video_runner.adapters.kafka.connection import KafkaConnection
 from video_runner.adapters.kafka.consumer import ConsumerLoop
-from video_runner.adapters.kafka.dispatch import (
-    BatchHandler,
-    Dispatcher,
-    DispatchPolicy,
-    LoopStats,
-    RecordHandler,
-)
+from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy, LoopStats
 from video_runner.adapters.kafka.producer import KafkaPublisher, encode_json
+from video_runner.adapters.kafka.protocols import BatchHandler, RecordHandler
 
 __all__ = [
     "BatchHandler",

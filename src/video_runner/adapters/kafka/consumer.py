@@ -14,12 +14,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from video_runner.adapters.kafka.connection import KafkaConnection
-from video_runner.adapters.kafka.dispatch import (
-    Dispatcher,
-    DispatchPolicy,
-    LoopStats,
-    RecordHandler,
-)
+from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy, LoopStats
+from video_runner.adapters.kafka.protocols import RecordHandler
 from video_runner.errors import DependencyUnavailable
 
 

@@ -13,55 +13,23 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
 
 from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from video_runner.adapters.error_classes import is_local_fault
+from video_runner.adapters.kafka.protocols import (
+    BatchHandler,
+    DispatchConsumer,
+    Offsets,
+    Record,
+    RecordHandler,
+)
 from video_runner.domain.backoff import backoff_delay
 from video_runner.domain.offsets import PartitionProgress
 from video_runner.errors import ConfigurationError, ErrorCode, PermanentError, RetriableError
 
 log = logging.getLogger(__name__)
-
-Record: TypeAlias = ConsumerRecord[bytes, bytes]
-Offsets: TypeAlias = dict[TopicPartition, OffsetAndMetadata]
-
-
-class DispatchConsumer(Protocol):
-    """The part of aiokafka's consumer the dispatch core uses."""
-
-    def assignment(self) -> set[TopicPartition]: ...
-
-    def pause(self, *partitions: TopicPartition) -> None: ...
-
-    def resume(self, *partitions: TopicPartition) -> None: ...
-
-    async def getmany(
-        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
-    ) -> Mapping[TopicPartition, Sequence[Record]]: ...
-
-    async def commit(self, offsets: Offsets | None = None) -> None: ...
-
-    def seek(self, partition: TopicPartition, offset: int) -> None: ...
-
-
-class RecordHandler(Protocol):
-    """What a consumer loop drives. ``handle`` returns once the record's effects are durable."""
-
-    async def handle(self, record: Record) -> None: ...
-
-    async def dead_letter(self, record: Record, error: PermanentError) -> None:
-        """Record a permanent failure the handler did not catch itself (bug, poison message)."""
-        ...
-
-
-class BatchHandler(RecordHandler, Protocol):
-    """A handler that can also take many records at once (``handle`` stays for one at a time)."""
-
-    async def handle_batch(self, records: Sequence[Record]) -> None:
-        """Return once every record's effects are durable; poison records are its to dead-letter."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +83,7 @@ class Dispatcher:
         self.stats = LoopStats()
         #: The last offset this member committed, per partition (for the lag metric).
         self.committed: dict[TopicPartition, int] = {}
+        self._uncommitted: Offsets = {}
 
     async def run(
         self, consumer: DispatchConsumer, stop: asyncio.Event, *, drain_timeout_s: float
@@ -195,7 +164,11 @@ class Dispatcher:
             except (RetriableError, ConfigurationError) as exc:
                 await self._back_off(records[0], exc, attempt)
                 attempt += 1
-            except Exception:
+            except Exception as exc:
+                if is_local_fault(exc):
+                    await self._back_off(records[0], exc, attempt)
+                    attempt += 1
+                    continue
                 unexpected += 1
                 log.exception(
                     "unexpected failure in a batch",
@@ -243,6 +216,10 @@ class Dispatcher:
                 await self._dead_letter(record, exc)
                 return
             except Exception as exc:  # a bug or an unforeseen input: never crash the loop
+                if is_local_fault(exc):  # a full disk, no memory: wait, it is not the message
+                    await self._back_off(record, exc, attempt)
+                    attempt += 1
+                    continue
                 unexpected += 1
                 log.exception(
                     "unexpected failure",
@@ -273,17 +250,21 @@ class Dispatcher:
                 return
 
     async def commit_finished(self, consumer: DispatchConsumer) -> None:
-        offsets = self._finished_offsets()
+        # Offsets whose commit failed are tried again with the next ones (newer ones win).
+        offsets = {**self._uncommitted, **self._finished_offsets()}
         if not offsets:
             return
         try:
             await asyncio.wait_for(consumer.commit(offsets), timeout=self._policy.commit_timeout_s)
         except CommitFailedError:
             log.warning("commit refused after a rebalance; another member redoes that work")
+            self._uncommitted = {}
             return
         except (KafkaError, TimeoutError) as exc:
-            log.warning("commit failed; the work will be redone", extra={"error": str(exc)})
+            log.warning("commit failed; retried with the next commit", extra={"error": str(exc)})
+            self._uncommitted = offsets
             return
+        self._uncommitted = {}
         self.stats.committed += len(offsets)
         for tp, meta in offsets.items():
             self.committed[tp] = meta.offset
@@ -313,6 +294,7 @@ class Dispatcher:
                 cancelled.add(work.task)
             self._progress.pop(tp, None)
             self.committed.pop(tp, None)
+            self._uncommitted.pop(tp, None)
         # A batch spans partitions: records of partitions we keep that were in a cancelled batch
         # must be fetched again, or their offsets would never finish and never be committed.
         for tp, items in list(self._work.items()):
