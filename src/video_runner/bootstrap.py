@@ -31,10 +31,9 @@ from video_runner.errors import ConfigurationError, RetriableError
 from video_runner.ports import Detector
 from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker
 from video_runner.services.outbox_s3 import OutboxConfig, OutboxS3
+from video_runner.services.repair import Reaper, Reconciler
 from video_runner.services.results_path import (
     Completion,
-    Reaper,
-    Reconciler,
     ResultsConfig,
     ResultsPath,
 )

@@ -21,13 +21,8 @@ from video_runner.domain.chunks import ChunkAssembler, TaskRecord
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable, ErrorCode
-from video_runner.services.results_path import (
-    Completion,
-    Reaper,
-    Reconciler,
-    ResultsConfig,
-    ResultsPath,
-)
+from video_runner.services.repair import Reaper, Reconciler
+from video_runner.services.results_path import Completion, ResultsConfig, ResultsPath
 
 TOPIC = "inference_results"
 PARTITIONS = 4

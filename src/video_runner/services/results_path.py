@@ -9,8 +9,7 @@ Offsets are committed by the consumer loop once the whole batch is durable.
 
 A crash between the insert and the ``$inc`` leaves a counter short; the reconciler recounts an
 event from its stored results when it has been quiet for a while, and that is the only place
-that counts (docs/decisions/0006). The reaper re-publishes the tasks of frames that the
-inference workers consumed but never answered; frames still queued are left alone.
+that counts (docs/decisions/0006); it and the reaper live in ``services/repair.py``.
 """
 
 from __future__ import annotations
@@ -20,28 +19,22 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from video_runner.contracts import (
-    InferenceTask,
     ResultLimits,
     ResultMessage,
     parse_inference_result,
 )
-from video_runner.domain.chunks import TaskChunk, TaskRecord, chunk_count
-from video_runner.domain.reaping import current_round, grace_s, is_consumed, plan_reaping
 from video_runner.domain.results import ResultCounts, is_expected_under, judge_completion
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode, PermanentError
-from video_runner.ports import ConsumedOffsets, Message, PredictionStore, RawPublisher
+from video_runner.ports import Message, PredictionStore, RawPublisher
 from video_runner.services.dead_letters import dead_letter
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-
-_MISSING_IDS_SHOWN = 200
-_PAGE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,227 +257,3 @@ class ResultsPath:
             max_bytes=self._config.dlq_max_bytes,
         )
         self._telemetry.count("results_rejected", error_code=str(error.code))
-
-
-async def processing_events(store: PredictionStore) -> list[dict[str, Any]]:
-    """Every ``processing`` event whose tasks are all published, read page by page by ``_id``.
-
-    A cursor by ``_id`` (never skip/limit over a changing set) lets nothing hide behind
-    documents that changed between pages.
-    """
-    found: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        page = await store.find(Status.PROCESSING, after_id=after, limit=_PAGE)
-        found.extend(d for d in page if d.get("total_frames") is not None)
-        if len(page) < _PAGE:
-            return found
-        after = str(page[-1]["_id"])
-
-
-def _last_activity(document: Mapping[str, Any], counts: ResultCounts) -> datetime:
-    stamps = [counts.last_at, document.get("extracted_at"), document.get("updated_at")]
-    return max(s.astimezone(UTC) for s in stamps if s is not None)
-
-
-class Reconciler:
-    """Finishes events whose counters are complete, or short, but whose transition never came."""
-
-    def __init__(
-        self, config: ResultsConfig, store: PredictionStore, completion: Completion
-    ) -> None:
-        self._config = config
-        self._store = store
-        self._completion = completion
-        #: The activity stamp at an event's last recount: recount again only after new activity.
-        self._recounted: dict[str, datetime] = {}
-
-    async def run_once(self, now: datetime | None = None) -> int:
-        """Check every waiting event; returns how many it finished."""
-        now = now or datetime.now(UTC)
-        finished = 0
-        seen: set[str] = set()
-        for document in await processing_events(self._store):
-            event_id = str(document["_id"])
-            seen.add(event_id)
-            counts = await self._store.progress(event_id, results_partitions(document))
-            if await self._completion.decide(document, counts):
-                finished += 1
-                continue
-            activity = _last_activity(document, counts)
-            quiet = now - activity >= timedelta(seconds=self._config.recount_after_s)
-            if not quiet or self._recounted.get(event_id) == activity:
-                continue
-            self._recounted[event_id] = activity
-            recounted = await self._store.recount(event_id)
-            if recounted.stored > counts.stored:
-                log.warning(
-                    "result counters were short; recounted",
-                    extra={
-                        "event_id": event_id,
-                        "counted": counts.stored,
-                        "stored": recounted.stored,
-                    },
-                )
-            if await self._completion.decide(document, recounted):
-                finished += 1
-        for gone in set(self._recounted) - seen:
-            del self._recounted[gone]
-        return finished
-
-
-class Reaper:
-    """Re-publishes the tasks of frames lost after consumption; fails an event at the end.
-
-    Only an event quiet for the grace period is examined (its counters have not moved and no
-    re-publication is pending). Its frames without a result are split into queued (the inference
-    group has not reached them: left alone, however long) and lost (consumed without a result:
-    re-published, once per round, claimed so that one replica does it). A frame lost again after
-    ``reaper_max_attempts`` re-publications fails the event with ``inference_timeout``.
-    """
-
-    def __init__(
-        self,
-        config: ResultsConfig,
-        *,
-        store: PredictionStore,
-        publisher: RawPublisher,
-        offsets: ConsumedOffsets,
-        telemetry: Telemetry,
-    ) -> None:
-        self._config = config
-        self._store = store
-        self._publisher = publisher
-        self._offsets = offsets
-        self._telemetry = telemetry
-        self._rounds: dict[str, tuple[int, datetime]] = {}
-
-    async def run_once(self, now: datetime | None = None) -> int:
-        """Examine every waiting event; returns how many it acted on."""
-        now = now or datetime.now(UTC)
-        acted = 0
-        committed: dict[int, int] | None = None
-        waiting = await processing_events(self._store)
-        for gone in set(self._rounds) - {str(d["_id"]) for d in waiting}:
-            del self._rounds[gone]
-        for document in waiting:
-            event_id = str(document["_id"])
-            counts = await self._store.progress(event_id, results_partitions(document))
-            if counts.stored >= int(document["total_frames"]):
-                continue  # complete: the reconciler finishes it
-            activity = _last_activity(document, counts)
-            round_, reaped_at = self._rounds.get(event_id, (0, activity))
-            since = now - max(activity, reaped_at)
-            if since < timedelta(seconds=grace_s(self._config.result_deadline_s, round_)):
-                continue
-            if committed is None:
-                committed = await self._offsets.committed(
-                    self._config.inference_group, self._config.tasks_topic
-                )
-            if await self._reap(document, committed, now):
-                acted += 1
-        return acted
-
-    async def _reap(
-        self, document: Mapping[str, Any], committed: Mapping[int, int], now: datetime
-    ) -> bool:
-        event_id = str(document["_id"])
-        chunks = await self._chunks(event_id, int(document["total_frames"]))
-        # Only a consumed task can be lost: results are looked up for those alone, so an event
-        # queued behind a backlog costs its chunk reads, not a lookup per frame at every pass.
-        consumed = [t for chunk in chunks for t in chunk.tasks if is_consumed(t, committed)]
-        results = await self._store.results_of(event_id, [t.frame_id for t in consumed])
-        missing = [task for task in consumed if task.frame_id not in results]
-        plan = plan_reaping(missing, committed, self._config.reaper_max_attempts)
-        round_ = current_round(missing)
-        if plan.fails_event:
-            await self._fail(event_id, missing, round_, now)
-            return True
-        if not plan.republish:
-            # Still queued, or counters short (the reconciler's recount finishes those): look
-            # again after another grace period, not at every pass.
-            previous, _ = self._rounds.get(event_id, (0, now))
-            self._rounds[event_id] = (previous, now)
-            return False
-        if not await self._store.claim(event_id, f"reap-{round_ + 1}"):
-            self._rounds[event_id] = (round_ + 1, now)
-            return False  # another replica re-publishes this round
-        await self._republish(event_id, chunks, plan.republish, document.get("options") or {})
-        self._rounds[event_id] = (round_ + 1, now)
-        return True
-
-    async def _chunks(self, event_id: str, total: int) -> list[TaskChunk]:
-        chunks = []
-        for index in range(chunk_count(total)):
-            chunk = await self._store.read_chunk(event_id, index)
-            if chunk is not None:
-                chunks.append(chunk)
-        return chunks
-
-    async def _republish(
-        self,
-        event_id: str,
-        chunks: Sequence[TaskChunk],
-        lost: Sequence[TaskRecord],
-        options: Mapping[str, Any],
-    ) -> None:
-        classes = options.get("classes")
-        by_frame = {task.frame_id: chunk for chunk in chunks for task in chunk.tasks}
-        messages = [
-            (
-                f"{event_id}/{task.frame_id}",
-                InferenceTask(
-                    event_id=event_id,
-                    frame_id=task.frame_id,
-                    bucket=by_frame[task.frame_id].bucket,
-                    object_key=task.object_key,
-                    timestamp_ms=task.timestamp_ms,
-                    width=task.width,
-                    height=task.height,
-                    attempt=task.attempt + 1,
-                    classes=None if classes is None else tuple(classes),
-                    min_confidence=options.get("min_confidence"),
-                ).as_message(),
-            )
-            for task in lost
-        ]
-        deliveries = await self._publisher.publish_many(self._config.tasks_topic, messages)
-        moved = {
-            task.frame_id: TaskRecord(
-                task.frame_id,
-                task.timestamp_ms,
-                task.width,
-                task.height,
-                task.object_key,
-                delivery.partition,
-                delivery.offset,
-                task.attempt + 1,
-            )
-            for task, delivery in zip(lost, deliveries, strict=True)
-        }
-        for chunk in chunks:
-            if any(task.frame_id in moved for task in chunk.tasks):
-                await self._store.record_chunk(event_id, chunk.with_republished(moved))
-        self._telemetry.count("tasks_republished", len(lost))
-        log.warning(
-            "re-published frame tasks consumed without a result",
-            extra={"event_id": event_id, "frames": len(lost)},
-        )
-
-    async def _fail(
-        self, event_id: str, missing: Sequence[TaskRecord], attempts: int, now: datetime
-    ) -> None:
-        ids = sorted(task.frame_id for task in missing)
-        error = {
-            "code": str(ErrorCode.INFERENCE_TIMEOUT),
-            "message": f"{len(ids)} frame(s) got no result after {attempts} re-publication(s)",
-            "missing_frame_ids": ids[:_MISSING_IDS_SHOWN],
-            "missing_count": len(ids),
-        }
-        if await self._store.transition(
-            event_id, Status.FAILED, {"failed_at": now, "error": error}
-        ):
-            self._telemetry.count("events_failed", error_code=str(ErrorCode.INFERENCE_TIMEOUT))
-            log.error(
-                "event failed: inference timeout", extra={"event_id": event_id, "missing": len(ids)}
-            )
