@@ -167,7 +167,14 @@ def consumer_loop(
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,
+        group_instance_id=group_instance_id(settings, group_id),
     )
+
+
+def group_instance_id(settings: Settings, group_id: str) -> str | None:
+    """This replica's static member id in ``group_id`` (one process joins several groups)."""
+    base = settings.kafka_group_instance_id
+    return None if base is None else f"{base}-{group_id}"
 
 
 async def timed_check(check: Check, timeout_s: float) -> dict[str, Any]:
@@ -422,9 +429,12 @@ class Runner:
 
 
 def report_lag(loop: ConsumerLoop, telemetry: PrometheusTelemetry) -> None:
-    """Consumer lag per partition: the high watermark minus the last committed offset."""
+    """Consumer lag per partition (the high watermark minus the last committed offset), and
+    the loop's retries so far."""
     if not loop.is_started:
         return
+    # Retries wait a dependency out without limit: this is how an operator sees them climb.
+    telemetry.gauge("consumer_retries", loop.stats.retries, topic=loop.topic)
     consumer = loop.consumer
     for tp in consumer.assignment():
         highwater = consumer.highwater(tp)

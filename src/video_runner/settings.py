@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 30_000
     kafka_heartbeat_interval_ms: int = 3_000
     kafka_request_timeout_ms: int = 30_000
+    #: Static group membership (KIP-345): a name stable across restarts and unique per replica
+    #: (a StatefulSet pod name, say). Unset: dynamic membership, every restart rebalances.
+    kafka_group_instance_id: str | None = None
     #: Larger consumed messages are dead-lettered as ``message_too_large`` before any parsing.
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
 

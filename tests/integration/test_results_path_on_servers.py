@@ -294,3 +294,19 @@ async def test_a_large_result_set_is_merged_into_s3_and_then_purged_from_the_sto
     assert [p["frame"] for p in merged["prediction"]] == frame_ids
     assert all(len(f["objects"]) == 20 for f in merged["frames"])
     assert merged["frames"][1]["timestamp_ms"] == 200
+
+
+async def test_a_runner_with_a_static_member_id_consumes_and_rejoins_after_a_restart(tmp_path):
+    """With KAFKA_GROUP_INSTANCE_ID the runner joins its groups as a static member: it completes
+    an event, and a runner restarted under the same id completes the next one."""
+    settings = isolated_settings(tmp_path / "work", kafka_group_instance_id="runner-static-0")
+    store = store_of(settings)
+    await store.ensure_indexes()
+    try:
+        for event_id in ("static-1", "static-2"):
+            await prepare_event(settings, store, event_id, [0, 5, 10])
+            async with running(bootstrap.Runner(settings)):
+                await publish_results(settings, [result(event_id, f) for f in (0, 5, 10)])
+                await status_is(store, event_id, "predictable")
+    finally:
+        await store.close()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ssl
+from types import SimpleNamespace
 
 from video_runner.adapters.kafka import KafkaConnection
-from video_runner.bootstrap import kafka_connection, secrets_of
+from video_runner.bootstrap import consumer_loop, kafka_connection, secrets_of
 from video_runner.domain.backoff import backoff_delay
 from video_runner.settings import load_settings
 
@@ -52,3 +53,22 @@ def test_backoff_grows_exponentially_with_jitter_and_stays_under_its_cap():
         delay = backoff_delay(attempt, 0.5, 30.0)
         ceiling = min(30.0, 0.5 * 2**attempt)
         assert ceiling / 2 <= delay <= ceiling
+
+
+def test_static_membership_is_off_unless_an_instance_id_is_set():
+    """Without KAFKA_GROUP_INSTANCE_ID consumers join dynamically; with it, each consumer joins
+    its group as ``{id}-{group}``, so one process in several groups never reuses an id."""
+    plain = load_settings()
+    assert consumer_loop(plain, "runner", **_LOOP)._options.get("group_instance_id") is None
+    static = load_settings(kafka_group_instance_id="runner-0")
+    options = consumer_loop(static, "runner", **_LOOP)._options
+    assert options["group_instance_id"] == "runner-0-runner-results-group"
+
+
+_LOOP = {
+    "topic": "inference_results",
+    "group_id": "runner-results-group",
+    # Options only: nothing is consumed, so the handler is never called.
+    "handler": SimpleNamespace(),
+    "max_in_flight": 1,
+}

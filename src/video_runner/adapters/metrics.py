@@ -75,6 +75,12 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "consumer_lag", _G, "messages not yet committed, per partition", ("topic", "partition")
     ),
+    MetricSpec(
+        "consumer_retries",
+        _G,
+        "retriable failures backed off since start (dependency down, full disk), per topic",
+        ("topic",),
+    ),
 )
 
 _DECLARED = {spec.name: spec for spec in METRICS}

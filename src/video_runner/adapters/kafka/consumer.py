@@ -50,6 +50,7 @@ class ConsumerLoop:
         retry_max_s: float = 30.0,
         max_unexpected_errors: int = 3,
         poll_timeout_ms: int = 250,
+        group_instance_id: str | None = None,
     ) -> None:
         self.topic = topic
         self.group_id = group_id
@@ -81,6 +82,10 @@ class ConsumerLoop:
             # A topic created after this consumer started is seen within this, not 5 minutes.
             "metadata_max_age_ms": 30_000,
         }
+        if group_instance_id is not None:
+            # Static membership: a replica restarted under the same id within the session
+            # timeout gets its partitions back without a rebalance of the whole group.
+            self._options["group_instance_id"] = group_instance_id
         self._started: AIOKafkaConsumer | None = None
 
     @property
