@@ -14,6 +14,7 @@ from fakes import (
     RecordingTelemetry,
 )
 
+from video_runner.domain.chunks import CHUNK_SIZE, ChunkAssembler, TaskRecord
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.status import Status
 from video_runner.domain.video import ExtractedFrame
@@ -362,3 +363,27 @@ async def test_dead_letter_records_the_failure_of_a_message_the_loop_gave_up_on(
     assert document["status"] == Status.FAILED
     assert document["error"]["code"] == ErrorCode.INTERNAL
     _assert_dead_lettered(world, message, ErrorCode.INTERNAL)
+
+
+async def test_a_redone_video_skips_the_frames_an_earlier_run_recorded(tmp_path):
+    """A video redone after a crash (its first chunk of 64 tasks recorded, no total) decodes
+    again but uploads and publishes only the frames after that chunk; the total counts all."""
+    world = World(tmp_path, _frames(150))
+    earlier = ChunkAssembler("frames")
+    for ordinal in range(CHUNK_SIZE):
+        record = TaskRecord(
+            ordinal * 5, ordinal * 200, 64, 48, f"frames/ev-1/{ordinal * 5}.jpg", 0, 0
+        )
+        if (chunk := earlier.add(ordinal, record)) is not None:
+            await world.store.record_chunk("ev-1", chunk)
+    await world.store.begin("ev-1", {"results_partitions": 4})
+    await world.path.handle(_event())
+    published = sorted(t.value["frame_id"] for t in world.tasks())
+    assert published == [ordinal * 5 for ordinal in range(CHUNK_SIZE, 150)]
+    uploaded = {key for bucket, key in world.objects.objects if bucket == "frames"}
+    assert uploaded == {f"frames/ev-1/{o * 5}.jpg" for o in range(CHUNK_SIZE, 150)}
+    document = await world.store.get("ev-1")
+    assert document["total_frames"] == 150
+    chunks = [await world.store.read_chunk("ev-1", k) for k in range(3)]
+    assert [len(c.tasks) for c in chunks] == [64, 64, 22]
+    assert world.telemetry.total("frames_resumed") == CHUNK_SIZE

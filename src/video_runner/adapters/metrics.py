@@ -53,6 +53,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("events_ready", _C, "events whose final JSON was written to S3"),
     MetricSpec("events_failed", _C, "events that failed, by error code", ("error_code",)),
     MetricSpec("frames_extracted", _C, "frames decoded, preprocessed and encoded"),
+    MetricSpec("frames_resumed", _C, "frames a redone video skipped: recorded by an earlier run"),
     MetricSpec("frames_published", _C, "frame tasks acknowledged by Kafka"),
     MetricSpec("results_received", _C, "inference results received"),
     MetricSpec("results_duplicate", _C, "inference results ignored as duplicates"),

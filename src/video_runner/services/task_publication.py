@@ -52,12 +52,32 @@ class Publication:
         self._ordinals: dict[int, int] = {}
         self._chunks = ChunkAssembler(config.frames_bucket)
         self._progress_written = 0.0
+        self._recorded: set[int] = set()
         self.published = 0
 
-    def extracted(self, frame: ExtractedFrame) -> None:
-        """Note a frame's rank among the sampled frames, in decoding order."""
+    async def resume(self) -> None:
+        """Read the chunks an earlier run of this event recorded (a crash, a rebalance, a
+        retried error): their frames were uploaded and their tasks acknowledged already.
+
+        Chunks complete nearly in order (uploads overlap by a few frames), so the run of them
+        from chunk 0 is read; a chunk after a gap is redone, which is harmless.
+        """
+        index = 0
+        while (chunk := await self._store.read_chunk(self._event_id, index)) is not None:
+            self._recorded.update(chunk.frame_ids())
+            index += 1
+        if self._recorded:
+            self._telemetry.count("frames_resumed", len(self._recorded))
+
+    def extracted(self, frame: ExtractedFrame) -> bool:
+        """Note a frame's rank among the sampled frames, in decoding order; False when an
+        earlier run recorded it already (it counts as published, and is not sent again)."""
         self._ordinals[frame.frame_id] = len(self._ordinals)
         self._telemetry.count("frames_extracted")
+        if frame.frame_id in self._recorded:
+            self.published += 1
+            return False
+        return True
 
     async def drain(self, uploaded: asyncio.Queue[ExtractedFrame | None]) -> None:
         """Publish uploaded frames in batches until the end marker, then the last chunks."""

@@ -200,6 +200,7 @@ class VideoPath:
             publisher=self._publisher,
             telemetry=self._telemetry,
         )
+        await publication.resume()
 
         async def upload(frame: ExtractedFrame) -> None:
             try:
@@ -222,7 +223,8 @@ class VideoPath:
                 uploads: list[asyncio.Task[None]] = []
                 async with contextlib.aclosing(self._frames.extract(path, plan)) as frames:
                     async for frame in frames:
-                        publication.extracted(frame)
+                        if not publication.extracted(frame):
+                            continue  # recorded by an earlier run: uploaded and published
                         await slots.acquire()
                         uploads.append(group.create_task(upload(frame)))
                         uploads = [task for task in uploads if not task.done()]
