@@ -27,7 +27,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from video_runner.adapters.error_classes import classify_mongo, is_duplicate_key
-from video_runner.domain.chunks import TaskChunk, TaskRecord, chunk_count
+from video_runner.domain.chunks import TaskChunk, TaskRecord
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.status import Status, can_move, claim_name
 
@@ -402,9 +402,3 @@ class MongoPredictionStore:
         except PyMongoError as exc:
             _raise(exc)
         return deleted
-
-
-def chunks_of(document: Mapping[str, Any]) -> int:
-    """How many task chunks an event has, from its ``total_frames`` (0 while unknown)."""
-    total = document.get("total_frames")
-    return 0 if total is None else chunk_count(int(total))

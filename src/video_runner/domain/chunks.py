@@ -87,11 +87,6 @@ def chunk_count(total_frames: int) -> int:
     return math.ceil(total_frames / CHUNK_SIZE)
 
 
-def chunk_length(index: int, total_frames: int) -> int:
-    """How many frames chunk ``index`` holds once the video is fully published."""
-    return max(0, min(CHUNK_SIZE, total_frames - index * CHUNK_SIZE))
-
-
 class ChunkAssembler:
     """Collects published tasks, in any order, into chunks that are complete (pure bookkeeping).
 

@@ -17,11 +17,10 @@ from video_runner.domain.chunks import TaskRecord
 
 @dataclass(frozen=True, slots=True)
 class ReapPlan:
-    """What to do with an event's frames that have no result."""
+    """What to do with an event's consumed frames that have no result."""
 
     republish: tuple[TaskRecord, ...]
     exhausted: tuple[TaskRecord, ...]
-    queued: int
 
     @property
     def fails_event(self) -> bool:
@@ -33,20 +32,12 @@ def is_consumed(task: TaskRecord, committed: Mapping[int, int]) -> bool:
     return committed.get(task.partition, 0) > task.offset
 
 
-def plan_reaping(
-    missing: Sequence[TaskRecord], committed: Mapping[int, int], max_attempts: int
-) -> ReapPlan:
-    republish: list[TaskRecord] = []
-    exhausted: list[TaskRecord] = []
-    queued = 0
-    for task in missing:
-        if not is_consumed(task, committed):
-            queued += 1
-        elif task.attempt >= max_attempts:
-            exhausted.append(task)
-        else:
-            republish.append(task)
-    return ReapPlan(tuple(republish), tuple(exhausted), queued)
+def plan_reaping(lost: Sequence[TaskRecord], max_attempts: int) -> ReapPlan:
+    """Re-publish each lost task (consumed, no result) until it has had ``max_attempts``."""
+    return ReapPlan(
+        republish=tuple(task for task in lost if task.attempt < max_attempts),
+        exhausted=tuple(task for task in lost if task.attempt >= max_attempts),
+    )
 
 
 def grace_s(deadline_s: float, attempt: int) -> float:

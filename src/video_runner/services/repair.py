@@ -160,14 +160,14 @@ class Reaper:
         consumed = [t for chunk in chunks for t in chunk.tasks if is_consumed(t, committed)]
         results = await self._store.results_of(event_id, [t.frame_id for t in consumed])
         missing = [task for task in consumed if task.frame_id not in results]
-        plan = plan_reaping(missing, committed, self._config.reaper_max_attempts)
+        plan = plan_reaping(missing, self._config.reaper_max_attempts)
         round_ = current_round(missing)
         if plan.fails_event:
             await self._fail(event_id, missing, round_, now)
             return True
         if not plan.republish:
-            # Still queued, or counters short (the reconciler's recount finishes those): look
-            # again after another grace period, not at every pass.
+            # Nothing consumed is missing: still queued, or counters short (the reconciler's
+            # recount finishes those). Look again after another grace period, not every pass.
             previous, _ = self._rounds.get(event_id, (0, now))
             self._rounds[event_id] = (previous, now)
             return False
