@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from video_runner.domain.ids import video_key
+from video_runner.domain.progress import results_partitions
 from video_runner.domain.status import Status
 from video_runner.errors import PermanentError, RetriableError, VideoRunnerError
 from video_runner.ports import ObjectStore, PredictionStore, RawPublisher
@@ -53,8 +54,7 @@ async def status_of(store: PredictionStore, event_id: str) -> dict[str, Any] | N
     document = await store.get(event_id)
     if document is None or document.get("status") != Status.PROCESSING.value:
         return document
-    partitions = max(int(document.get("results_partitions") or 1), 1)
-    counts = await store.progress(event_id, partitions)
+    counts = await store.progress(event_id, results_partitions(document))
     return {**document, "results_received": counts.stored, "failed_frames": counts.failed}
 
 

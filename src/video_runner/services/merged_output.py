@@ -44,12 +44,13 @@ async def write_merged(store: PredictionStore, document: Mapping[str, Any], path
                         "frame without a stored result in a complete event",
                         extra={"event_id": event_id, "frame_id": task.frame_id},
                     )
+                # The task's timestamp is the runner's own measure; a result only echoes it.
+                timestamp = task.timestamp_ms
+                if timestamp is None and stored is not None:
+                    timestamp = stored.timestamp_ms
                 result = FrameResult(
                     frame_id=task.frame_id,
-                    # The task's timestamp is the runner's own measure; a result only echoes it.
-                    timestamp_ms=task.timestamp_ms
-                    if task.timestamp_ms is not None or stored is None
-                    else stored.timestamp_ms,
+                    timestamp_ms=timestamp,
                     objects=[] if stored is None else stored.objects,
                     error="no result stored" if stored is None else stored.error,
                     model=None if stored is None else stored.model,

@@ -25,11 +25,11 @@ from typing import Any
 
 from video_runner.domain.chunks import chunk_count
 from video_runner.domain.ids import detection_key, is_valid_id
+from video_runner.domain.progress import results_partitions
 from video_runner.domain.status import Status
 from video_runner.errors import PermanentError
 from video_runner.ports import Message, ObjectStore, PredictionStore
 from video_runner.services.merged_output import write_merged
-from video_runner.services.results_path import results_partitions
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,13 @@ from typing import Any
 
 from video_runner.contracts import InferenceTask
 from video_runner.domain.chunks import TaskChunk, TaskRecord, chunk_count
+from video_runner.domain.progress import results_partitions
 from video_runner.domain.reaping import current_round, grace_s, is_consumed, plan_reaping
 from video_runner.domain.results import ResultCounts
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode
 from video_runner.ports import ConsumedOffsets, PredictionStore, RawPublisher
-from video_runner.services.results_path import Completion, ResultsConfig, results_partitions
+from video_runner.services.results_path import Completion, ResultsConfig
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)

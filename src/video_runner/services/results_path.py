@@ -27,6 +27,7 @@ from video_runner.contracts import (
     ResultMessage,
     parse_inference_result,
 )
+from video_runner.domain.progress import results_partitions
 from video_runner.domain.results import ResultCounts, is_expected_under, judge_completion
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode, PermanentError
@@ -53,11 +54,6 @@ class ResultsConfig:
     max_message_bytes: int = 1024 * 1024
     dlq_max_bytes: int = 900 * 1024
     limits: ResultLimits = field(default_factory=ResultLimits)
-
-
-def results_partitions(document: Mapping[str, Any]) -> int:
-    """Over how many results partitions an event's counters are spread."""
-    return max(int(document.get("results_partitions") or 1), 1)
 
 
 def _waits_for_results(document: Mapping[str, Any] | None) -> bool:
