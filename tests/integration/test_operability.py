@@ -10,13 +10,12 @@ import urllib.error
 import urllib.request
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
+from support.faults import kafka_serves_groups
 from support.objects import metric
 from support.stack import (
     REPO,
     isolated_settings,
-    publish,
     running,
     service_process,
     store_of,
@@ -160,26 +159,6 @@ async def test_a_whole_run_logs_json_lines_without_any_secret(tmp_path):
     assert "Sup3rSecretPw" not in json.dumps(body)
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]
     assert any(line["msg"] == "dependency not ready, retrying" for line in lines)
-
-
-async def kafka_serves_groups(settings):
-    """After a server restart, wait until a consumer group can consume and commit again, so the
-    next test starts on a settled broker (its coordinator loads after its metadata answers)."""
-    topic = f"settle-{settings.group_runner}"
-    await publish(settings, topic, None, b"x")
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"settle-{settings.group_runner}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        await asyncio.wait_for(consumer.getone(), timeout=120)
-        await consumer.commit()
-    finally:
-        await consumer.stop()
 
 
 # Last in this module: bouncing the shared servers must not disturb the other tests.
