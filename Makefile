@@ -11,7 +11,7 @@ STACK := bash tools/stack/stack.sh
 WITH_STACK_ENV := set -a && source .stack/env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help install lint test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench bench-video-path bench-results clean
+.PHONY: help install lint schemas test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench bench-video-path bench-results clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ lint: install ## ruff, formatting, mypy --strict and the import contracts
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+schemas: install ## regenerate the message JSON Schemas from their pydantic models
+	$(PY) -m video_runner.contracts.schemas
 
 test: install ## unit, integration and e2e tests against a local stack it starts and stops
 	$(STACK) up

@@ -101,11 +101,17 @@ def test_the_options_schema_file_is_the_model_s_own_schema():
 
 def test_a_task_carries_classes_and_confidence_only_when_the_event_set_them():
     """Tasks of events without options are what they always were."""
-    plain = InferenceTask("ev-9", 5, "frames", "frames/ev-9/5.jpg", 200, 64, 48, 0)
-    assert "classes" not in plain.as_message()
-    filtered = InferenceTask(
-        "ev-9", 5, "frames", "frames/ev-9/5.jpg", 200, 64, 48, 0, ("person",), 0.5
+    plain = InferenceTask(
+        event_id="ev-9",
+        frame_id=5,
+        bucket="frames",
+        object_key="frames/ev-9/5.jpg",
+        timestamp_ms=200,
+        width=64,
+        height=48,
     )
+    assert "classes" not in plain.as_message()
+    filtered = plain.model_copy(update={"classes": ("person",), "min_confidence": 0.5})
     message = filtered.as_message()
     assert message["classes"] == ["person"]
     assert message["min_confidence"] == 0.5

@@ -1,0 +1,62 @@
+"""The committed ``*.schema.json`` files, generated from the message models.
+
+``python -m video_runner.contracts.schemas`` (``make schemas``) rewrites them; a unit test fails
+when a committed file differs from what the models generate, so the two never drift.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from video_runner.contracts.inference_result import InferenceResult
+from video_runner.contracts.inference_task import InferenceTask
+from video_runner.contracts.options import EventOptions
+from video_runner.contracts.outbox_event import OutboxEvent
+
+#: File stem -> the model whose JSON Schema it holds.
+MODELS: dict[str, type[BaseModel]] = {
+    "event_options": EventOptions,
+    "inference_result": InferenceResult,
+    "inference_task": InferenceTask,
+    "outbox_event": OutboxEvent,
+}
+
+
+def schema_of(name: str) -> dict[str, Any]:
+    """The JSON Schema ``{name}.schema.json`` should hold: what the parser accepts."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"video-runner/{name}",
+        **MODELS[name].model_json_schema(by_alias=True),
+    }
+
+
+def schema_text(name: str) -> str:
+    return json.dumps(schema_of(name), indent=2, ensure_ascii=False) + "\n"
+
+
+def here() -> Path:
+    return Path(str(resources.files(__package__)))
+
+
+def write_all(directory: Path) -> list[str]:
+    """Rewrite every schema file in ``directory``; the names of those that changed."""
+    changed = []
+    for name in MODELS:
+        path = directory / f"{name}.schema.json"
+        text = schema_text(name)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            changed.append(name)
+    return changed
+
+
+if __name__ == "__main__":
+    for name in write_all(here()):
+        sys.stdout.write(f"rewrote {name}.schema.json\n")
