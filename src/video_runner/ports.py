@@ -179,6 +179,29 @@ class PredictionStore(Protocol):
         """Take the one-time claim ``name`` of an event: True for exactly one caller ever."""
         ...
 
+    async def read_notice(self, event_id: str, status: Status) -> dict[str, Any] | None:
+        """The claim of the terminal move to ``status`` when it holds that move's notice
+        (``notice``, ``notice_id``, and ``log_position``/``notified_at`` once set), else None."""
+        ...
+
+    async def set_notice(self, event_id: str, status: Status, fields: Mapping[str, Any]) -> None:
+        """``$set`` delivery bookkeeping on the claim that holds the notice."""
+        ...
+
+    async def pending_notices(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Notices in flight whose marker was last touched before ``before`` (repair only)."""
+        ...
+
+    async def pending_notice(self, notice_id: str) -> dict[str, Any] | None:
+        """The marker of a notice in flight, by ``_id``."""
+        ...
+
+    async def update_pending(self, notice_id: str, fields: Mapping[str, Any]) -> None: ...
+
+    async def drop_pending(self, notice_id: str) -> None:
+        """The notice is published and its webhook done: forget its marker."""
+        ...
+
     async def find(
         self,
         status: Status,
@@ -202,6 +225,39 @@ class PredictionStore(Protocol):
         ...
 
     async def ping(self) -> None: ...
+
+
+class NoticeLog(Protocol):
+    """The completion notices' topic, partition by partition (docs/decisions/0008)."""
+
+    async def partition_for(self, topic: str, key: str) -> int:
+        """The partition a message keyed ``key`` goes to (the producer's default partitioner)."""
+        ...
+
+    async def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next message of this partition will get."""
+        ...
+
+    async def publish_at(
+        self, topic: str, partition: int, key: str, value: Mapping[str, Any]
+    ) -> Delivery:
+        """Publish to this partition; returns once acknowledged (acks=all, idempotent)."""
+        ...
+
+    async def contains(
+        self, topic: str, partition: int, start: int, key: str, notice_id: str
+    ) -> bool:
+        """Whether a message keyed ``key`` with this ``notice_id`` sits in the partition at
+        ``start`` or later (up to its end when asked)."""
+        ...
+
+
+class WebhookSender(Protocol):
+    """POSTs a body to a URL. Errors: ``DependencyUnavailable`` (no connection, timeout)."""
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """Send; return the HTTP status the receiver answered."""
+        ...
 
 
 class Message(Protocol):

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     topic_inference_results: str = "inference_results"
     #: The runner announces each ``predictable`` event here, for the outbox-S3 workers.
     topic_predictable_events: str = "predictable_events"
+    #: One completion notice per event that ends, ``ready`` or ``failed`` (key = event_id).
+    topic_prediction_events: str = "prediction_events"
     dlq_suffix: str = ".dlq"
     #: Dead-letter copies are truncated so value + headers stay below this (broker limit: 1 MB).
     dlq_max_bytes: int = Field(default=900_000, ge=4096)
@@ -82,6 +84,8 @@ class Settings(BaseSettings):
     mongo_chunks_collection: str = "runner_task_chunks"
     mongo_progress_collection: str = "runner_progress"
     mongo_claims_collection: str = "runner_claims"
+    #: Completion notices not yet fully delivered (published, webhook done): small by design.
+    mongo_notices_collection: str = "runner_notices"
     mongo_timeout_ms: int = 5_000
 
     # --- Extraction ----------------------------------------------------------------------
@@ -139,6 +143,23 @@ class Settings(BaseSettings):
     #: On SIGTERM, how long in-flight videos may run on before they are abandoned (uncommitted).
     shutdown_drain_s: float = 10.0
 
+    # --- Completion notices and webhooks (docs/decisions/0008) ------------------------------
+    #: A notice still pending this long (its publisher died, or a webhook stopped retrying) is
+    #: finished by the outbox-S3 sweep. Keep it above twice ``KAFKA_REQUEST_TIMEOUT_MS``: a send
+    #: still in flight is then acknowledged or expired before the sweep looks.
+    completion_notice_grace_s: float = Field(default=120.0, gt=0)
+    #: Comma-separated hosts a ``callback_url`` may name (``webhook_hosts``); empty: none.
+    webhook_allowed_hosts: str = ""
+    #: The HMAC-SHA256 key of ``X-Signature-SHA256``; without it webhooks go unsigned.
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    #: Tries per webhook (5xx, timeouts, refused connections), with capped exponential backoff.
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_retry_initial_s: float = Field(default=1.0, gt=0)
+    webhook_retry_max_s: float = Field(default=60.0, gt=0)
+    #: Webhook deliveries in flight at once per process; others wait, nothing else does.
+    webhook_concurrency: int = Field(default=8, ge=1)
+
     # --- HTTP and logs ---------------------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = 8002
@@ -193,6 +214,12 @@ class Settings(BaseSettings):
         return frozenset(name for name in names if name)
 
     @cached_property
+    def webhook_hosts(self) -> frozenset[str]:
+        """``WEBHOOK_ALLOWED_HOSTS`` as a set of lower-case host names (blanks ignored)."""
+        names = (name.strip().lower() for name in self.webhook_allowed_hosts.split(","))
+        return frozenset(name for name in names if name)
+
+    @cached_property
     def mongo_collections(self) -> dict[str, str]:
         """The store's collections by role (see ``adapters/mongo.py``)."""
         return {
@@ -201,6 +228,7 @@ class Settings(BaseSettings):
             "results": self.mongo_results_collection,
             "progress": self.mongo_progress_collection,
             "claims": self.mongo_claims_collection,
+            "notices": self.mongo_notices_collection,
         }
 
     def dlq_topic(self, topic: str) -> str:

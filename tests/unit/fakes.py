@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from video_runner.adapters.mongo import new_event_document
+from video_runner.adapters.mongo import new_event_document, pending_notice_document
+from video_runner.contracts.notice import notice_for, notice_json
 from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.detections import Detection
 from video_runner.domain.results import FrameResult, ResultCounts
@@ -110,6 +111,9 @@ class FakePredictionStore:
         self.results: dict[tuple[str, int], FrameResult] = {}
         self.counters: dict[tuple[str, int], ResultCounts] = {}
         self.claims: dict[tuple[str, str], dict[str, Any]] = {}
+        #: Pending completion notices (``runner_notices``) by notice id.
+        self.notices: dict[str, dict[str, Any]] = {}
+        self.notice_scans = 0
         self.transitions: list[Transition] = []
         self.scans = 0
         #: Results looked up by ``_id`` (one round trip each on a real server).
@@ -184,8 +188,21 @@ class FakePredictionStore:
         if document is not None and can_move(Status(document["status"]), target):
             key = (event_id, claim_name(target))
             applied = {**copy.deepcopy(dict(fields)), "status": target.value}
-            winner = self.claims.setdefault(key, {"fields": applied})
-            moved = winner["fields"] is applied
+            claim: dict[str, Any] = {"event_id": event_id, "fields": applied}
+            notice = notice_for(document, target, applied)
+            if notice is not None:
+                url = (document.get("options") or {}).get("callback_url")
+                claim |= {
+                    "notice": notice_json(notice),
+                    "notice_id": notice.notice_id,
+                    "callback_url": url,
+                }
+                self.notices.setdefault(
+                    notice.notice_id,
+                    pending_notice_document(notice.notice_id, event_id, target, url, self.clock()),
+                )
+            winner = self.claims.setdefault(key, claim)
+            moved = winner is claim
             self._set(document, winner["fields"])
         self.transitions.append(Transition(event_id, target, moved))
         return moved
@@ -196,6 +213,39 @@ class FakePredictionStore:
             return False
         self.claims[event_id, name] = {"at": self.clock()}
         return True
+
+    async def read_notice(self, event_id: str, status: Status) -> dict[str, Any] | None:
+        await self._round_trip()
+        claim = self.claims.get((event_id, claim_name(status)))
+        if claim is None or claim.get("notice_id") != f"{event_id}/{status.value}":
+            return None
+        return copy.deepcopy(claim)
+
+    async def set_notice(self, event_id: str, status: Status, fields: Mapping[str, Any]) -> None:
+        await self._round_trip()
+        claim = self.claims.get((event_id, claim_name(status)))
+        if claim is not None:
+            claim.update(copy.deepcopy(dict(fields)))
+
+    async def pending_notices(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        await self._round_trip()
+        self.notice_scans += 1
+        found = [m for _, m in sorted(self.notices.items()) if m["at"] < before]
+        return copy.deepcopy(found[:limit])
+
+    async def pending_notice(self, notice_id: str) -> dict[str, Any] | None:
+        await self._round_trip()
+        return copy.deepcopy(self.notices.get(notice_id))
+
+    async def update_pending(self, notice_id: str, fields: Mapping[str, Any]) -> None:
+        await self._round_trip()
+        marker = self.notices.get(notice_id)
+        if marker is not None:
+            marker.update(copy.deepcopy(dict(fields)))
+
+    async def drop_pending(self, notice_id: str) -> None:
+        await self._round_trip()
+        self.notices.pop(notice_id, None)
 
     async def find(
         self,
@@ -580,3 +630,86 @@ class RecordingTelemetry:
             for n, v, given in self.counts
             if n == name and all(given.get(k) == x for k, x in labels.items())
         )
+
+
+# --------------------------------------------------------------------------------------------
+# NoticeLog, WebhookSender
+
+
+class FakeNoticeLog:
+    """Implements ``ports.NoticeLog``: partitions of a topic as lists of (key, value).
+
+    ``fail_next_publish`` makes a publish raise after the broker stored it (an acknowledgement
+    lost on the way back, or a crash right after it), so a test can play both crash points.
+    """
+
+    def __init__(self, partition_count: int = 4) -> None:
+        self.partition_count = partition_count
+        self.partitions: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
+        self.searches = 0
+        self._lost_acks = 0
+        self._unavailable = 0
+
+    def fail_next(self, times: int = 1) -> None:
+        """The next ``times`` calls raise ``DependencyUnavailable`` and store nothing."""
+        self._unavailable += times
+
+    def lose_next_ack(self, times: int = 1) -> None:
+        """The next ``times`` publishes are stored, then raise as if the answer never came."""
+        self._lost_acks += times
+
+    async def _round_trip(self) -> None:
+        await asyncio.sleep(0)
+        if self._unavailable:
+            self._unavailable -= 1
+            raise DependencyUnavailable("kafka", "fake: broker not answering")
+
+    def messages(self, topic: str) -> list[tuple[str, dict[str, Any]]]:
+        return [m for (t, _), ms in sorted(self.partitions.items()) if t == topic for m in ms]
+
+    async def partition_for(self, topic: str, key: str) -> int:  # noqa: ARG002 - the port's
+        await self._round_trip()
+        return zlib.crc32(key.encode()) % self.partition_count
+
+    async def end_offset(self, topic: str, partition: int) -> int:
+        await self._round_trip()
+        return len(self.partitions.get((topic, partition), []))
+
+    async def publish_at(
+        self, topic: str, partition: int, key: str, value: Mapping[str, Any]
+    ) -> Delivery:
+        await self._round_trip()
+        stored = self.partitions.setdefault((topic, partition), [])
+        stored.append((key, copy.deepcopy(dict(value))))
+        if self._lost_acks:
+            self._lost_acks -= 1
+            raise DependencyUnavailable("kafka", "fake: stored, but the answer was lost")
+        return Delivery(partition, len(stored) - 1)
+
+    async def contains(
+        self, topic: str, partition: int, start: int, key: str, notice_id: str
+    ) -> bool:
+        await self._round_trip()
+        self.searches += 1
+        stored = self.partitions.get((topic, partition), [])[start:]
+        return any(k == key and v.get("notice_id") == notice_id for k, v in stored)
+
+
+class FakeWebhooks:
+    """Implements ``ports.WebhookSender``: answers with the queued statuses, then ``default``.
+
+    A queued ``None`` raises ``DependencyUnavailable`` (a refused connection or a timeout).
+    """
+
+    def __init__(self, *answers: int | None, default: int = 200) -> None:
+        self.answers = list(answers)
+        self.default = default
+        self.posts: list[tuple[str, bytes, dict[str, str]]] = []
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        await asyncio.sleep(0)
+        self.posts.append((url, body, dict(headers)))
+        answer = self.answers.pop(0) if self.answers else self.default
+        if answer is None:
+            raise DependencyUnavailable("webhook", "fake: connection refused")
+        return answer

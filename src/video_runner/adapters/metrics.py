@@ -68,6 +68,16 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("tasks_republished", _C, "frame tasks re-published by the reaper"),
     MetricSpec("tasks_rejected", _C, "inference tasks dead-lettered", ("error_code",)),
     MetricSpec("frames_inferred", _C, "frames run through the detector", ("status",)),
+    MetricSpec(
+        "notices_published", _C, "completion notices published by their move's winner", ("status",)
+    ),
+    MetricSpec("notices_republished", _C, "completion notices published by the sweep"),
+    MetricSpec(
+        "notices_found_published",
+        _C,
+        "pending completion notices the sweep found already on the topic (only marked)",
+    ),
+    MetricSpec("webhook_attempts", _C, "webhook POSTs, by outcome", ("outcome",)),
     MetricSpec("documents_purged", _C, "frame documents deleted after their event ended"),
     MetricSpec("stage_seconds", _H, "duration of a pipeline stage", ("stage",)),
     MetricSpec("videos_in_progress", _G, "videos being extracted now"),

@@ -1,12 +1,14 @@
 """MongoDB adapter (PyMongo's asyncio API): events, task chunks, results, progress and claims.
 
-Five collections in ``runner_db`` (docs/contracts.md, "Documents"):
+Six collections in ``runner_db`` (docs/contracts.md, "Documents"):
 
 * ``runner_predictions``: one document per event, ``_id`` = event_id, carrying the status;
 * ``runner_task_chunks``: ``{event_id}/c{k}``, the records of up to 64 published frame tasks;
 * ``runner_frame_results``: ``{event_id}/{frame_id}``, a frame's result; the first insert wins;
 * ``runner_progress``: ``{event_id}/p{partition}``, results stored per results partition;
-* ``runner_claims``: ``{event_id}/{name}``, one-time claims: who moved the event, who reaped.
+* ``runner_claims``: ``{event_id}/{name}``, one-time claims: who moved the event, who reaped;
+  a terminal move's claim holds its completion notice;
+* ``runner_notices``: ``{event_id}/{ready|failed}``, notices not yet fully delivered (small).
 
 Every call on the hot paths names documents by ``_id`` only, and every write of the results path
 is an insert, a bulk insert or an ``$inc`` by ``_id``: its cost stays flat however many other
@@ -27,6 +29,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from video_runner.adapters.error_classes import classify_mongo, is_duplicate_key
+from video_runner.contracts.notice import notice_for, notice_json
 from video_runner.domain.chunks import TaskChunk, TaskRecord
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.status import Status, can_move, claim_name
@@ -114,6 +117,32 @@ def new_event_document(event_id: str, fields: Mapping[str, Any], now: datetime) 
     }
 
 
+def pending_notice_document(
+    notice_id: str, event_id: str, status: Status, callback_url: str | None, now: datetime
+) -> dict[str, Any]:
+    """A notice in flight: published to ``prediction_events`` yet or not, its webhook done or not.
+
+    Deleted once both are done; the sweep reads these (and only these) to finish what a crash
+    interrupted.
+    """
+    return {
+        "_id": notice_id,
+        "event_id": event_id,
+        "status": status.value,
+        "at": now,
+        "attempts": 0,
+        "published": False,
+        "webhook_url": callback_url,
+        "webhook_done": callback_url is None,
+        "webhook_attempts": 0,
+    }
+
+
+def _callback_url(document: Mapping[str, Any]) -> str | None:
+    url = (document.get("options") or {}).get("callback_url")
+    return url if isinstance(url, str) and url else None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -141,6 +170,9 @@ class MongoPredictionStore:
         self._results: AsyncCollection[dict[str, Any]] = db[collections["results"]]
         self._progress: AsyncCollection[dict[str, Any]] = db[collections["progress"]]
         self._claims: AsyncCollection[dict[str, Any]] = db[collections["claims"]]
+        self._notices: AsyncCollection[dict[str, Any]] = db[
+            collections.get("notices", "runner_notices")
+        ]
 
     @classmethod
     def connect(
@@ -229,21 +261,36 @@ class MongoPredictionStore:
         The claim (a unique insert) is what makes one caller win even where conditional updates
         are not atomic (FerretDB). It holds the fields, so if its winner dies before applying
         them, the next caller that tries any move of the same kind applies the winner's move.
+        A terminal move's claim also holds its completion notice, unpublished (outbox-style:
+        the notice exists exactly when the move was won), and a pending marker is written to
+        ``runner_notices`` before the claim, so the sweep finds a notice whose winner died
+        without a scan of the claims (docs/decisions/0008).
         """
         document = await self.get(event_id)
         if document is None or not can_move(Status(document["status"]), target):
             return False
         name = claim_name(target)
         applied = {**fields, "status": target.value}
-        try:
-            await self._claims.insert_one(
-                {
-                    "_id": claim_doc_id(event_id, name),
-                    "event_id": event_id,
-                    "fields": applied,
-                    "at": _now(),
-                }
+        now = _now()
+        claim: dict[str, Any] = {
+            "_id": claim_doc_id(event_id, name),
+            "event_id": event_id,
+            "fields": applied,
+            "at": now,
+        }
+        notice = notice_for(document, target, applied)
+        if notice is not None:
+            claim["notice"] = notice_json(notice)
+            claim["notice_id"] = notice.notice_id
+            claim["callback_url"] = _callback_url(document)
+            await self._insert_once(
+                self._notices,
+                pending_notice_document(
+                    notice.notice_id, event_id, target, _callback_url(document), now
+                ),
             )
+        try:
+            await self._claims.insert_one(claim)
         except PyMongoError as exc:
             if not is_duplicate_key(exc):
                 _raise(exc)
@@ -255,6 +302,65 @@ class MongoPredictionStore:
             return False
         await self._set(event_id, applied)
         return True
+
+    async def _insert_once(
+        self, collection: AsyncCollection[dict[str, Any]], document: Mapping[str, Any]
+    ) -> bool:
+        try:
+            await collection.insert_one(dict(document))
+        except PyMongoError as exc:
+            if is_duplicate_key(exc):
+                return False
+            _raise(exc)
+        return True
+
+    # -- completion notices (docs/decisions/0008) ---------------------------------------------
+
+    async def read_notice(self, event_id: str, status: Status) -> dict[str, Any] | None:
+        """The claim of the move to ``status`` if it holds that move's notice, else None."""
+        try:
+            claim = await self._claims.find_one({"_id": claim_doc_id(event_id, claim_name(status))})
+        except PyMongoError as exc:
+            _raise(exc)
+        if claim is None or claim.get("notice_id") != f"{event_id}/{status.value}":
+            return None
+        return claim
+
+    async def set_notice(self, event_id: str, status: Status, fields: Mapping[str, Any]) -> None:
+        """``$set`` delivery bookkeeping (``log_position``, ``notified_at``) on the claim."""
+        try:
+            await self._claims.update_one(
+                {"_id": claim_doc_id(event_id, claim_name(status))}, {"$set": dict(fields)}
+            )
+        except PyMongoError as exc:
+            _raise(exc)
+
+    async def pending_notices(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Pending markers last touched before ``before`` (a scan of a collection that holds
+        only notices in flight: a repair path)."""
+        try:
+            cursor = self._notices.find({"at": {"$lt": before}}).sort("_id", ASCENDING)
+            return [doc async for doc in cursor.limit(limit)]
+        except PyMongoError as exc:
+            _raise(exc)
+
+    async def pending_notice(self, notice_id: str) -> dict[str, Any] | None:
+        try:
+            return await self._notices.find_one({"_id": notice_id})
+        except PyMongoError as exc:
+            _raise(exc)
+
+    async def update_pending(self, notice_id: str, fields: Mapping[str, Any]) -> None:
+        try:
+            await self._notices.update_one({"_id": notice_id}, {"$set": dict(fields)})
+        except PyMongoError as exc:
+            _raise(exc)
+
+    async def drop_pending(self, notice_id: str) -> None:
+        try:
+            await self._notices.delete_one({"_id": notice_id})
+        except PyMongoError as exc:
+            _raise(exc)
 
     async def claim(self, event_id: str, name: str) -> bool:
         try:

@@ -9,6 +9,7 @@ break it is dead-lettered and its event fails with ``bad_options``.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -32,6 +33,11 @@ class EventOptions(BaseModel):
     classes: list[ClassName] | None = Field(default=None, min_length=1, max_length=100)
     min_confidence: float | None = Field(default=None, ge=0, le=1)
     tag: str | None = Field(default=None, max_length=256)
+    #: Where to POST the completion notice (a webhook). Only hosts in ``WEBHOOK_ALLOWED_HOSTS``
+    #: pass (``callback_refusal``); none do by default.
+    callback_url: str | None = Field(
+        default=None, min_length=8, max_length=2048, pattern=r"^https?://[^\s/?#@]+(/[^\s]*)?$"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -50,6 +56,8 @@ class EventOptions(BaseModel):
             raise ValueError("every_n and fps exclude each other")
         if self.end_ms is not None and self.end_ms <= (self.start_ms or 0):
             raise ValueError("end_ms must be after start_ms")
+        if self.callback_url is not None and callback_host(self.callback_url) is None:
+            raise ValueError("callback_url must name a host")
         return self
 
     def sampling(self, default_every_n: int) -> SamplingPlan:
@@ -62,6 +70,29 @@ class EventOptions(BaseModel):
     def as_document(self) -> dict[str, Any]:
         """The options that were given, as stored on the document and in the final JSON."""
         return self.model_dump(exclude_none=True)
+
+
+def callback_host(url: str) -> str | None:
+    """The host a callback URL names, lower case, without port; None if it names none."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host.lower() if host else None
+
+
+def callback_refusal(options: EventOptions, allowed_hosts: frozenset[str]) -> str | None:
+    """Why ``options.callback_url`` may not be called (``WEBHOOK_ALLOWED_HOSTS``); None if it may.
+
+    The runner checks this right after the schema: a refused URL is ``bad_options``, like any
+    other option outside the contract.
+    """
+    if options.callback_url is None:
+        return None
+    host = callback_host(options.callback_url)
+    if host is None or host not in {h.lower() for h in allowed_hosts}:
+        return f"payload.options.callback_url: host {host!r} is not in WEBHOOK_ALLOWED_HOSTS"
+    return None
 
 
 def schema_document() -> dict[str, Any]:

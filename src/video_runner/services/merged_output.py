@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,16 @@ from video_runner.ports import PredictionStore
 log = logging.getLogger(__name__)
 
 
-async def write_merged(store: PredictionStore, document: Mapping[str, Any], path: Path) -> int:
-    """Write the final JSON of ``document``'s event to ``path``; returns the number of frames."""
+async def write_merged(
+    store: PredictionStore,
+    document: Mapping[str, Any],
+    path: Path,
+    classes: Counter[str] | None = None,
+) -> int:
+    """Write the final JSON of ``document``'s event to ``path``; returns the number of frames.
+
+    ``classes``, when given, counts the written objects per class (the completion notice's).
+    """
     event_id = str(document["_id"])
     header = merged_header(document)
     frames_part, legacy_part = MergedJson(header), MergedJson(header)
@@ -56,6 +65,8 @@ async def write_merged(store: PredictionStore, document: Mapping[str, Any], path
                     model=None if stored is None else stored.model,
                 )
                 out.write(frames_part.frame(result))
+                if classes is not None:
+                    classes.update(str(obj.get("class", "?")) for obj in result.objects)
                 legacy.write(legacy_part.legacy(result))
                 frames += 1
         out.write(frames_part.middle())

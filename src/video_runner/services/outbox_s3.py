@@ -17,6 +17,7 @@ import json
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from video_runner.domain.status import Status
 from video_runner.errors import PermanentError
 from video_runner.ports import Message, ObjectStore, PredictionStore
 from video_runner.services.merged_output import write_merged
+from video_runner.services.notices import Notices
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,13 @@ class OutboxS3:
         store: PredictionStore,
         objects: ObjectStore,
         telemetry: Telemetry,
+        notices: Notices | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._objects = objects
         self._telemetry = telemetry
+        self._notices = notices
 
     # -- the notice consumer ------------------------------------------------------------------
 
@@ -88,12 +92,18 @@ class OutboxS3:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(dir=self._config.work_dir) as folder:
             path = Path(folder) / f"{event_id}.json"
-            frames = await write_merged(self._store, document, path)
+            classes: Counter[str] = Counter()
+            frames = await write_merged(self._store, document, path, classes)
             await self._objects.upload_file(bucket, key, path, "application/json")
         moved = await self._store.transition(
             event_id,
             Status.READY,
-            {"ready_at": datetime.now(UTC), "output_s3": f"s3://{bucket}/{key}"},
+            {
+                "ready_at": datetime.now(UTC),
+                "output_s3": f"s3://{bucket}/{key}",
+                # Objects per class, most frequent first: the notice's, and the document's.
+                "detections": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
+            },
         )
         duration = time.monotonic() - started
         self._telemetry.observe("stage_seconds", duration, stage="write_result")
@@ -110,6 +120,8 @@ class OutboxS3:
                 "duration_s": round(duration, 3),
             },
         )
+        if self._notices is not None:
+            await self._notices.announce(event_id, Status.READY)
         if not self._config.keep_frame_documents:
             await self.purge(document)
         return True
@@ -117,9 +129,12 @@ class OutboxS3:
     # -- the sweep ----------------------------------------------------------------------------
 
     async def sweep(self, now: datetime | None = None) -> int:
-        """Write late ``predictable`` events; purge what retention no longer keeps."""
+        """Write late ``predictable`` events; finish pending completion notices (their
+        publishers died); purge what retention no longer keeps."""
         now = now or datetime.now(UTC)
         done = 0
+        if self._notices is not None:
+            await self._notices.sweep(now)
         late = now - timedelta(seconds=self._config.notice_grace_s)
         for document in await self._all(Status.PREDICTABLE, before=late):
             if await self.finish(str(document["_id"])):

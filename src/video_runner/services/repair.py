@@ -23,6 +23,7 @@ from video_runner.domain.results import ResultCounts
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode
 from video_runner.ports import ConsumedOffsets, PredictionStore, RawPublisher
+from video_runner.services.notices import Notices
 from video_runner.services.results_path import Completion, ResultsConfig
 from video_runner.services.telemetry import Telemetry
 
@@ -117,12 +118,14 @@ class Reaper:
         publisher: RawPublisher,
         offsets: ConsumedOffsets,
         telemetry: Telemetry,
+        notices: Notices | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._publisher = publisher
         self._offsets = offsets
         self._telemetry = telemetry
+        self._notices = notices
         self._rounds: dict[str, tuple[int, datetime]] = {}
 
     async def run_once(self, now: datetime | None = None) -> int:
@@ -254,3 +257,5 @@ class Reaper:
             log.error(
                 "event failed: inference timeout", extra={"event_id": event_id, "missing": len(ids)}
             )
+            if self._notices is not None:
+                await self._notices.announce(event_id, Status.FAILED)

@@ -33,6 +33,7 @@ from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode, PermanentError
 from video_runner.ports import Message, PredictionStore, RawPublisher
 from video_runner.services.dead_letters import dead_letter
+from video_runner.services.notices import Notices
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,13 @@ class Completion:
         store: PredictionStore,
         publisher: RawPublisher,
         telemetry: Telemetry,
+        notices: Notices | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._publisher = publisher
         self._telemetry = telemetry
+        self._notices = notices
 
     async def check(self, event_id: str) -> None:
         """Read the counters and finish the event if they are complete (idempotent)."""
@@ -109,6 +112,8 @@ class Completion:
             fields = {**summary, "failed_at": now, "error": error}
             if await self._store.transition(event_id, Status.FAILED, fields):
                 self._telemetry.count("events_failed", error_code=str(ErrorCode.INFERENCE_FAILED))
+                if self._notices is not None:
+                    await self._notices.announce(event_id, Status.FAILED)
             return True
         if await self._store.transition(
             event_id, Status.PREDICTABLE, {**summary, "predictable_at": now}

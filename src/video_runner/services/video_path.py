@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from video_runner.contracts import (
     event_id_hint,
     parse_video_event,
 )
+from video_runner.contracts.options import EventOptions, callback_refusal
 from video_runner.domain.ids import frame_key
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.sampling import SamplingPlan
@@ -34,6 +35,7 @@ from video_runner.domain.video import ExtractedFrame
 from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, RetriableError
 from video_runner.ports import FrameSource, Message, ObjectStore, PredictionStore, RawPublisher
 from video_runner.services.dead_letters import dead_letter
+from video_runner.services.notices import Notices
 from video_runner.services.task_publication import DONE, Publication
 from video_runner.services.telemetry import Telemetry
 
@@ -56,6 +58,9 @@ class VideoPathConfig:
     max_message_bytes: int = 1024 * 1024
     dlq_max_bytes: int = 900 * 1024
     allowed_buckets: frozenset[str] | None = None
+    #: Hosts an event's ``callback_url`` may name (``WEBHOOK_ALLOWED_HOSTS``); others are
+    #: ``bad_options``.
+    webhook_hosts: frozenset[str] = frozenset()
 
 
 class VideoPath:
@@ -71,7 +76,9 @@ class VideoPath:
         frames: FrameSource,
         telemetry: Telemetry,
         on_extracted: Callable[[str], Awaitable[None]],
+        notices: Notices | None = None,
     ) -> None:
+        self._notices = notices
         self._config = config
         self._store = store
         self._objects = objects
@@ -94,6 +101,13 @@ class VideoPath:
             return
         except PermanentError as exc:
             await self._reject(message, getattr(exc, "event_id", None), exc)
+            return
+        refusal = callback_refusal(event.options, self._config.webhook_hosts)
+        if refusal is not None:
+            # Refused like any other option, and the URL is never called (not even to fail).
+            await self._refuse_options(
+                message, OptionsRejected(refusal, replace(event, options=EventOptions()))
+            )
             return
         document = await self._store.get(event.event_id)
         if document is not None and _already_done(document):
@@ -253,15 +267,16 @@ class VideoPath:
             max_bytes=self._config.dlq_max_bytes,
             event_id=event_id,
         )
-        if event_id is not None:
-            await self._store.transition(
-                event_id,
-                Status.FAILED,
-                {
-                    "error": {"code": str(error.code), "message": str(error)},
-                    "failed_at": datetime.now(UTC),
-                },
-            )
+        moved = event_id is not None and await self._store.transition(
+            event_id,
+            Status.FAILED,
+            {
+                "error": {"code": str(error.code), "message": str(error)},
+                "failed_at": datetime.now(UTC),
+            },
+        )
+        if moved and event_id is not None and self._notices is not None:
+            await self._notices.announce(event_id, Status.FAILED)
         self._telemetry.count("events_failed", error_code=str(error.code))
         log.error(
             "event failed",

@@ -93,6 +93,15 @@ class KafkaPublisher:
             raise classify_kafka(exc, what=f"metadata of {topic}") from exc
         return len(found)
 
+    async def publish_to(self, topic: str, partition: int, key: str, value: bytes) -> Delivery:
+        """Publish to one partition; returns where it was stored, once acknowledged."""
+        try:
+            future = await self._producer.send(topic, value, key=key.encode(), partition=partition)
+            metadata = await future
+        except KafkaError as exc:
+            raise classify_kafka(exc, what=f"publish to {topic}/{partition}") from exc
+        return Delivery(metadata.partition, metadata.offset)
+
     async def publish_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Mapping[str, str]
     ) -> None:

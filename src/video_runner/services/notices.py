@@ -1,0 +1,309 @@
+"""Completion notices on ``prediction_events`` and webhooks: exactly one notice per terminal move.
+
+The notice of a terminal move (``ready``, ``failed``) is written in the move's claim, with a
+pending marker in ``runner_notices`` written just before (``PredictionStore.transition``). The
+caller that won the move then calls ``announce``: record the partition's end offset in the claim,
+publish the notice to that partition, mark the claim ``notified_at``. A crash anywhere leaves the
+marker behind; ``sweep`` (the outbox-S3 worker's, every ``OUTBOX_SWEEP_INTERVAL_S``) finishes
+markers older than ``COMPLETION_NOTICE_GRACE_S``: one sweeper per marker and attempt (a unique
+claim), and before publishing again it reads the partition from the recorded offset: a notice
+found there was acknowledged before the crash, and is only marked. Webhooks run as background
+tasks, a bounded number at a time, and record their state on the event document
+(docs/decisions/0008-completion-notices.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from video_runner.domain.backoff import backoff_delay
+from video_runner.domain.signature import SIGNATURE_HEADER, sign
+from video_runner.domain.status import Status
+from video_runner.errors import RetriableError
+from video_runner.ports import NoticeLog, PredictionStore, WebhookSender
+from video_runner.services.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({Status.READY, Status.FAILED})
+_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeConfig:
+    topic: str
+    #: A marker untouched this long is the sweep's: its owner died or gave up.
+    grace_s: float = 120.0
+    webhook_secret: bytes | None = None
+    webhook_max_attempts: int = 8
+    webhook_retry_initial_s: float = 1.0
+    webhook_retry_max_s: float = 60.0
+    webhook_concurrency: int = 8
+
+
+def body_of(notice: Mapping[str, Any]) -> bytes:
+    """The exact bytes published and posted (compact UTF-8 JSON)."""
+    return json.dumps(notice, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Notices:
+    """Publishes completion notices and delivers webhooks; ``sweep`` repairs what crashes left."""
+
+    def __init__(
+        self,
+        config: NoticeConfig,
+        *,
+        store: PredictionStore,
+        notice_log: NoticeLog,
+        webhooks: WebhookSender | None,
+        telemetry: Telemetry,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._now = clock
+        self._config = config
+        self._store = store
+        self._log = notice_log
+        self._webhooks = webhooks
+        self._telemetry = telemetry
+        self._slots = asyncio.Semaphore(config.webhook_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Webhooks this process is delivering now, by notice id (never two for one notice).
+        self._delivering: set[str] = set()
+
+    # -- the winner of a move -----------------------------------------------------------------
+
+    async def announce(self, event_id: str, status: Status) -> None:
+        """Publish the notice of the move to ``status`` this caller just won; start its webhook.
+
+        Never raises for a dependency that is down: the notice stays pending and the sweep
+        publishes it after the grace period.
+        """
+        if status not in TERMINAL:
+            return
+        notice_id = f"{event_id}/{status.value}"
+        try:
+            claim = await self._store.read_notice(event_id, status)
+            if claim is None:
+                return
+            if claim.get("notified_at") is None:
+                await self._publish(event_id, status, claim["notice"])
+                self._telemetry.count("notices_published", status=status.value)
+            await self._published(notice_id, claim)
+        except RetriableError as exc:
+            log.warning(
+                "completion notice left to the sweep",
+                extra={"event_id": event_id, "notice_id": notice_id, "error": str(exc)},
+            )
+
+    async def _publish(self, event_id: str, status: Status, notice: Mapping[str, Any]) -> None:
+        """Offset first, then the message, then the mark: a crash leaves where to look."""
+        topic = self._config.topic
+        partition = await self._log.partition_for(topic, event_id)
+        start = await self._log.end_offset(topic, partition)
+        await self._store.set_notice(
+            event_id, status, {"log_position": {"partition": partition, "offset": start}}
+        )
+        await self._log.publish_at(topic, partition, event_id, notice)
+        await self._store.set_notice(event_id, status, {"notified_at": self._now()})
+
+    async def _published(self, notice_id: str, claim: Mapping[str, Any]) -> None:
+        """The notice is on the topic: start its webhook, or forget its marker."""
+        url = _callback_of(claim)
+        if url is None or self._webhooks is None:
+            await self._store.drop_pending(notice_id)
+            return
+        await self._store.update_pending(notice_id, {"published": True, "at": self._now()})
+        self._spawn_webhook(notice_id, str(claim["event_id"]), url, claim["notice"])
+
+    # -- webhooks -----------------------------------------------------------------------------
+
+    def _spawn_webhook(
+        self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
+    ) -> None:
+        if notice_id in self._delivering:
+            return
+        self._delivering.add(notice_id)
+        self._spawn(self._webhook(notice_id, event_id, url, notice), notice_id)
+
+    def _spawn(self, job: Coroutine[Any, Any, None], notice_id: str) -> None:
+        task = asyncio.create_task(job, name=f"webhook {notice_id}")
+        self._tasks.add(task)
+
+        def _done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            self._delivering.discard(notice_id)
+
+        task.add_done_callback(_done)
+
+    async def _webhook(
+        self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
+    ) -> None:
+        try:
+            async with self._slots:
+                await self._deliver(notice_id, event_id, url, notice)
+        except RetriableError as exc:
+            # The store went away: the marker stays, the sweep resumes the delivery.
+            log.warning(
+                "webhook left to the sweep", extra={"event_id": event_id, "error": str(exc)}
+            )
+        except Exception:
+            log.exception("webhook delivery crashed", extra={"event_id": event_id})
+
+    async def _deliver(
+        self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
+    ) -> None:
+        assert self._webhooks is not None  # noqa: S101 - only spawned with a sender
+        body = body_of(notice)
+        headers = {"Content-Type": "application/json", "X-Notice-Id": notice_id}
+        if self._config.webhook_secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self._config.webhook_secret, body)
+        # Resumed after a crash: count on from what the document (or the marker) recorded.
+        pending = await self._store.pending_notice(notice_id) or {}
+        document = await self._store.get(event_id) or {}
+        attempts = max(
+            int(pending.get("webhook_attempts") or 0),
+            int((document.get("webhook") or {}).get("attempts") or 0),
+        )
+        while True:
+            status: int | None = None
+            error: str | None = None
+            try:
+                status = await self._webhooks.post(url, body, headers)
+            except RetriableError as exc:
+                error = str(exc)[:300]
+            attempts += 1
+            delivered = status is not None and 200 <= status < 300  # noqa: PLR2004
+            retriable = status is None or status >= 500  # noqa: PLR2004
+            final = delivered or not retriable or attempts >= self._config.webhook_max_attempts
+            state = "delivered" if delivered else ("failed" if final else "pending")
+            if error is None and not delivered:
+                error = f"HTTP {status}"
+            outcome = "delivered" if delivered else ("refused" if not retriable else "retry")
+            self._telemetry.count("webhook_attempts", outcome=outcome)
+            await self._store.annotate(
+                event_id,
+                {
+                    "webhook": {
+                        "state": state,
+                        "attempts": attempts,
+                        "last_status": status,
+                        "last_error": None if delivered else error,
+                    }
+                },
+            )
+            if final:
+                await self._store.drop_pending(notice_id)
+                log.log(
+                    logging.INFO if delivered else logging.WARNING,
+                    "webhook delivery over",
+                    extra={
+                        "event_id": event_id,
+                        "state": state,
+                        "attempts": attempts,
+                        "status": status,
+                    },
+                )
+                return
+            # Touch the marker: a sweeper leaves a delivery that is still trying alone.
+            await self._store.update_pending(
+                notice_id, {"webhook_attempts": attempts, "at": self._now()}
+            )
+            await asyncio.sleep(
+                backoff_delay(
+                    attempts - 1,
+                    self._config.webhook_retry_initial_s,
+                    self._config.webhook_retry_max_s,
+                )
+            )
+
+    async def drain(self) -> None:
+        """Wait for every webhook in flight (tests, and a graceful stop that may wait)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop webhooks in flight: their markers stay, and the sweep resumes them."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- the sweep ----------------------------------------------------------------------------
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Finish notices whose owner stopped: publish (or find) them, resume their webhooks."""
+        now = now or self._now()
+        before = now - timedelta(seconds=self._config.grace_s)
+        done = 0
+        for marker in await self._store.pending_notices(before, limit=_PAGE):
+            try:
+                if await self._repair(marker):
+                    done += 1
+            except RetriableError as exc:
+                log.warning(
+                    "notice repair failed, next sweep retries",
+                    extra={"notice_id": marker["_id"], "error": str(exc)},
+                )
+        return done
+
+    async def _repair(self, marker: Mapping[str, Any]) -> bool:
+        notice_id = str(marker["_id"])
+        if notice_id in self._delivering:
+            return False  # this very process is on it
+        event_id = str(marker["event_id"])
+        status = Status(marker["status"])
+        attempt = int(marker.get("attempts") or 0)
+        # One sweeper per marker and attempt: several outbox-S3 replicas sweep the same markers.
+        if not await self._store.claim(event_id, f"notice-{status.value}-{attempt}"):
+            return False
+        await self._store.update_pending(notice_id, {"attempts": attempt + 1, "at": self._now()})
+        claim = await self._store.read_notice(event_id, status)
+        if claim is None:
+            # No move holds this notice: the move was lost to another one (failed vs
+            # predictable) or its caller died before claiming. Nothing was announced.
+            await self._store.drop_pending(notice_id)
+            return True
+        if claim.get("notified_at") is None:
+            if await self._already_published(event_id, claim):
+                await self._store.set_notice(event_id, status, {"notified_at": self._now()})
+                self._telemetry.count("notices_found_published")
+            else:
+                await self._publish(event_id, status, claim["notice"])
+                self._telemetry.count("notices_republished")
+                log.warning(
+                    "completion notice re-published by the sweep",
+                    extra={"event_id": event_id, "notice_id": notice_id},
+                )
+        document = await self._store.get(event_id)
+        webhook = (document or {}).get("webhook") or {}
+        if webhook.get("state") in {"delivered", "failed"}:
+            await self._store.drop_pending(notice_id)  # died after its last word, before this
+            return True
+        await self._published(notice_id, claim)
+        return True
+
+    async def _already_published(self, event_id: str, claim: Mapping[str, Any]) -> bool:
+        position = claim.get("log_position")
+        if not isinstance(position, Mapping):
+            return False  # died before it recorded the offset, so before it published
+        return await self._log.contains(
+            self._config.topic,
+            int(position["partition"]),
+            int(position["offset"]),
+            event_id,
+            str(claim["notice_id"]),
+        )
+
+
+def _callback_of(claim: Mapping[str, Any]) -> str | None:
+    url = claim.get("callback_url")
+    return url if isinstance(url, str) and url else None
