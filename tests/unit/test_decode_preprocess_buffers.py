@@ -8,7 +8,7 @@ import pytest
 
 from video_runner.domain.params import Preprocessing
 from video_runner.domain.preprocess import encode_jpeg, preprocess
-from video_runner.domain.preprocess_buffers import PreprocessBuffers
+from video_runner.domain.preprocess_buffers import PreprocessBuffers, contrast_table
 
 
 def images(seed, shapes):
@@ -48,3 +48,26 @@ def test_rotation_into_a_buffer_equals_cv2_rotate(code):
     buffers = PreprocessBuffers()
     for image in images(3, [(47, 63, 3), (48, 64, 3)]):
         np.testing.assert_array_equal(buffers.rotate(image, code), cv2.rotate(image, code))
+
+
+# 6,000 bytes per row: 21-row strips, so these heights end with strips of 21, 1, 2 and 20 rows.
+@pytest.mark.parametrize("height", [1, 2, 3, 21, 22, 44, 104, 125])
+@pytest.mark.parametrize("ksize", [1, 3, 5, 7])
+def test_strips_give_the_whole_frame_pixels_at_every_strip_edge(height, ksize):
+    """Each strip's blur sees the rows the whole-frame blur sees, up to the frame's edges."""
+    p = Preprocessing(blur_ksize=ksize, alpha=1.3, beta=5.0)
+    (image,) = images(height * 10 + ksize, [(height, 2000, 3)])
+    np.testing.assert_array_equal(PreprocessBuffers().preprocess(image, p), preprocess(image, p))
+
+
+@pytest.mark.parametrize(
+    ("alpha", "beta"), [(1.3, 5.0), (0.7, -20.0), (-1.5, 3.0), (2.5, 0.25), (1.0, 0.0)]
+)
+def test_the_contrast_table_is_what_convert_scale_abs_gives_for_every_byte_anywhere(alpha, beta):
+    """Every byte value, at vector and tail positions alike, maps as the seed's call maps it."""
+    table = contrast_table(alpha, beta)
+    assert table is not None
+    values = np.tile(np.arange(256, dtype=np.uint8), 7)[: 256 * 7 - 3].reshape(1, -1)
+    np.testing.assert_array_equal(
+        cv2.LUT(values, table), cv2.convertScaleAbs(values, alpha=alpha, beta=beta)
+    )
