@@ -252,6 +252,18 @@ class NoticeLog(Protocol):
         ...
 
 
+class NoticeFeed(Protocol):
+    """Follows the completion notices' topic from where it ended when ``start`` was called."""
+
+    async def start(self, topic: str) -> None: ...
+
+    async def poll(self, timeout_s: float) -> list[tuple[bytes | None, bytes | None]]:
+        """(key, value) pairs that arrived since the last poll, waiting at most ``timeout_s``."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
 class WebhookSender(Protocol):
     """POSTs a body to a URL. Errors: ``DependencyUnavailable`` (no connection, timeout)."""
 

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from video_runner import bootstrap
+from video_runner.adapters.kafka import KafkaNoticeFeed
 from video_runner.domain.exports import FORMATS, export
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.progress import progress_percent, status_view
 from video_runner.entrypoints.option_args import add_option_arguments, options_of
-from video_runner.errors import InvalidMessage, PermanentError
+from video_runner.errors import InvalidMessage, PermanentError, RetriableError
+from video_runner.ports import ObjectStore
 from video_runner.services import client
 from video_runner.settings import Settings, load_settings
 
@@ -25,7 +27,12 @@ EXIT_FAILED = 3
 def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     submit = subparsers.add_parser("submit", help="upload a video and queue it for detection")
     submit.add_argument("video", type=Path)
-    submit.add_argument("--wait", action="store_true", help="wait until ready and print the JSON")
+    submit.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow prediction_events until the event ends and print its JSON (polls the "
+        "store if the topic cannot be followed)",
+    )
     submit.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (600)")
     add_option_arguments(submit)
     submit.set_defaults(handler=_submit)
@@ -56,28 +63,65 @@ def _submit(args: argparse.Namespace) -> int:
 async def _submit_async(args: argparse.Namespace) -> int:
     settings = load_settings()
     objects = bootstrap.object_store(settings)
-    publisher = bootstrap.publisher(settings, "submit")
-    await publisher.start()
+    # Follow the notices from before the submission, so the event's own cannot be missed.
+    feed = await _notice_feed(settings) if args.wait else None
     try:
-        event_id = await client.submit(
-            objects,
-            publisher,
-            bucket=settings.bucket_videos,
-            topic=settings.topic_outbox_events,
-            video=args.video,
-            options=options_of(args).as_document(),
-        )
+        publisher = bootstrap.publisher(settings, "submit")
+        await publisher.start()
+        try:
+            event_id = await client.submit(
+                objects,
+                publisher,
+                bucket=settings.bucket_videos,
+                topic=settings.topic_outbox_events,
+                video=args.video,
+                options=options_of(args).as_document(),
+            )
+        finally:
+            await publisher.stop()
+        print(event_id, flush=True)
+        if not args.wait:
+            return 0
+        return await _wait(settings, objects, feed, event_id, args.timeout)
     finally:
-        await publisher.stop()
-    print(event_id, flush=True)
-    if not args.wait:
-        return 0
+        if feed is not None:
+            await feed.stop()
+
+
+async def _notice_feed(settings: Settings) -> KafkaNoticeFeed | None:
+    """A follower of ``prediction_events`` from its end now; None (poll instead) if it fails."""
+    feed = KafkaNoticeFeed(bootstrap.kafka_connection(settings, "submit"))
+    try:
+        await feed.start(settings.topic_prediction_events)
+    except RetriableError as exc:
+        print(
+            f"video-runner submit: cannot follow {settings.topic_prediction_events} ({exc}); "
+            "polling the store instead",
+            file=sys.stderr,
+        )
+        return None
+    return feed
+
+
+async def _wait(
+    settings: Settings,
+    objects: ObjectStore,
+    feed: KafkaNoticeFeed | None,
+    event_id: str,
+    timeout_s: float,
+) -> int:
     store = bootstrap.prediction_store(settings)
     try:
         bar = _ProgressBar() if sys.stderr.isatty() else None
-        document = await client.wait_until_finished(
-            store, event_id, timeout_s=args.timeout, on_progress=bar.update if bar else None
-        )
+        progress = bar.update if bar else None
+        if feed is None:
+            document = await client.wait_until_finished(
+                store, event_id, timeout_s=timeout_s, on_progress=progress
+            )
+        else:
+            document = await client.wait_for_notice(
+                feed, store, event_id, timeout_s=timeout_s, on_progress=progress
+            )
         if bar:
             bar.close()
         if document["status"] == "failed":

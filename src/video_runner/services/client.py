@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from video_runner.contracts.notice import notice_json, parse_notice
 from video_runner.domain.ids import video_key
 from video_runner.domain.progress import results_partitions
 from video_runner.domain.status import Status
 from video_runner.errors import PermanentError, RetriableError, VideoRunnerError
-from video_runner.ports import ObjectStore, PredictionStore, RawPublisher
+from video_runner.ports import NoticeFeed, ObjectStore, PredictionStore, RawPublisher
 
 
 class WaitTimeout(VideoRunnerError):
@@ -81,6 +83,83 @@ async def wait_until_finished(
             state = "not seen yet" if document is None else document["status"]
             raise WaitTimeout(f"event {event_id} did not finish within {timeout_s:.0f} s ({state})")
         await asyncio.sleep(poll_s)
+
+
+async def wait_for_notice(
+    feed: NoticeFeed,
+    store: PredictionStore,
+    event_id: str,
+    *,
+    timeout_s: float,
+    on_progress: Callable[[Mapping[str, Any] | None], None] | None = None,
+) -> dict[str, Any]:
+    """Wait for the event's completion notice on the feed (started before the submission).
+
+    The outcome as a document (``_id``, ``status``, ``output_s3`` or ``error``, ``notice``).
+    Polling the store is the fallback: when the feed breaks, for the time that is left; and
+    once at the deadline, in case the notice is late (its publisher died and the sweep has not
+    caught up). ``on_progress`` gets the document now and then for a progress display.
+    """
+    deadline = time.monotonic() + timeout_s
+    progress = (
+        None
+        if on_progress is None
+        else asyncio.create_task(_report_progress(store, event_id, on_progress))
+    )
+    try:
+        try:
+            notice = await _notice_of(feed, event_id, deadline)
+        except RetriableError:
+            notice = None
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                return await wait_until_finished(store, event_id, timeout_s=remaining)
+        if notice is not None:
+            return _outcome(event_id, notice)
+        document = await status_of(store, event_id)
+        if document is not None and document["status"] in {Status.READY, Status.FAILED}:
+            return document
+        state = "not seen yet" if document is None else document["status"]
+        raise WaitTimeout(f"event {event_id} did not finish within {timeout_s:.0f} s ({state})")
+    finally:
+        if progress is not None:
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
+
+
+async def _notice_of(feed: NoticeFeed, event_id: str, deadline: float) -> dict[str, Any] | None:
+    wanted = event_id.encode()
+    while (left := deadline - time.monotonic()) > 0:
+        for key, value in await feed.poll(min(left, 1.0)):
+            if key != wanted:
+                continue
+            try:
+                return notice_json(parse_notice(value or b""))
+            except ValueError:
+                continue  # not a notice of ours: keep following
+    return None
+
+
+def _outcome(event_id: str, notice: Mapping[str, Any]) -> dict[str, Any]:
+    outcome: dict[str, Any] = {"_id": event_id, "status": notice["status"], "notice": notice}
+    if notice["status"] == Status.READY:
+        outcome["output_s3"] = notice["output_s3"]
+    else:
+        outcome["error"] = notice["error"]
+    return outcome
+
+
+async def _report_progress(
+    store: PredictionStore,
+    event_id: str,
+    on_progress: Callable[[Mapping[str, Any] | None], None],
+    every_s: float = 1.0,
+) -> None:
+    while True:
+        with contextlib.suppress(RetriableError):
+            on_progress(await status_of(store, event_id))
+        await asyncio.sleep(every_s)
 
 
 async def read_result(objects: ObjectStore, document: Mapping[str, Any]) -> bytes:

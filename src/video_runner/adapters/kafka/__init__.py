@@ -10,7 +10,7 @@ from video_runner.adapters.kafka.admin import GroupOffsets, ensure_topics
 from video_runner.adapters.kafka.connection import KafkaConnection
 from video_runner.adapters.kafka.consumer import ConsumerLoop
 from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy, LoopStats
-from video_runner.adapters.kafka.notice_log import KafkaNoticeLog
+from video_runner.adapters.kafka.notice_log import KafkaNoticeFeed, KafkaNoticeLog
 from video_runner.adapters.kafka.producer import KafkaPublisher, encode_json
 from video_runner.adapters.kafka.protocols import BatchHandler, RecordHandler
 
@@ -21,6 +21,7 @@ __all__ = [
     "Dispatcher",
     "GroupOffsets",
     "KafkaConnection",
+    "KafkaNoticeFeed",
     "KafkaNoticeLog",
     "KafkaPublisher",
     "LoopStats",

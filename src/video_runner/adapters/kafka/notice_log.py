@@ -113,3 +113,60 @@ def _notice_id(raw: bytes | None) -> str | None:
         return None
     found = value.get("notice_id") if isinstance(value, dict) else None
     return found if isinstance(found, str) else None
+
+
+class KafkaNoticeFeed:
+    """Implements ``ports.NoticeFeed``: follows a topic from its end, with no consumer group.
+
+    ``start`` takes every partition's end offset; call it before the event is submitted, so its
+    notice, published later, cannot be missed.
+    """
+
+    def __init__(self, connection: KafkaConnection) -> None:
+        self._connection = connection
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self, topic: str) -> None:
+        consumer = AIOKafkaConsumer(
+            **self._connection.options(),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        try:
+            await self._seek_to_end(consumer, topic)
+        except KafkaError as exc:
+            await consumer.stop()
+            raise classify_kafka(exc, what=f"following {topic}") from exc
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+
+    @staticmethod
+    async def _seek_to_end(consumer: AIOKafkaConsumer, topic: str) -> None:
+        await consumer.start()
+        await consumer.topics()  # a metadata round trip: the topic's partitions
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise DependencyUnavailable("kafka", f"topic {topic} has no partitions (yet)")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, ends[tp])
+
+    async def poll(self, timeout_s: float) -> list[tuple[bytes | None, bytes | None]]:
+        """The (key, value) pairs that arrived, waiting at most ``timeout_s`` for some."""
+        if self._consumer is None:
+            raise DependencyUnavailable("kafka", "the notice feed is not started")
+        try:
+            batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
+        except KafkaError as exc:
+            raise classify_kafka(exc, what="following notices") from exc
+        return [(r.key, r.value) for records in batches.values() for r in records]
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
