@@ -205,11 +205,9 @@ def test_a_surprise_in_the_middle_of_the_video_resumes_with_full_decoding_withou
     path = generated["h264-b-frames"]
     plan = read_plan(path, 0, 5)
     assert plan is not None
-    wrong = list(plan.decoded_pts)
+    wrong = plan.decoded_pts.copy()
     wrong[len(wrong) // 2] = -1
-    monkeypatch.setattr(
-        video_adapter, "read_plan", lambda *_: _replace(plan, decoded_pts=tuple(wrong))
-    )
+    monkeypatch.setattr(video_adapter, "read_plan", lambda *_: _replace(plan, decoded_pts=wrong))
     source = VideoFrameSource(Sampling(every_n=5))
     frames = list(source.iter_frames(path))
     assert source.last_mode == "full"

@@ -307,7 +307,7 @@ class _Decoder:
         for frame in itertools.chain(head, self._frames):
             if frame.pts is None or frame.pts != next(expected, None):
                 raise _PlanBroken
-            yield plan.index_of[frame.pts], frame
+            yield plan.index_of(frame.pts), frame
         if next(expected, None) is not None:
             raise _PlanBroken
 

@@ -14,7 +14,7 @@ import av
 import av.error
 
 from video_runner.domain.bitstream import BitstreamError, Codec, NalFormat, Picture
-from video_runner.domain.decode_plan import DecodePlan, PacketInfo, PlanRefused, plan_decoding
+from video_runner.domain.decode_plan import DecodePlan, PacketTable, PlanRefused, plan_decoding
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.errors import ErrorCode, InvalidVideo
 
@@ -46,7 +46,7 @@ def read_plan(
                 nal = None
             else:
                 return None
-            packets: list[PacketInfo] = []
+            packets = PacketTable()
             for packet in container.demux(stream):
                 if not packet.size:
                     continue  # the demuxer's end-of-stream marker
@@ -59,7 +59,7 @@ def read_plan(
                         code=ErrorCode.TOO_MANY_FRAMES,
                     )
                 picture = None if nal is None else nal.picture(memoryview(packet))
-                packets.append(PacketInfo(packet.pts, picture))
+                packets.append(packet.pts, picture)
         return plan_decoding(packets, every_n)
     except (av.error.FFmpegError, BitstreamError, PlanRefused):
         return None
@@ -105,7 +105,7 @@ def read_time_plan(
                 else None
             )
             plannable = nal is not None or (codec.name in INTRA_ONLY and codec.codec.intra_only)
-            packets: list[PacketInfo] = []
+            packets = PacketTable()
             for packet in container.demux(stream):
                 if not packet.size:
                     continue
@@ -118,7 +118,7 @@ def read_time_plan(
                     )
                 picture = _picture(nal, memoryview(packet)) if plannable else None
                 plannable = plannable and (nal is None or picture is not None)
-                packets.append(PacketInfo(packet.pts, picture))
+                packets.append(packet.pts, picture)
             time_base = stream.time_base
             start_time = stream.start_time
             rate = float(stream.average_rate or stream.guessed_rate or 0)
@@ -126,10 +126,9 @@ def read_time_plan(
         raise InvalidVideo(
             f"the video cannot be demuxed: {error}", code=ErrorCode.CORRUPT
         ) from error
-    known = [p.pts for p in packets if p.pts is not None]
-    start_pts = start_time if start_time is not None else min(known, default=None)
-    if len(known) == len(packets) and time_base is not None and start_pts is not None:
-        times = [max(0, round((v - start_pts) * time_base * 1000)) for v in sorted(known)]
+    start_pts = start_time if start_time is not None else packets.min_pts
+    if not packets.missing_pts and time_base is not None and start_pts is not None:
+        times = [max(0, round((v - start_pts) * time_base * 1000)) for v in sorted(packets.pts)]
     else:  # the decoder's own fallback for frames without a pts
         times = [round(i * 1000 / rate) if rate else 0 for i in range(len(packets))]
     selected = sampling.select(times)

@@ -1,7 +1,8 @@
 """Which packets the decoder must see so that the sampled frames come out exactly as before.
 
-Input: one :class:`PacketInfo` per coded picture, in demux (decoding) order, from a demux-only
-first pass. A picture's *presentation index* (its ``frame_id`` under full decoding) is the rank
+Input: one entry per coded picture, in demux (decoding) order, from a demux-only first pass,
+kept as columns (:class:`PacketTable`, a few bytes per packet) so that the plan of a long video
+stays small. A picture's *presentation index* (its ``frame_id`` under full decoding) is the rank
 of its pts among all pts, because a decoder outputs one frame per picture in presentation order.
 A packet is dropped when its picture is not selected and nothing depends on it. With a set of
 selected frames (a plan by time, or within a range), packets before the last IDR picture that
@@ -15,10 +16,20 @@ picture (decoders then skip pictures), a packet without a picture, or nothing to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from video_runner.domain.bitstream import Picture
+
+Int64s = npt.NDArray[np.int64]
+
+# One byte per packet in a PacketTable: what dropping it depends on.
+_IDR, _DISPOSABLE, _HAS_PICTURE, _RESETS, _INTRA_ONLY = 1, 2, 4, 8, 128
+_TEMPORAL_SHIFT, _TEMPORAL_MASK = 4, 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,26 +40,83 @@ class PacketInfo:
     picture: Picture | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
+class PacketTable:
+    """The first pass's packets as columns: 9 bytes per packet, however long the video.
+
+    A long video has one packet per frame; a Python object per packet (and per picture) would
+    make the plan, not the frames, what grows with the video's length.
+    """
+
+    pts: array[int] = field(default_factory=lambda: array("q"))
+    kinds: bytearray = field(default_factory=bytearray)
+    missing_pts: bool = False
+    #: The smallest pts any packet has (packets without one left out).
+    min_pts: int | None = None
+
+    @classmethod
+    def of(cls, packets: Iterable[PacketInfo]) -> PacketTable:
+        table = cls()
+        for packet in packets:
+            table.append(packet.pts, packet.picture)
+        return table
+
+    def append(self, pts: int | None, picture: Picture | None) -> None:
+        if pts is None:
+            self.missing_pts = True
+        elif self.min_pts is None or pts < self.min_pts:
+            self.min_pts = pts
+        self.pts.append(0 if pts is None else pts)
+        self.kinds.append(_kind(picture))
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+
+def _kind(picture: Picture | None) -> int:
+    if picture is None:
+        return _INTRA_ONLY
+    return (
+        (_IDR if picture.idr else 0)
+        | (_DISPOSABLE if picture.disposable else 0)
+        | (_HAS_PICTURE if picture.has_picture else 0)
+        | (_RESETS if picture.resets_output else 0)
+        | (min(picture.temporal_id, _TEMPORAL_MASK) << _TEMPORAL_SHIFT)
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class DecodePlan:
     """The outcome for every packet, in demux order, and the frames decoding must then yield."""
 
     #: pts of each packet in demux order: the second pass checks it sees the same stream.
-    pts: tuple[int, ...]
-    #: Whether each packet (same order) is kept from the decoder.
-    drop: tuple[bool, ...]
-    #: pts -> presentation index, for every packet.
-    index_of: dict[int, int]
+    pts: Int64s
+    #: Whether each packet (same order) is kept from the decoder: 1 = dropped.
+    drop: bytes
+    #: Every pts, sorted: a pts' rank here is its presentation index.
+    ordered: Int64s
     #: pts of the packets that are decoded, in presentation order: the frames to expect.
-    decoded_pts: tuple[int, ...]
+    decoded_pts: Int64s
     #: Most pictures any picture waits for before output (the reordering a decoder must allow).
     reorder_depth: int
-    #: Presentation indices of the frames the sampling keeps: what the extraction must yield.
+    #: Presentation indices of the frames a plan by selection keeps.
     selected: frozenset[int] = frozenset()
+    #: Or the sampling step of a plan that keeps every ``every_n``-th frame.
+    every_n: int | None = None
 
     @property
     def dropped(self) -> int:
-        return sum(self.drop)
+        return self.drop.count(1)
+
+    def index_of(self, pts: int) -> int:
+        """The presentation index of the packet with this pts."""
+        return int(np.searchsorted(self.ordered, pts))
+
+    def selects(self, index: int) -> bool:
+        """Whether the frame at presentation ``index`` is one the sampling keeps."""
+        if self.every_n is not None:
+            return index % self.every_n == 0
+        return index in self.selected
 
 
 class PlanRefused(Exception):
@@ -56,7 +124,7 @@ class PlanRefused(Exception):
 
 
 def plan_decoding(
-    packets: Sequence[PacketInfo],
+    packets: Sequence[PacketInfo] | PacketTable,
     every_n: int | None = None,
     *,
     selected: frozenset[int] | None = None,
@@ -65,81 +133,78 @@ def plan_decoding(
     (presentation indices), are kept; or PlanRefused."""
     if selected is None and (every_n is None or every_n < 2):  # noqa: PLR2004
         raise PlanRefused("every frame is selected")
-    if not packets:
+    table = packets if isinstance(packets, PacketTable) else PacketTable.of(packets)
+    if not len(table):
         raise PlanRefused("no packets")
-    pts = tuple(_known_pts(packets))
-    if len(set(pts)) != len(pts):
+    if table.missing_pts:
+        raise PlanRefused("a packet has no pts")
+    pts = np.frombuffer(table.pts, dtype=np.int64).copy()
+    order = np.argsort(pts, kind="stable")
+    ordered = pts[order]
+    if np.any(ordered[1:] == ordered[:-1]):
         raise PlanRefused("two packets share a pts")
-    ordered = sorted(pts)
-    index_of = {value: index for index, value in enumerate(ordered)}
-    disposable = _disposable(packets)
+    index = np.empty_like(order)
+    index[order] = np.arange(len(pts))  # presentation index of each packet, in demux order
     if selected is None:
         assert every_n is not None  # noqa: S101 - checked above
-        selected = frozenset(range(0, len(pts), every_n))
+        chosen = index % every_n == 0
         first, last = 0, len(pts) - 1
     else:
-        first, last = _needed_span(packets, [index_of[v] in selected for v in pts])
-    drop = tuple(
-        position < first or position > last or (index_of[value] not in selected and can_drop)
-        for position, (value, can_drop) in enumerate(zip(pts, disposable, strict=True))
-    )
-    if not any(drop):
+        chosen = np.isin(index, np.fromiter(selected, dtype=np.int64, count=len(selected)))
+        first, last = _needed_span(table, chosen)
+    position = np.arange(len(pts))
+    drop = (position < first) | (position > last) | (~chosen & _disposable(table))
+    if not drop.any():
         raise PlanRefused("no packet can be dropped")
-    decoded = tuple(sorted(value for value, dropped in zip(pts, drop, strict=True) if not dropped))
-    depth = reorder_depth([index_of[v] for v in pts])
-    return DecodePlan(pts, drop, index_of, decoded, depth, selected)
+    decoded = np.sort(pts[~drop])
+    depth = reorder_depth(index)
+    kept = frozenset() if selected is None else selected
+    return DecodePlan(pts, drop.astype(np.uint8).tobytes(), ordered, decoded, depth, kept, every_n)
 
 
-def _needed_span(packets: Sequence[PacketInfo], chosen: Sequence[bool]) -> tuple[int, int]:
+def _needed_span(table: PacketTable, chosen: npt.NDArray[np.bool_]) -> tuple[int, int]:
     """Demux positions of the keyframe to start from and of the last packet needed."""
-    positions = [position for position, wanted in enumerate(chosen) if wanted]
-    if not positions:
+    positions = np.flatnonzero(chosen)
+    if not len(positions):
         raise PlanRefused("no frame is selected")
     start = 0
-    for position in range(positions[0], -1, -1):
-        picture = packets[position].picture
+    for position in range(int(positions[0]), -1, -1):
+        kind = table.kinds[position]
         # Only an IDR (or an intra-only packet) is a point that nothing later looks behind.
-        if picture is None or picture.idr:
+        if kind & (_INTRA_ONLY | _IDR):
             start = position
             break
-    return start, positions[-1]
+    return start, int(positions[-1])
 
 
-def _known_pts(packets: Sequence[PacketInfo]) -> list[int]:
-    values = []
-    for packet in packets:
-        if packet.pts is None:
-            raise PlanRefused("a packet has no pts")
-        values.append(packet.pts)
-    return values
-
-
-def _disposable(packets: Sequence[PacketInfo]) -> list[bool]:
-    pictures = [packet.picture for packet in packets]
-    if all(picture is None for picture in pictures):
-        return [True] * len(pictures)  # intra-only: no picture depends on another
-    known = [picture for picture in pictures if picture is not None]
-    if len(known) != len(pictures):
+def _disposable(table: PacketTable) -> npt.NDArray[np.bool_]:
+    kinds = np.frombuffer(table.kinds, dtype=np.uint8)
+    intra = (kinds & _INTRA_ONLY) != 0
+    if intra.all():
+        return np.ones(len(kinds), dtype=bool)  # intra-only: no picture depends on another
+    if intra.any():
         raise PlanRefused("mixed intra-only and predicted packets")
-    if not known[0].idr:
+    if not kinds[0] & _IDR:
         raise PlanRefused("the stream does not start with an IDR picture")
-    if any(not picture.has_picture for picture in known):
+    if not ((kinds & _HAS_PICTURE) != 0).all():
         raise PlanRefused("a packet holds no picture")
-    if any(picture.resets_output for picture in known):
+    if ((kinds & _RESETS) != 0).any():
         raise PlanRefused("end of sequence or BLA picture: decoders may skip pictures")
     # Only the highest sub-layer present has nobody above it that could reference it.
-    top = max(picture.temporal_id for picture in known)
-    return [picture.disposable and picture.temporal_id == top for picture in known]
+    temporal = (kinds >> _TEMPORAL_SHIFT) & _TEMPORAL_MASK
+    disposable: npt.NDArray[np.bool_] = ((kinds & _DISPOSABLE) != 0) & (temporal == temporal.max())
+    return disposable
 
 
-def reorder_depth(indices: Sequence[int]) -> int:
+def reorder_depth(indices: Sequence[int] | Int64s) -> int:
     """Most pictures that precede one picture in decoding order and follow it in presentation.
 
     ``indices`` are presentation indices in decoding order (a permutation of 0..n-1).
     """
-    tree = [0] * (len(indices) + 1)  # Fenwick tree of the indices seen so far
+    values = array("q", np.asarray(indices, dtype=np.int64).tobytes())
+    tree = array("q", bytes(8 * (len(values) + 1)))  # Fenwick tree of the indices seen so far
     depth = 0
-    for seen, index in enumerate(indices):
+    for seen, index in enumerate(values):
         position, below = index + 1, 0
         while position > 0:
             below += tree[position]
