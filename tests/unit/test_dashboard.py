@@ -11,13 +11,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from fakes import FakeObjectStore, FakePredictionStore
 
 from video_runner.adapters.metrics import PrometheusTelemetry
-from video_runner.bootstrap import Service
 from video_runner.domain.chunks import TaskChunk, TaskRecord
 from video_runner.domain.preprocess import decode_jpeg, encode_jpeg
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
 from video_runner.entrypoints import dashboard
 from video_runner.entrypoints.http import build_app
+from video_runner.runtime import Service
 from video_runner.services.detection_reads import DetectionReader
 from video_runner.settings import load_settings
 

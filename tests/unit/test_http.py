@@ -10,9 +10,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from fakes import FakePredictionStore
 
 from video_runner.adapters.metrics import PrometheusTelemetry
-from video_runner.bootstrap import Service
 from video_runner.entrypoints.http import build_app
 from video_runner.errors import DependencyUnavailable
+from video_runner.runtime import Service
 from video_runner.settings import load_settings
 
 

@@ -32,6 +32,7 @@ from video_runner.domain.preprocess import decode_jpeg, encode_jpeg
 from video_runner.domain.progress import expected_frames, progress_percent
 from video_runner.domain.status import Status
 from video_runner.errors import PermanentError, RetriableError
+from video_runner.runtime import Service
 from video_runner.services.detection_reads import DetectionReader
 
 READER_KEY = web.AppKey("detection_reader", DetectionReader)
@@ -54,7 +55,7 @@ _templates = jinja2.Environment(
 _templates.globals["color"] = color_hex
 
 
-def install(app: web.Application, service: bootstrap.Service) -> None:
+def install(app: web.Application, service: Service) -> None:
     """Add the dashboard to the runner's app, unless DASHBOARD_ENABLED is false.
 
     Only a service that keeps predictions (the runner) has something to show.

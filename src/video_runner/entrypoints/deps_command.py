@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from video_runner import bootstrap
 from video_runner.adapters.kafka import KafkaPublisher
+from video_runner.runtime import timed_check
 from video_runner.settings import load_settings
 
 EXIT_TIMEOUT = 1
@@ -109,7 +110,7 @@ async def _until_up(name: str, check: Check, deadline: float, interval_s: float)
         # One attempt may use all the time left: cutting a client's start short would only
         # leave it half open, and the deadline bounds the whole wait anyway.
         remaining = max(deadline - time.monotonic(), 0.001)
-        report = await bootstrap.timed_check(check, remaining)
+        report = await timed_check(check, remaining)
         if report["status"] == "up":
             print(f"{name}: up ({report['latency_ms']} ms)", flush=True)
             return None

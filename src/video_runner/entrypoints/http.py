@@ -15,11 +15,11 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from video_runner.bootstrap import Service
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.progress import status_view
 from video_runner.entrypoints import dashboard
 from video_runner.errors import RetriableError
+from video_runner.runtime import Service
 from video_runner.services.client import status_of
 
 SERVICE_KEY = web.AppKey("service", Service)

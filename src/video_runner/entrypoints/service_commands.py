@@ -19,13 +19,14 @@ from video_runner import bootstrap
 from video_runner.adapters.logs import configure_logging
 from video_runner.entrypoints.http import start_http
 from video_runner.errors import ConfigurationError
+from video_runner.runtime import Service
 from video_runner.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 
 class _Process(Protocol):
-    service: bootstrap.Service
+    service: Service
 
     async def run(self, stop: asyncio.Event) -> None: ...
 

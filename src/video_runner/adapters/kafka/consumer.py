@@ -97,6 +97,19 @@ class ConsumerLoop:
         """The last offset this member committed, per partition (for the lag metric)."""
         return self._dispatch.committed
 
+    def lag(self) -> dict[int, int]:
+        """Per assigned partition: the high watermark minus this member's last commit (only
+        where both are known)."""
+        if self._started is None:
+            return {}
+        lags = {}
+        for tp in self._started.assignment():
+            highwater = self._started.highwater(tp)
+            committed = self.committed.get(tp)
+            if highwater is not None and committed is not None:
+                lags[tp.partition] = max(highwater - committed, 0)
+        return lags
+
     @property
     def consumer(self) -> AIOKafkaConsumer:
         if self._started is None:

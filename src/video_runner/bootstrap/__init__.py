@@ -1,0 +1,36 @@
+"""The composition root: settings -> adapters -> services -> runtime. The only package that
+knows them all; it builds, the runtime runs."""
+
+from video_runner.bootstrap.clients import (
+    consumer_loop,
+    detector,
+    ensure_topics_of,
+    frame_source,
+    group_instance_id,
+    kafka_connection,
+    object_store,
+    prediction_store,
+    publisher,
+    secrets_of,
+    topics_of,
+    work_dir,
+)
+from video_runner.bootstrap.processes import Inference, Outbox, Runner
+
+__all__ = [
+    "Inference",
+    "Outbox",
+    "Runner",
+    "consumer_loop",
+    "detector",
+    "ensure_topics_of",
+    "frame_source",
+    "group_instance_id",
+    "kafka_connection",
+    "object_store",
+    "prediction_store",
+    "publisher",
+    "secrets_of",
+    "topics_of",
+    "work_dir",
+]

@@ -1,0 +1,337 @@
+"""Adapters -> services -> runtime: the runner, inference and outbox-S3 processes, each built as
+a ``Worker`` of its start-up steps, consumers and periodic jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from video_runner.adapters.kafka import GroupOffsets, KafkaNoticeLog, KafkaPublisher
+from video_runner.adapters.metrics import PrometheusTelemetry
+from video_runner.adapters.mongo import MongoPredictionStore
+from video_runner.adapters.webhook import HttpWebhookSender
+from video_runner.bootstrap.clients import (
+    consumer_loop,
+    detector,
+    ensure_topics_of,
+    frame_source,
+    kafka_connection,
+    object_store,
+    prediction_store,
+    work_dir,
+)
+from video_runner.contracts import ResultLimits
+from video_runner.runtime import Consumer, PeriodicJob, Service, Step, Worker
+from video_runner.runtime.worker import LAG_INTERVAL_S
+from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker
+from video_runner.services.notices import NoticeConfig, Notices
+from video_runner.services.outbox_s3 import OutboxConfig, OutboxS3
+from video_runner.services.repair import Reaper, Reconciler
+from video_runner.services.results_path import Completion, ResultsConfig, ResultsPath
+from video_runner.services.video_path import VideoPath, VideoPathConfig
+from video_runner.services.work_dir import sweep_work_dir
+from video_runner.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """The runner service: video path, results path, reconciler and reaper in one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.telemetry = PrometheusTelemetry()
+        self.store = prediction_store(settings)
+        self.objects = object_store(settings)
+        # The runner sends explicit batches (publish_many): lingering would only add latency.
+        self.publisher = KafkaPublisher(kafka_connection(settings, "runner"), linger_ms=0)
+        results_config = ResultsConfig(
+            tasks_topic=settings.topic_inference_tasks,
+            dlq_suffix=settings.dlq_suffix,
+            notices_topic=settings.topic_predictable_events,
+            inference_group=settings.group_inference,
+            max_failed_ratio=settings.max_failed_frame_ratio,
+            result_deadline_s=settings.result_deadline_s,
+            reaper_max_attempts=settings.reaper_max_attempts,
+            recount_after_s=settings.recount_after_s,
+            max_message_bytes=settings.max_message_bytes,
+            dlq_max_bytes=settings.dlq_max_bytes,
+            limits=ResultLimits(settings.max_objects_per_frame, settings.max_class_name_length),
+        )
+        self.webhooks = HttpWebhookSender(settings.webhook_timeout_s)
+        self.notices = completion_notices(
+            settings,
+            store=self.store,
+            publisher=self.publisher,
+            webhooks=self.webhooks,
+            telemetry=self.telemetry,
+            role="runner",
+        )
+        self.completion = Completion(
+            results_config, self.store, self.publisher, self.telemetry, notices=self.notices
+        )
+        self.video_path = VideoPath(
+            VideoPathConfig(
+                videos_bucket=settings.bucket_videos,
+                frames_bucket=settings.bucket_frames,
+                tasks_topic=settings.topic_inference_tasks,
+                results_topic=settings.topic_inference_results,
+                dlq_suffix=settings.dlq_suffix,
+                sampling=settings.sampling,
+                preprocessing=settings.preprocessing,
+                limits=settings.limits,
+                work_dir=work_dir(settings),
+                upload_concurrency=settings.upload_concurrency,
+                max_message_bytes=settings.max_message_bytes,
+                dlq_max_bytes=settings.dlq_max_bytes,
+                allowed_buckets=settings.source_buckets,
+                webhook_hosts=settings.webhook_hosts,
+            ),
+            store=self.store,
+            objects=self.objects,
+            publisher=self.publisher,
+            frames=frame_source(settings),
+            telemetry=self.telemetry,
+            on_extracted=self.completion.check,
+            notices=self.notices,
+        )
+        self.results_path = ResultsPath(
+            results_config,
+            store=self.store,
+            publisher=self.publisher,
+            completion=self.completion,
+            telemetry=self.telemetry,
+        )
+        self.reconciler = Reconciler(results_config, self.store, self.completion)
+        self.reaper = Reaper(
+            results_config,
+            store=self.store,
+            publisher=self.publisher,
+            offsets=GroupOffsets(kafka_connection(settings, "runner")),
+            telemetry=self.telemetry,
+            notices=self.notices,
+        )
+        self.events_loop = consumer_loop(
+            settings,
+            "runner",
+            topic=settings.topic_outbox_events,
+            group_id=settings.group_runner,
+            handler=self.video_path,
+            max_in_flight=settings.max_videos_in_flight,
+        )
+        self.results_loop = consumer_loop(
+            settings,
+            "runner",
+            topic=settings.topic_inference_results,
+            group_id=settings.group_results,
+            handler=self.results_path,
+            max_in_flight=1,
+            batch_size=settings.results_batch_size,
+        )
+        self.service = Service(
+            role="runner",
+            settings=settings,
+            telemetry=self.telemetry,
+            checks={
+                "kafka": self.publisher.ping,
+                "s3": self.objects.ping,
+                "mongodb": self.store.ping,
+            },
+            store=self.store,
+            loops=[self.events_loop, self.results_loop],
+        )
+        self.runtime = Worker(
+            self.service,
+            steps=[Step("dependencies", self._prepare)],
+            consumers=[
+                Consumer(self.events_loop, settings.shutdown_drain_s),
+                Consumer(self.results_loop, 3.0),
+            ],
+            jobs=[
+                PeriodicJob("reconciler", settings.reaper_interval_s, self.reconciler.run_once),
+                PeriodicJob("reaper", settings.reaper_interval_s, self.reaper.run_once),
+                PeriodicJob("in-progress", LAG_INTERVAL_S, self._report_in_progress),
+            ],
+            closers=[
+                self.notices.close,
+                self.webhooks.close,
+                self.publisher.stop,
+                self.store.close,
+                self.objects.close,
+            ],
+            started_log={"groups": [settings.group_runner, settings.group_results]},
+        )
+
+    async def _prepare(self) -> None:
+        swept = sweep_work_dir(work_dir(self.settings))
+        if swept:
+            log.info("work directory swept", extra={"files": swept})
+        await self.store.ensure_indexes()
+        await self.objects.ping()
+        await self.objects.ensure_bucket(self.settings.bucket_frames)
+        await ensure_topics_of(self.settings, "runner")
+        await self.publisher.start()
+
+    async def _report_in_progress(self) -> None:
+        self.telemetry.gauge("videos_in_progress", self.events_loop.stats.in_flight)
+        self.telemetry.gauge("results_in_progress", self.results_loop.stats.in_flight)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.runtime.run(stop)
+
+
+class Inference:
+    """The inference worker process: ``inference_tasks`` -> detector -> ``inference_results``."""
+
+    def __init__(self, settings: Settings, *, max_in_flight: int | None = None) -> None:
+        self.settings = settings
+        self.telemetry = PrometheusTelemetry()
+        self.objects = object_store(settings)
+        self.publisher = KafkaPublisher(kafka_connection(settings, "inference"))
+        self.detector = BatchingDetector(
+            detector(settings), batch_size=settings.inference_batch_size
+        )
+        self.worker = InferenceWorker(
+            InferenceConfig(
+                results_topic=settings.topic_inference_results, dlq_suffix=settings.dlq_suffix
+            ),
+            objects=self.objects,
+            publisher=self.publisher,
+            detector=self.detector,
+            telemetry=self.telemetry,
+        )
+        self.loop = consumer_loop(
+            settings,
+            "inference",
+            topic=settings.topic_inference_tasks,
+            group_id=settings.group_inference,
+            handler=self.worker,
+            max_in_flight=max_in_flight or settings.inference_batch_size * 2,
+        )
+        self.service = Service(
+            role="inference",
+            settings=settings,
+            telemetry=self.telemetry,
+            checks={"kafka": self.publisher.ping, "s3": self.objects.ping},
+            loops=[self.loop],
+        )
+        self.runtime = Worker(
+            self.service,
+            steps=[Step("dependencies", self._prepare)],
+            consumers=[Consumer(self.loop, 5.0)],
+            closers=[self.detector.close, self.publisher.stop, self.objects.close],
+            started_log={"detector": self.detector.name},
+        )
+
+    async def _prepare(self) -> None:
+        await self.objects.ping()
+        await ensure_topics_of(self.settings, "inference")
+        await self.publisher.start()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.runtime.run(stop)
+
+
+class Outbox:
+    """The outbox-S3 worker process: ``predictable`` -> final JSON in S3 -> ``ready``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.telemetry = PrometheusTelemetry()
+        self.objects = object_store(settings)
+        self.store = prediction_store(settings)
+        # Completion notices: ``ready`` ones, and the sweep's repairs of any (decision 0008).
+        self.publisher = KafkaPublisher(kafka_connection(settings, "outbox"))
+        self.webhooks = HttpWebhookSender(settings.webhook_timeout_s)
+        self.notices = completion_notices(
+            settings,
+            store=self.store,
+            publisher=self.publisher,
+            webhooks=self.webhooks,
+            telemetry=self.telemetry,
+            role="outbox",
+        )
+        self.worker = OutboxS3(
+            OutboxConfig(
+                default_bucket=settings.bucket_videos,
+                notice_grace_s=settings.outbox_notice_grace_s,
+                keep_frame_documents=settings.keep_frame_documents,
+                failed_retention_s=settings.failed_retention_s,
+                work_dir=work_dir(settings),
+            ),
+            store=self.store,
+            objects=self.objects,
+            telemetry=self.telemetry,
+            notices=self.notices,
+        )
+        self.loop = consumer_loop(
+            settings,
+            "outbox",
+            topic=settings.topic_predictable_events,
+            group_id=settings.group_outbox,
+            handler=self.worker,
+            max_in_flight=4,
+        )
+        self.service = Service(
+            role="outbox-s3",
+            settings=settings,
+            telemetry=self.telemetry,
+            checks={
+                "kafka": self.publisher.ping,
+                "s3": self.objects.ping,
+                "mongodb": self.store.ping,
+            },
+            store=self.store,
+            loops=[self.loop],
+        )
+        self.runtime = Worker(
+            self.service,
+            steps=[Step("dependencies", self._prepare)],
+            consumers=[Consumer(self.loop, 10.0)],
+            jobs=[PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.worker.sweep)],
+            closers=[
+                self.notices.close,
+                self.webhooks.close,
+                self.publisher.stop,
+                self.store.close,
+                self.objects.close,
+            ],
+        )
+
+    async def _prepare(self) -> None:
+        await self.store.ping()
+        await self.objects.ping()
+        await ensure_topics_of(self.settings, "outbox")
+        await self.publisher.start()
+        work_dir(self.settings).mkdir(parents=True, exist_ok=True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.runtime.run(stop)
+
+
+def completion_notices(
+    settings: Settings,
+    *,
+    store: MongoPredictionStore,
+    publisher: KafkaPublisher,
+    webhooks: HttpWebhookSender,
+    telemetry: PrometheusTelemetry,
+    role: str,
+) -> Notices:
+    """Completion notices on ``prediction_events`` and webhooks (docs/decisions/0008)."""
+    secret = settings.webhook_secret
+    return Notices(
+        NoticeConfig(
+            topic=settings.topic_prediction_events,
+            grace_s=settings.completion_notice_grace_s,
+            webhook_secret=None if secret is None else secret.get_secret_value().encode(),
+            webhook_max_attempts=settings.webhook_max_attempts,
+            webhook_retry_initial_s=settings.webhook_retry_initial_s,
+            webhook_retry_max_s=settings.webhook_retry_max_s,
+            webhook_concurrency=settings.webhook_concurrency,
+        ),
+        store=store,
+        notice_log=KafkaNoticeLog(kafka_connection(settings, role), publisher),
+        webhooks=webhooks,
+        telemetry=telemetry,
+    )
