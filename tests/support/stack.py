@@ -55,6 +55,7 @@ def isolated_settings(work_dir: Path, **overrides: Any) -> Settings:
         "topic_inference_tasks": f"inference_tasks-{uid}",
         "topic_inference_results": f"inference_results-{uid}",
         "topic_predictable_events": f"predictable_events-{uid}",
+        "topic_prediction_events": f"prediction_events-{uid}",
         "group_runner": f"runner-group-{uid}",
         "group_results": f"runner-results-group-{uid}",
         "group_inference": f"inference-group-{uid}",
