@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from video_runner.adapters.detectors.letterbox import Letterbox, letterbox
 from video_runner.domain.detections import Detection
 from video_runner.errors import ConfigurationError
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 _DEFAULT_SIZE = 640
-_LETTERBOX_GREY = (114, 114, 114)
 _BOX_CHANNELS = 4
 _INPUT_RANK = 4
 _OUTPUT_RANK = 3
@@ -93,44 +93,6 @@ def _parse_imgsz(raw: str | None) -> tuple[int, int] | None:
 def _static(dim: object) -> int | None:
     """A dimension's size if the model fixes it, else None (a symbolic name, None or -1)."""
     return dim if isinstance(dim, int) and dim > 0 else None
-
-
-class _Letterbox:
-    """How one frame was fitted into the model's input, to map boxes back."""
-
-    __slots__ = ("gain", "height", "left", "top", "width")
-
-    def __init__(self, gain: float, left: int, top: int, width: int, height: int) -> None:
-        self.gain = gain
-        self.left = left
-        self.top = top
-        self.width = width
-        self.height = height
-
-
-def letterbox(image: Image, size: tuple[int, int]) -> tuple[Image, _Letterbox]:
-    """Resize keeping the aspect ratio, pad to ``size`` (h, w) with grey, as Ultralytics does."""
-    in_h, in_w = size
-    height, width = image.shape[:2]
-    gain = min(in_h / height, in_w / width)
-    new_w, new_h = max(1, round(width * gain)), max(1, round(height * gain))
-    pad_w, pad_h = (in_w - new_w) / 2, (in_h - new_h) / 2
-    resized = image
-    if (new_w, new_h) != (width, height):
-        resized = np.asarray(
-            cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR), np.uint8
-        )
-    # The 0.1 nudges split an odd padding the way Ultralytics does, so a model sees the very
-    # pixels it saw at validation time.
-    top, bottom = round(pad_h - 0.1), round(pad_h + 0.1)
-    left, right = round(pad_w - 0.1), round(pad_w + 0.1)
-    padded = np.asarray(
-        cv2.copyMakeBorder(
-            resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=_LETTERBOX_GREY
-        ),
-        np.uint8,
-    )
-    return padded, _Letterbox(gain, left, top, width, height)
 
 
 def _open_session(path: Path, threads: int | None) -> ort.InferenceSession:
@@ -300,7 +262,7 @@ class OnnxYoloDetector:
             for output, (_, box) in zip(outputs, prepared, strict=True)
         ]
 
-    def _prepare(self, image: Image) -> tuple[npt.NDArray[np.floating[Any]], _Letterbox]:
+    def _prepare(self, image: Image) -> tuple[npt.NDArray[np.floating[Any]], Letterbox]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:  # noqa: PLR2004
             raise ValueError(
                 f"expected a BGR uint8 HxWx3 image, got {image.dtype} {tuple(image.shape)}"
@@ -310,7 +272,7 @@ class OnnxYoloDetector:
         tensor = np.ascontiguousarray(rgb.transpose(2, 0, 1)).astype(self._dtype) / 255
         return tensor, box
 
-    def _postprocess(self, output: npt.NDArray[np.float32], box: _Letterbox) -> list[Detection]:
+    def _postprocess(self, output: npt.NDArray[np.float32], box: Letterbox) -> list[Detection]:
         if output.ndim != 2 or output.shape[0] <= _BOX_CHANNELS:  # noqa: PLR2004
             raise ValueError(f"unexpected YOLO output shape {output.shape}")
         predictions = output.T  # anchors x (4 + classes)
