@@ -352,6 +352,8 @@ except OSError:
 EOF
 }
 
+# --keep-alive: versitygw closes every connection after one request by default, so each of a
+# video's frame uploads paid a TCP connect; MinIO and AWS S3 keep connections open.
 start_s3() {
   local data="$STATE/s3data" meta=()
   mkdir -p "$data"
@@ -361,7 +363,7 @@ start_s3() {
     say "s3: filesystem has no user xattrs; storing object metadata in $STATE/s3meta"
   fi
   ROOT_ACCESS_KEY_ID="$S3_ACCESS_KEY_ID" ROOT_SECRET_ACCESS_KEY="$S3_SECRET_ACCESS_KEY" \
-    setsid "$(versitygw_bin)" --port "$HOST:$S3_PORT" --region us-east-1 --quiet \
+    setsid "$(versitygw_bin)" --port "$HOST:$S3_PORT" --region us-east-1 --quiet --keep-alive \
     posix "${meta[@]}" "$data" >>"$LOGS/s3.log" 2>&1 </dev/null 9>&- &
   echo $! >"$(pidfile s3)"
 }
