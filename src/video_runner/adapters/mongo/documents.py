@@ -1,0 +1,125 @@
+"""The documents of the six collections: their ``_id`` and their shape, pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from video_runner.domain.chunks import TaskChunk, TaskRecord
+from video_runner.domain.results import FrameResult
+from video_runner.domain.status import Status
+
+#: Bounded bulk writes: one huge write would outlast the socket timeout on a slow server.
+BULK_SIZE = 1000
+#: Lookups by ``_id`` in flight at once (well under PyMongo's default pool of 100 connections).
+LOOKUP_WINDOW = 32
+
+
+def result_doc_id(event_id: str, frame_id: int) -> str:
+    """The natural key of a frame's result."""
+    return f"{event_id}/{frame_id}"
+
+
+def chunk_doc_id(event_id: str, index: int) -> str:
+    return f"{event_id}/c{index}"
+
+
+def progress_doc_id(event_id: str, partition: int) -> str:
+    return f"{event_id}/p{partition}"
+
+
+def claim_doc_id(event_id: str, name: str) -> str:
+    return f"{event_id}/{name}"
+
+
+def frame_result_of(document: Mapping[str, Any]) -> FrameResult:
+    """The ``FrameResult`` of a stored result document."""
+    timestamp = document.get("timestamp_ms")
+    return FrameResult(
+        frame_id=int(document["frame_id"]),
+        timestamp_ms=None if timestamp is None else int(timestamp),
+        objects=list(document.get("objects") or []),
+        error=document.get("error"),
+        model=document.get("model"),
+    )
+
+
+def result_document(event_id: str, result: FrameResult, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": result_doc_id(event_id, result.frame_id),
+        "event_id": event_id,
+        "frame_id": result.frame_id,
+        "timestamp_ms": result.timestamp_ms,
+        "objects": result.objects,
+        "error": result.error,
+        "model": result.model,
+        "failed": result.error is not None,
+        "stored_at": now,
+    }
+
+
+def chunk_document(event_id: str, chunk: TaskChunk, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": chunk_doc_id(event_id, chunk.index),
+        "event_id": event_id,
+        "chunk": chunk.index,
+        "bucket": chunk.bucket,
+        "tasks": [task.as_dict() for task in chunk.tasks],
+        "written_at": now,
+    }
+
+
+def chunk_of_document(document: Mapping[str, Any]) -> TaskChunk:
+    return TaskChunk(
+        index=int(document["chunk"]),
+        bucket=str(document["bucket"]),
+        tasks=tuple(TaskRecord.from_dict(task) for task in document["tasks"]),
+    )
+
+
+def new_event_document(event_id: str, fields: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The shape of a prediction document when its event is first accepted."""
+    return {
+        "_id": event_id,
+        "status": Status.PROCESSING.value,
+        "created_at": now,
+        "updated_at": now,
+        "frames_published": 0,
+        "total_frames": None,
+        **fields,
+    }
+
+
+def pending_notice_document(
+    notice_id: str, event_id: str, status: Status, callback_url: str | None, now: datetime
+) -> dict[str, Any]:
+    """A notice in flight: published to ``prediction_events`` yet or not, its webhook done or not.
+
+    Deleted once both are done; the sweep reads these (and only these) to finish what a crash
+    interrupted.
+    """
+    return {
+        "_id": notice_id,
+        "event_id": event_id,
+        "status": status.value,
+        "at": now,
+        "attempts": 0,
+        "published": False,
+        "webhook_url": callback_url,
+        "webhook_done": callback_url is None,
+        "webhook_attempts": 0,
+    }
+
+
+def callback_url(document: Mapping[str, Any]) -> str | None:
+    url = (document.get("options") or {}).get("callback_url")
+    return url if isinstance(url, str) and url else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
