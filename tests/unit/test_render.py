@@ -90,6 +90,17 @@ def test_process_with_annotate_writes_the_json_and_a_video_of_every_sampled_fram
     assert (frames, rate, codec, width, height) == (5, 5, "h264", 96, 64)
 
 
+def test_process_with_annotate_draws_the_frames_the_run_options_sampled(tmp_path):
+    """`--every-n 3`: the annotated video holds frames 0, 3, ..., 21, not the default every 5th."""
+    video = make_video(tmp_path / "clip.mp4", frames=23, width=96, height=64)
+    out, annotated = tmp_path / "clip.json", tmp_path / "clip-annotated.mp4"
+    argv = ["process", str(video), "--every-n", "3", "--out", str(out)]
+    assert main([*argv, "--annotate", str(annotated)]) == 0
+    document = json.loads(out.read_text())
+    assert [f["frame_id"] for f in document["frames"]] == [0, 3, 6, 9, 12, 15, 18, 21]
+    assert probe(annotated)[0] == 8
+
+
 def test_render_refuses_an_id_off_the_allowlist_before_touching_a_server(capsys):
     """A bad id is one line on stderr and a non-zero exit, no traceback."""
     assert main(["render", "../x", "--out", "x.mp4"]) != 0

@@ -64,5 +64,6 @@ def _process(args: argparse.Namespace) -> int:
     if args.annotate:
         from video_runner.entrypoints.render_command import annotate_local
 
-        annotate_local(settings, args.video, document, args.annotate)
+        plan = options.sampling(settings.sampling.every_n)
+        annotate_local(settings, args.video, document, args.annotate, plan)
     return 0

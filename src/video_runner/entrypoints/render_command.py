@@ -19,6 +19,7 @@ from video_runner import bootstrap
 from video_runner.adapters.h264 import H264Writer
 from video_runner.domain.annotate import sampled_rate
 from video_runner.domain.ids import is_valid_id
+from video_runner.domain.sampling import SamplingPlan
 from video_runner.errors import InvalidMessage, PermanentError
 from video_runner.services.detection_reads import DetectionReader
 from video_runner.services.render import render_annotated, stored_jpegs
@@ -64,17 +65,24 @@ async def render_event(settings: Settings, event_id: str, out: Path) -> int:
         objects.close()
 
 
-def annotate_local(settings: Settings, video: Path, result: Mapping[str, Any], out: Path) -> int:
+def annotate_local(
+    settings: Settings,
+    video: Path,
+    result: Mapping[str, Any],
+    out: Path,
+    plan: SamplingPlan | None = None,
+) -> int:
     """Render the final JSON ``result`` of ``process`` over a fresh extraction of ``video``.
 
-    Extraction is deterministic, so extracting again gives the very frames the detector saw;
-    only the frames the JSON lists are drawn, so the video holds exactly its frames.
+    Extraction is deterministic, so extracting again with the same sampling ``plan`` (the one
+    the run's options made) gives the very frames the detector saw; only the frames the JSON
+    lists are drawn, so the video holds exactly its frames.
     """
     detections = {int(f["frame_id"]): f["objects"] for f in result.get("frames") or []}
 
     async def jpegs() -> AsyncIterator[tuple[int, bytes]]:
         source = bootstrap.frame_source(settings)
-        async with contextlib.aclosing(source.extract(video)) as stream:
+        async with contextlib.aclosing(source.extract(video, plan)) as stream:
             async for frame in stream:
                 if frame.frame_id in detections:
                     yield frame.frame_id, frame.jpeg
