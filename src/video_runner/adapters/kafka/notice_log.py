@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
@@ -32,6 +33,20 @@ def partition_of_key(key: str, partitions: int) -> int:
     """The Java client's and aiokafka's default partitioner: murmur2 of the key bytes."""
     hashed: int = murmur2(key.encode())
     return (hashed & 0x7FFFFFFF) % partitions
+
+
+async def topic_partitions(connection: KafkaConnection, topic: str) -> list[int]:
+    """The partition ids of ``topic`` (from the cluster's metadata, through an admin client)."""
+    admin = AIOKafkaAdminClient(**connection.options())
+    try:
+        await admin.start()
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    found = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
+    if not found:
+        raise DependencyUnavailable("kafka", f"topic {topic} has no partitions (yet)")
+    return found
 
 
 class KafkaNoticeLog:
@@ -143,13 +158,9 @@ class KafkaNoticeFeed:
             raise
         self._consumer = consumer
 
-    @staticmethod
-    async def _seek_to_end(consumer: AIOKafkaConsumer, topic: str) -> None:
+    async def _seek_to_end(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+        partitions = await topic_partitions(self._connection, topic)
         await consumer.start()
-        await consumer.topics()  # a metadata round trip: the topic's partitions
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise DependencyUnavailable("kafka", f"topic {topic} has no partitions (yet)")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         ends = await consumer.end_offsets(tps)
         consumer.assign(tps)
