@@ -204,6 +204,19 @@ async def test_a_sweeper_that_dies_mid_repair_leaves_the_next_attempt_to_another
     assert len(notice_log.messages(TOPIC)) == 1
 
 
+async def test_a_sweeper_that_dies_between_its_claim_and_anything_else_does_not_block_the_marker():
+    """Attempt 0 claimed, the marker untouched (still attempt 0): a later sweep still publishes."""
+    clock = FakeClock()
+    store, notice_log = FakePredictionStore(clock), FakeNoticeLog()
+    _failing(store)
+    assert await store.transition("ev-f", Status.FAILED, {"failed_at": T0, "error": {}})
+    assert await store.claim("ev-f", "notice-failed-0")  # a sweeper that died right after
+    notices = _notices(store, notice_log)
+    assert await notices.sweep(clock.advance(61)) == 0  # attempt 0 is taken: the marker moves on
+    assert await notices.sweep(clock.advance(61)) == 1
+    assert len(notice_log.messages(TOPIC)) == 1
+
+
 async def test_a_marker_of_a_move_lost_to_another_is_dropped_without_a_notice():
     """failed raced predictable and lost: the finish claim holds no failed notice."""
     clock = FakeClock()

@@ -262,10 +262,12 @@ class Notices:
         event_id = str(marker["event_id"])
         status = Status(marker["status"])
         attempt = int(marker.get("attempts") or 0)
+        # The next attempt's number goes on the marker before this attempt is claimed: a sweeper
+        # dying between the two would otherwise leave a claimed number on the marker for good.
+        await self._store.update_pending(notice_id, {"attempts": attempt + 1, "at": self._now()})
         # One sweeper per marker and attempt: several outbox-S3 replicas sweep the same markers.
         if not await self._store.claim(event_id, f"notice-{status.value}-{attempt}"):
             return False
-        await self._store.update_pending(notice_id, {"attempts": attempt + 1, "at": self._now()})
         claim = await self._store.read_notice(event_id, status)
         if claim is None:
             # No move holds this notice: the move was lost to another one (failed vs
