@@ -251,6 +251,10 @@ class NoticeLog(Protocol):
         ``start`` or later (up to its end when asked)."""
         ...
 
+    async def close(self) -> None:
+        """Release the connections kept between calls."""
+        ...
+
 
 class NoticeFeed(Protocol):
     """Follows the completion notices' topic from where it ended when ``start`` was called."""

@@ -79,33 +79,36 @@ async def test_the_sweep_finds_a_notice_acknowledged_before_a_crash_and_sends_a_
         telemetry=telemetry,
         role="test",
     )
-    log = notices._log
-    topic = settings.topic_prediction_events
-    for event_id in ("found-a", "lost-b"):
-        await _failed_event(store, event_id)
-    # A, by hand: the winner's steps up to the broker's acknowledgement, not the mark.
-    claim = await store.read_notice("found-a", Status.FAILED)
-    partition = await log.partition_for(topic, "found-a")
-    start = await log.end_offset(topic, partition)
-    await store.set_notice(
-        "found-a", Status.FAILED, {"log_position": {"partition": partition, "offset": start}}
-    )
-    delivery = await log.publish_at(topic, partition, "found-a", claim["notice"])
-    assert delivery.offset >= start
-    # Other traffic on the same partition after it: the search reads past it, not only at it.
-    await log.publish_at(topic, partition, "someone-else", {"notice_id": "someone-else/ready"})
+    try:
+        log = notices._log
+        topic = settings.topic_prediction_events
+        for event_id in ("found-a", "lost-b"):
+            await _failed_event(store, event_id)
+        # A, by hand: the winner's steps up to the broker's acknowledgement, not the mark.
+        claim = await store.read_notice("found-a", Status.FAILED)
+        partition = await log.partition_for(topic, "found-a")
+        start = await log.end_offset(topic, partition)
+        await store.set_notice(
+            "found-a", Status.FAILED, {"log_position": {"partition": partition, "offset": start}}
+        )
+        delivery = await log.publish_at(topic, partition, "found-a", claim["notice"])
+        assert delivery.offset >= start
+        # Other traffic on the same partition after it: the search reads past it, not only at it.
+        await log.publish_at(topic, partition, "someone-else", {"notice_id": "someone-else/ready"})
 
-    later = datetime.now(UTC) + timedelta(seconds=settings.completion_notice_grace_s + 1)
-    assert await notices.sweep(later) == 2
-    assert _counted(telemetry, "notices_found_published") == 1
-    assert _counted(telemetry, "notices_republished") == 1
-    assert (await store.read_notice("found-a", Status.FAILED))["notified_at"] is not None
-    assert await store.pending_notices(later) == []
+        later = datetime.now(UTC) + timedelta(seconds=settings.completion_notice_grace_s + 1)
+        assert await notices.sweep(later) == 2
+        assert _counted(telemetry, "notices_found_published") == 1
+        assert _counted(telemetry, "notices_republished") == 1
+        assert (await store.read_notice("found-a", Status.FAILED))["notified_at"] is not None
+        assert await store.pending_notices(later) == []
 
-    records = await read_topic(settings, topic, until=lambda rs: len(rs) >= 3, timeout_s=30)
-    keys = sorted(key for key, _ in await _notices_on(settings, records))
-    assert keys == ["found-a", "lost-b", "someone-else"]
-    assert await notices.sweep(later + timedelta(hours=1)) == 0
+        records = await read_topic(settings, topic, until=lambda rs: len(rs) >= 3, timeout_s=30)
+        keys = sorted(key for key, _ in await _notices_on(settings, records))
+        assert keys == ["found-a", "lost-b", "someone-else"]
+        assert await notices.sweep(later + timedelta(hours=1)) == 0
+    finally:
+        await notices.close()
 
 
 class _Receiver(BaseHTTPRequestHandler):

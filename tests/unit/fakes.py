@@ -647,6 +647,7 @@ class FakeNoticeLog:
         self.partition_count = partition_count
         self.partitions: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
         self.searches = 0
+        self.closed = False
         self._lost_acks = 0
         self._unavailable = 0
 
@@ -670,6 +671,9 @@ class FakeNoticeLog:
     async def partition_for(self, topic: str, key: str) -> int:  # noqa: ARG002 - the port's
         await self._round_trip()
         return zlib.crc32(key.encode()) % self.partition_count
+
+    async def close(self) -> None:
+        self.closed = True
 
     async def end_offset(self, topic: str, partition: int) -> int:
         await self._round_trip()

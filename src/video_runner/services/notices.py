@@ -232,10 +232,11 @@ class Notices:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop webhooks in flight: their markers stay, and the sweep resumes them."""
+        """Stop webhooks in flight (their markers stay, and the sweep resumes them); disconnect."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._log.close()
 
     # -- the sweep ----------------------------------------------------------------------------
 

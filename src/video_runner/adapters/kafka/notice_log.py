@@ -56,6 +56,10 @@ class KafkaNoticeLog:
         self._connection = connection
         self._publisher = publisher
         self._partitions: dict[str, int] = {}
+        # Every terminal move asks for one end offset: one connected consumer answers them all,
+        # instead of a connection and a metadata round trip per video.
+        self._offsets: AIOKafkaConsumer | None = None
+        self._offsets_lock = asyncio.Lock()
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -74,16 +78,27 @@ class KafkaNoticeLog:
         return partition_of_key(key, count)
 
     async def end_offset(self, topic: str, partition: int) -> int:
-        consumer = self._consumer()
         tp = TopicPartition(topic, partition)
-        try:
-            await consumer.start()
-            ends = await consumer.end_offsets([tp])
-        except KafkaError as exc:
-            raise classify_kafka(exc, what=f"end offset of {topic}/{partition}") from exc
-        finally:
-            await consumer.stop()
+        async with self._offsets_lock:
+            try:
+                if self._offsets is None:
+                    consumer = self._consumer()
+                    await consumer.start()
+                    self._offsets = consumer
+                ends = await self._offsets.end_offsets([tp])
+            except KafkaError as exc:
+                await self._drop_offsets_consumer()  # the next call connects afresh
+                raise classify_kafka(exc, what=f"end offset of {topic}/{partition}") from exc
         return int(ends[tp])
+
+    async def _drop_offsets_consumer(self) -> None:
+        consumer, self._offsets = self._offsets, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def close(self) -> None:
+        async with self._offsets_lock:
+            await self._drop_offsets_consumer()
 
     async def publish_at(
         self, topic: str, partition: int, key: str, value: Mapping[str, Any]
