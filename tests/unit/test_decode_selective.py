@@ -12,8 +12,10 @@ from support.videos import (
     real_video,
     truncate,
 )
-from video_runner.adapters import video as video_adapter
-from video_runner.adapters.video import VideoFrameSource, _Decoder, _open
+from video_runner.adapters import video_decoder
+from video_runner.adapters.video import VideoFrameSource
+from video_runner.adapters.video_container import open_video
+from video_runner.adapters.video_decoder import VideoDecoder
 from video_runner.adapters.video_plan import read_plan
 from video_runner.domain.params import Sampling, VideoLimits
 from video_runner.errors import ErrorCode, InvalidVideo
@@ -82,8 +84,8 @@ def generated(tmp_path_factory):
 
 def decoded_frames(path, every_n):
     """``{index: (pts, time, native pixels)}`` of the selected frames, straight from the decoder."""
-    container = _open(path, VideoLimits())
-    decoder = _Decoder(container, VideoLimits(), path=path, every_n=every_n)
+    container = open_video(path, VideoLimits())
+    decoder = VideoDecoder(container, VideoLimits(), path=path, every_n=every_n)
     try:
         frames = {
             index: (frame.pts, frame.time, [np.array(plane, copy=True) for plane in _planes(frame)])
@@ -191,7 +193,7 @@ def test_a_decoder_with_too_little_reordering_delay_falls_back_to_full_decoding(
     path = generated["h264-b-frames"]
     plan = read_plan(path, 0, 5)
     assert plan is not None
-    monkeypatch.setattr(video_adapter, "read_plan", lambda *_: _replace(plan, reorder_depth=99))
+    monkeypatch.setattr(video_decoder, "read_plan", lambda *_: _replace(plan, reorder_depth=99))
     source = VideoFrameSource()
     frames = list(source.iter_frames(path))
     assert source.last_mode == "full"
@@ -207,7 +209,7 @@ def test_a_surprise_in_the_middle_of_the_video_resumes_with_full_decoding_withou
     assert plan is not None
     wrong = plan.decoded_pts.copy()
     wrong[len(wrong) // 2] = -1
-    monkeypatch.setattr(video_adapter, "read_plan", lambda *_: _replace(plan, decoded_pts=wrong))
+    monkeypatch.setattr(video_decoder, "read_plan", lambda *_: _replace(plan, decoded_pts=wrong))
     source = VideoFrameSource(Sampling(every_n=5))
     frames = list(source.iter_frames(path))
     assert source.last_mode == "full"

@@ -1,0 +1,90 @@
+"""Opening a video file for decoding: refusals by size and format, its video stream, and the
+small conversions the decoder shares (pixel limits, timestamps in ms, the reorder delay)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import av
+import av.error
+
+from video_runner.domain.params import VideoLimits
+from video_runner.errors import ErrorCode, InvalidVideo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from av.container import InputContainer
+    from av.video.stream import VideoStream
+
+# Demuxers FFmpeg will happily open that do not hold a video: text art and still images.
+_NOT_VIDEO_FORMATS = frozenset({"tty", "image2", "ico", "gif"})
+
+
+def open_video(path: Path, limits: VideoLimits) -> InputContainer:
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidVideo(f"{path.name} is an empty file", code=ErrorCode.EMPTY_FILE)
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        raise InvalidVideo(
+            f"{path.name} has {size} bytes, above the limit of {limits.max_bytes}",
+            code=ErrorCode.FILE_TOO_LARGE,
+        )
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as error:
+        if looks_like_a_container(path):
+            raise InvalidVideo(
+                f"{path.name} is a damaged video container: {error}", code=ErrorCode.CORRUPT
+            ) from error
+        raise InvalidVideo(
+            f"{path.name} is not a video: {error}", code=ErrorCode.NOT_A_VIDEO
+        ) from error
+    name = container.format.name
+    if name in _NOT_VIDEO_FORMATS or name.endswith("_pipe"):
+        container.close()
+        raise InvalidVideo(
+            f"{path.name} is not a video (FFmpeg reads it as {name!r})", code=ErrorCode.NOT_A_VIDEO
+        )
+    return container
+
+
+def video_stream(container: InputContainer) -> VideoStream:
+    for stream in container.streams.video:
+        # Cover art of an audio file shows up as a one-picture video stream.
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise InvalidVideo("the file has no video stream", code=ErrorCode.NO_VIDEO_STREAM)
+
+
+def reorder_delay(stream: VideoStream) -> int:
+    """The decoder's output delay in frames (FFmpeg's ``has_b_frames``); 0 if PyAV hides it."""
+    # PyAV's ``has_b_frames`` is a bool; the raw count is ``reorder_depth`` (not in the stubs).
+    return int(getattr(stream.codec_context, "reorder_depth", 0))
+
+
+def check_pixels(width: int, height: int, limits: VideoLimits) -> None:
+    if limits.max_pixels is not None and width * height > limits.max_pixels:
+        raise InvalidVideo(
+            f"frames of {width}x{height} exceed the limit of {limits.max_pixels} pixels",
+            code=ErrorCode.FRAME_TOO_LARGE,
+        )
+
+
+def ms_of(value: int | None, time_base: Fraction | None) -> int | None:
+    if not value or time_base is None:
+        return None
+    return round(value * time_base * 1000)
+
+
+def looks_like_a_container(path: Path) -> bool:
+    """Whether the file starts like a known video container (so failing to open it is damage)."""
+    with path.open("rb") as file:
+        head = file.read(512)
+    return (
+        head[4:8] in {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"}
+        or head.startswith((b"\x1a\x45\xdf\xa3", b"FLV", b"OggS", b"\x00\x00\x01\xba"))
+        or (head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+        or (len(head) > 188 and head[0] == head[188] == 0x47)  # noqa: PLR2004 - MPEG-TS sync
+    )

@@ -1,0 +1,332 @@
+"""One open video stream: validated header, then its frames in presentation order, decoding
+only the pictures the sampling needs when a demux-only first pass proves which those are
+(docs/decisions/0005-decode-only-what-sampling-needs.md)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import av
+import av.error
+
+from video_runner.adapters.video_container import (
+    check_pixels,
+    ms_of,
+    open_video,
+    reorder_delay,
+    video_stream,
+)
+from video_runner.adapters.video_plan import TimePlan, read_plan, read_time_plan
+from video_runner.domain.decode_plan import DecodePlan
+from video_runner.domain.params import VideoLimits
+from video_runner.domain.sampling import SamplingPlan
+from video_runner.domain.video import VideoInfo
+from video_runner.errors import ErrorCode, InvalidVideo
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from av.container import InputContainer
+    from av.packet import Packet
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
+
+# A truncation the decoder cannot see: the last frame ends this long before the declared end.
+_MAX_MISSING_TAIL_MS = 1000
+
+
+class PlanBroken(Exception):
+    """The decoder's output left the plan: decode everything instead, from the start."""
+
+
+class VideoDecoder:
+    """One open video stream: validated header, then its frames in presentation order.
+
+    With a :class:`DecodePlan`, packets the plan drops never reach the decoder, and each frame's
+    index is its pts' presentation rank. Every decoded frame is checked against the plan; the
+    first surprise reopens the file and decodes everything, skipping the frames already given.
+
+    ``every_n`` is what the decode plan selects (1: decode everything); ``sampled_every`` is the
+    sampling itself, which ``max_sampled_frames`` counts in. A ``sampling`` plan by time is read
+    from every packet's pts first (``read_time_plan``): its frames are picked by index, decoded
+    selectively when ``planned`` and the stream allows it.
+    """
+
+    def __init__(
+        self,
+        container: InputContainer,
+        limits: VideoLimits,
+        *,
+        path: Path | None = None,
+        every_n: int = 1,
+        sampled_every: int = 1,
+        sampling: SamplingPlan | None = None,
+        planned: bool = True,
+    ) -> None:
+        self.container = container
+        self.limits = limits
+        self.path = path
+        self.sampled_every = sampled_every
+        self.stream = video_stream(container)
+        # Frame threading; FFmpeg's threads decode without the GIL.
+        self.stream.thread_type = "AUTO"
+        self.declared_frames = self.stream.frames or None
+        self.stream_duration_ms = ms_of(self.stream.duration, self.stream.time_base)
+        self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 0)
+        if sampling is not None:
+            self.sampled_every = sampling.rough_every(self.fps)
+        self._check_header()
+        self.decode_plan: DecodePlan | None = None
+        self.time_plan: TimePlan | None = None
+        if path is not None and sampling is not None:
+            self.time_plan = read_time_plan(
+                path,
+                self.stream.index,
+                sampling,
+                plan_decoding_too=planned,
+                max_frames=self._max_frames(),
+                max_selected=limits.max_sampled_frames,
+            )
+            self.decode_plan = self.time_plan.decode
+        elif path is not None:
+            # Positional: tests stand in for read_plan with a ``lambda *_``.
+            self.decode_plan = read_plan(path, self.stream.index, every_n, self._max_frames())
+        self.packets = len(self.decode_plan.pts) if self.decode_plan else 0
+        self._reset_counts()
+        self.start_pts: int | None = None
+        self._frames = self._decode()
+        try:
+            first = next(self._frames, None)
+        except PlanBroken:
+            self._decode_everything()
+            first = next(self._frames, None)
+        if first is None:
+            raise self._nothing_decoded()
+        self._first: VideoFrame | None = first
+        self.start_pts = self.stream.start_time if self.stream.start_time is not None else first.pts
+        if self.time_plan is not None and self.time_plan.start_pts is not None:
+            # The origin the selection was made from: the first decoded frame may be far in.
+            self.start_pts = self.time_plan.start_pts
+        self.rotation = (-round(first.rotation / 90) * 90) % 360
+        self.info = self._info(first)
+
+    def selects(self, index: int) -> bool:
+        """Whether the time plan keeps the frame at presentation ``index``."""
+        return self.time_plan is not None and index in self.time_plan.selected
+
+    def _reset_counts(self) -> None:
+        self.decoded = 0
+        self.discarded_packets = 0
+        self.dropped = 0
+        self.last_timestamp_ms = 0
+
+    def frames(self) -> Iterator[tuple[int, VideoFrame]]:
+        """``(index, frame)`` for every frame decoded, in order; then a completeness check."""
+        given = -1
+        try:
+            for index, frame in self._indexed():
+                given = index
+                yield index, frame
+        except PlanBroken:
+            self._decode_everything()
+            for index, frame in enumerate(self._frames):
+                if index > given:
+                    yield index, frame
+        self._check_complete()
+
+    def _indexed(self) -> Iterator[tuple[int, VideoFrame]]:
+        plan = self.decode_plan
+        first, self._first = self._first, None
+        head = [] if first is None else [first]
+        if plan is None:
+            yield from enumerate(itertools.chain(head, self._frames))
+            return
+        # Enough reordering delay from the start, or the decoder's own heuristics could drop or
+        # reorder pictures differently once some are missing.
+        if reorder_delay(self.stream) < plan.reorder_depth:
+            raise PlanBroken
+        expected = iter(plan.decoded_pts)
+        for frame in itertools.chain(head, self._frames):
+            if frame.pts is None or frame.pts != next(expected, None):
+                raise PlanBroken
+            yield plan.index_of(frame.pts), frame
+        if next(expected, None) is not None:
+            raise PlanBroken
+
+    def _decode_everything(self) -> None:
+        self.container.close()
+        assert self.path is not None  # noqa: S101 - a plan exists only for a path
+        self.container = open_video(self.path, self.limits)
+        self.stream = video_stream(self.container)
+        self.stream.thread_type = "AUTO"
+        self.decode_plan = None
+        self._reset_counts()
+        self._frames = self._decode()
+
+    def timestampms_of(self, frame: VideoFrame, index: int) -> int:
+        """Presentation time from the container's timestamps (right for variable frame rate)."""
+        if frame.pts is None or self.start_pts is None or frame.time_base is None:
+            return round(index * 1000 / self.fps) if self.fps else 0
+        return max(0, round((frame.pts - self.start_pts) * frame.time_base * 1000))
+
+    def _last_frame_seen(self, pts: int | None, time_base: Fraction | None) -> None:
+        if pts is not None and time_base is not None and self.start_pts is not None:
+            end = round((pts - self.start_pts) * time_base * 1000)
+            self.last_timestamp_ms = max(self.last_timestamp_ms, end)
+
+    def check_frame(self, frame: VideoFrame, index: int, timestamp_ms: int) -> None:
+        """Limits hold for every decoded frame, not just the header: headers can lie."""
+        check_pixels(frame.width, frame.height, self.limits)
+        limit = self.limits.max_duration_ms
+        if limit is not None and timestamp_ms > limit:
+            raise InvalidVideo(
+                f"video runs past {timestamp_ms} ms, above the limit of {limit} ms",
+                code=ErrorCode.TOO_LONG,
+            )
+        cap = self._max_frames()
+        # Checked before the frame is handed on, so at most the cap is ever uploaded.
+        if cap is not None and index >= cap:
+            raise InvalidVideo(
+                f"the video holds more than {self.limits.max_sampled_frames} sampled frames"
+                f" (every {self.sampled_every}th of more than {cap} decoded), above the limit",
+                code=ErrorCode.TOO_MANY_FRAMES,
+            )
+
+    def _max_frames(self) -> int | None:
+        """Frames in the file beyond which sampling passes ``max_sampled_frames``."""
+        cap = self.limits.max_sampled_frames
+        return None if cap is None else cap * self.sampled_every
+
+    def _decode(self) -> Iterator[VideoFrame]:
+        plan = self.decode_plan
+        position = 0
+        try:
+            for packet in self.container.demux(self.stream):
+                if packet.is_corrupt:
+                    raise InvalidVideo("a packet is flagged corrupt", code=ErrorCode.CORRUPT)
+                if packet.size and packet.is_discard:
+                    self.discarded_packets += 1
+                if plan is not None and packet.size:
+                    position += 1
+                    if self._dropped(plan, position - 1, packet):
+                        continue
+                for frame in packet.decode():
+                    if frame.is_corrupt:
+                        raise InvalidVideo(
+                            f"frame {self.decoded} decoded with errors", code=ErrorCode.CORRUPT
+                        )
+                    self.decoded += 1
+                    if self.decoded > 1:  # the first frame arrives before start_pts is known
+                        self._last_frame_seen(frame.pts, frame.time_base)
+                    yield frame
+        except av.error.FFmpegError as error:
+            raise InvalidVideo(
+                f"decoding failed after {self.decoded} frames: {error}", code=ErrorCode.CORRUPT
+            ) from error
+
+    def _dropped(self, plan: DecodePlan, position: int, packet: Packet[VideoStream]) -> bool:
+        """Whether the plan keeps this packet from the decoder (then it is counted as read)."""
+        # The second pass must see the stream the first pass planned for.
+        if position >= len(plan.pts) or packet.pts != plan.pts[position]:
+            raise PlanBroken
+        if not plan.drop[position]:
+            return False
+        # Counted as a frame for the completeness checks: it was in the file.
+        self.dropped += 1
+        self._last_frame_seen(packet.pts, packet.time_base)
+        return True
+
+    def _check_header(self) -> None:
+        codec = self.stream.codec_context
+        check_pixels(codec.width, codec.height, self.limits)
+        duration = self._durationms_of()
+        limit = self.limits.max_duration_ms
+        if limit is not None and duration is not None and duration > limit:
+            raise InvalidVideo(
+                f"video lasts {duration} ms, above the limit of {limit} ms", code=ErrorCode.TOO_LONG
+            )
+        self._check_frame_count()
+
+    def _check_frame_count(self) -> None:
+        """A video bomb (a small file, a huge frame count) is refused before any frame is made."""
+        cap = self._max_frames()
+        if cap is None:
+            return
+        frames = self.declared_frames
+        source = "declares"
+        if not frames:
+            # Only the measured average rate: FFmpeg's guessed rate can be the field rate or the
+            # time base (2x or 40x too high), which would refuse honest videos. Without it, the
+            # demux pass (read_plan) or the decoding itself counts the frames.
+            duration = self._video_durationms_of()
+            rate = self.stream.average_rate
+            if duration and rate:
+                frames = math.ceil(duration * rate / 1000)
+                source = f"lasts {duration} ms at {float(rate):g} fps, so about"
+        if frames and frames > cap:
+            raise InvalidVideo(
+                f"the video {source} {frames} frames: more than {self.limits.max_sampled_frames}"
+                f" sampled frames at every {self.sampled_every}th, above the limit",
+                code=ErrorCode.TOO_MANY_FRAMES,
+            )
+
+    def _durationms_of(self) -> int | None:
+        if self.stream_duration_ms is not None:
+            return self.stream_duration_ms
+        if self.container.duration is None:
+            return None
+        return ms_of(self.container.duration, Fraction(1, av.time_base))
+
+    def _nothing_decoded(self) -> InvalidVideo:
+        if self.declared_frames:
+            return InvalidVideo(
+                f"none of the {self.declared_frames} declared frames could be decoded",
+                code=ErrorCode.CORRUPT,
+            )
+        return InvalidVideo("the video stream has no frames", code=ErrorCode.NO_FRAMES)
+
+    def _check_complete(self) -> None:
+        if self.declared_frames:
+            # Packets kept from the decoder were in the file: they count, a missing tail does not.
+            if self.decoded + self.dropped + self.discarded_packets < self.declared_frames:
+                raise InvalidVideo(
+                    f"only {self.decoded + self.dropped} of the {self.declared_frames} frames the"
+                    " container declares could be read (truncated or corrupt)",
+                    code=ErrorCode.CORRUPT,
+                )
+            return
+        # Without a frame count (Matroska/WebM), a declared duration is the only promise to check.
+        declared = self._video_durationms_of()
+        period_ms = 1000 / self.fps if self.fps else 0
+        if declared is not None and self.last_timestamp_ms + period_ms < (
+            declared - max(_MAX_MISSING_TAIL_MS, 3 * period_ms)
+        ):
+            raise InvalidVideo(
+                f"frames stop at {self.last_timestamp_ms} ms of a declared {declared} ms"
+                " (truncated or corrupt)",
+                code=ErrorCode.CORRUPT,
+            )
+
+    def _video_durationms_of(self) -> int | None:
+        # The container's duration is the longest stream's: only trust it when video is alone.
+        if self.stream_duration_ms is not None or len(self.container.streams) > 1:
+            return self.stream_duration_ms
+        return self._durationms_of()
+
+    def _info(self, first: VideoFrame) -> VideoInfo:
+        width, height = first.width, first.height
+        if self.rotation in {90, 270}:
+            width, height = height, width
+        return VideoInfo(
+            width=width,
+            height=height,
+            fps=round(self.fps, 3),
+            frame_count=self.declared_frames,
+            duration_ms=self._durationms_of(),
+            rotation=self.rotation,
+            codec=self.stream.codec_context.name,
+        )
