@@ -71,3 +71,28 @@ async def test_submit_publishes_the_options_in_the_payload(tmp_path):
     with_options, without = (sent.value["payload"] for sent in publisher.on("outbox_events"))
     assert with_options["options"] == {"every_n": 10, "tag": "t"}
     assert "options" not in without
+
+
+def test_submit_callback_url_becomes_the_events_callback_url():
+    """--callback-url maps onto options.callback_url, beside the other options."""
+    args = build_parser().parse_args(
+        ["submit", "v.mp4", "--tag", "t", "--callback-url", "https://hooks.example.com/videos"]
+    )
+    assert options_of(args).as_document() == {
+        "tag": "t",
+        "callback_url": "https://hooks.example.com/videos",
+    }
+
+
+def test_a_callback_url_the_contract_refuses_is_refused_as_bad_options():
+    """Not an http(s) URL: refused on the command line, before any upload."""
+    args = build_parser().parse_args(["submit", "v.mp4", "--callback-url", "ftp://example.com/x"])
+    with pytest.raises(InvalidMessage) as caught:
+        options_of(args)
+    assert caught.value.code == ErrorCode.BAD_OPTIONS
+
+
+def test_process_does_not_take_a_callback_url():
+    """process posts no notice, so the flag would be silently ignored: argparse refuses it."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["process", "v.mp4", "--callback-url", "https://h.example/x"])

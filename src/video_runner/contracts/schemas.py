@@ -12,29 +12,41 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from video_runner.contracts.inference_result import InferenceResult
 from video_runner.contracts.inference_task import InferenceTask
+from video_runner.contracts.notice import PREDICTION_NOTICE
 from video_runner.contracts.options import EventOptions
 from video_runner.contracts.outbox_event import OutboxEvent
 
-#: File stem -> the model whose JSON Schema it holds.
-MODELS: dict[str, type[BaseModel]] = {
+#: What a schema file describes: a model, or the type adapter of a union of models (a message
+#: that is one of several shapes, such as a completion notice).
+Contract = type[BaseModel] | TypeAdapter[Any]
+
+#: File stem -> the contract whose JSON Schema it holds.
+MODELS: dict[str, Contract] = {
     "event_options": EventOptions,
     "inference_result": InferenceResult,
     "inference_task": InferenceTask,
     "outbox_event": OutboxEvent,
+    "prediction_notice": PREDICTION_NOTICE,
 }
 
 
 def schema_of(name: str) -> dict[str, Any]:
     """The JSON Schema ``{name}.schema.json`` should hold: what the parser accepts."""
-    return {
+    contract = MODELS[name]
+    head: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"video-runner/{name}",
-        **MODELS[name].model_json_schema(by_alias=True),
     }
+    if isinstance(contract, TypeAdapter):
+        # A union has no title of its own: it takes the file's name (prediction_notice ->
+        # PredictionNotice), as a model's schema takes the model's.
+        head["title"] = "".join(part.capitalize() for part in name.split("_"))
+        return {**head, **contract.json_schema(by_alias=True)}
+    return {**head, **contract.model_json_schema(by_alias=True)}
 
 
 def schema_text(name: str) -> str:

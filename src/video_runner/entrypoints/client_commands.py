@@ -34,7 +34,7 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         "store if the topic cannot be followed)",
     )
     submit.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (600)")
-    add_option_arguments(submit)
+    add_option_arguments(submit, callback_url=True)
     submit.set_defaults(handler=_submit)
     status = subparsers.add_parser("status", help="print an event's status and progress as JSON")
     status.add_argument("event_id")

@@ -1,8 +1,10 @@
 """The per-video options as command-line flags, shared by ``submit`` and ``process``.
 
 ``--fps 2 | --every-n 10 --classes person,car --min-confidence 0.5 --start 10s --end 1m
---tag TEXT`` become ``payload.options`` (docs/contracts.md); the contract's model validates them,
-so a flag is refused exactly as the runner would refuse the option.
+--tag TEXT`` (and, on ``submit`` only, ``--callback-url URL``) become ``payload.options``
+(docs/contracts.md); the contract's model validates them, so a flag is refused exactly as the
+runner would refuse the option. Whether the callback's host is allowed (``WEBHOOK_ALLOWED_HOSTS``)
+is the runner's setting, checked there: an event whose host it refuses fails with ``bad_options``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ def duration_ms(text: str) -> int:
     return round(float(match["value"]) * _UNIT_MS[match["unit"] or "s"])
 
 
-def add_option_arguments(parser: argparse.ArgumentParser) -> None:
+def add_option_arguments(parser: argparse.ArgumentParser, *, callback_url: bool = False) -> None:
+    """The option flags; ``callback_url`` adds ``--callback-url`` (only a running system's
+    notices are posted: ``process`` has none, so it does not take the flag)."""
     group = parser.add_argument_group("per-video options (payload.options)")
     sampling = group.add_mutually_exclusive_group()
     sampling.add_argument("--fps", type=float, help="frames per second, nearest by timestamp")
@@ -38,6 +42,13 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--start", type=duration_ms, help="from this time, e.g. 10s")
     group.add_argument("--end", type=duration_ms, help="up to this time, e.g. 1m")
     group.add_argument("--tag", help="client text echoed in the result and notices (<= 256)")
+    if callback_url:
+        group.add_argument(
+            "--callback-url",
+            metavar="URL",
+            help="POST the completion notice here, signed (its host must be in the services' "
+            "WEBHOOK_ALLOWED_HOSTS)",
+        )
 
 
 def options_of(args: argparse.Namespace) -> EventOptions:
@@ -50,6 +61,7 @@ def options_of(args: argparse.Namespace) -> EventOptions:
         "start_ms": args.start,
         "end_ms": args.end,
         "tag": args.tag,
+        "callback_url": getattr(args, "callback_url", None),
     }
     try:
         return EventOptions.model_validate({k: v for k, v in raw.items() if v is not None})
