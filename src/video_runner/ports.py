@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.detections import Detection
+from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status
@@ -124,7 +125,7 @@ class PredictionStore(Protocol):
     by exactly one caller through a unique claim. Errors: ``DependencyUnavailable``.
     """
 
-    async def get(self, event_id: str) -> dict[str, Any] | None: ...
+    async def get(self, event_id: str) -> Prediction | None: ...
 
     async def begin(self, event_id: str, fields: Mapping[str, Any]) -> bool:
         """Create the document as ``processing`` or refresh it; False if its video path is over."""
@@ -210,8 +211,8 @@ class PredictionStore(Protocol):
         after_id: str | None = None,
         unpurged: bool = False,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
-        """Documents in ``status`` (last written before ``before``), by ``_id``, after ``after_id``;
+    ) -> list[Prediction]:
+        """Events in ``status`` (last written before ``before``), by ``_id``, after ``after_id``;
         with ``unpurged``, only those whose per-frame documents were not deleted yet.
 
         A scan on servers without a secondary index: for repair loops only, page by page.

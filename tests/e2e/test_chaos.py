@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from support.documents import stored_document
 from support.stack import (
     ServiceProcess,
     create_topic,
@@ -77,7 +78,7 @@ async def test_every_video_ends_ready_once_and_complete_while_runners_are_killed
         try:
 
             async def all_done():
-                documents = [await store.get(e) for e in events]
+                documents = [await stored_document(store, e) for e in events]
                 finished = [d for d in documents if d and d["status"] in {"ready", "failed"}]
                 return documents if len(finished) == len(events) else None
 

@@ -11,6 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from support.documents import stored_document
 from support.stack import (
     create_topic,
     free_port,
@@ -66,7 +67,7 @@ async def test_two_runners_and_two_outbox_replicas_one_killed_mid_write_send_one
             event_ids = [await submit_video(settings, video) for video in videos]
 
             async def statuses() -> dict[str, str | None]:
-                documents = [await store.get(e) for e in event_ids]
+                documents = [await stored_document(store, e) for e in event_ids]
                 return {e: d and d["status"] for e, d in zip(event_ids, documents, strict=True)}
 
             async def first_predictable():

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import pytest
 
+from support.documents import stored_document
 from support.stack import create_topic, publish, read_topic, running, store_of, wait_for
 from video_runner import bootstrap
 from video_runner.adapters.metrics import PrometheusTelemetry
@@ -171,7 +172,7 @@ async def test_a_webhook_reaches_a_real_http_server_signed_and_is_retried_after_
         await _failed_event(store, "hooked", callback_url=url, tag="job 9")
         await notices.announce("hooked", Status.FAILED)
         await notices.drain()
-        document = await store.get("hooked")
+        document = await stored_document(store, "hooked")
     finally:
         await notices.close()
         await webhooks.close()
@@ -211,7 +212,7 @@ async def test_a_callback_url_on_a_host_off_the_allowlist_fails_the_event_with_b
         )
 
         async def failed():
-            document = await store.get("hook-refused")
+            document = await stored_document(store, "hook-refused")
             return document if document and document["status"] == "failed" else None
 
         document = await wait_for(failed, timeout_s=60)

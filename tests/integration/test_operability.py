@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from support.documents import stored_document
 from support.faults import kafka_serves_groups
 from support.objects import metric
 from support.stack import (
@@ -72,7 +73,7 @@ async def test_metrics_count_exactly_the_frames_of_a_real_video(settings):
             try:
 
                 async def extracted():
-                    document = await store.get(event_id)
+                    document = await stored_document(store, event_id)
                     return document and document.get("total_frames") is not None
 
                 await wait_for(extracted, timeout_s=90)
@@ -107,7 +108,7 @@ async def test_sigterm_mid_video_exits_zero_quickly_and_a_restart_finishes_the_v
             event_id = await submit_video(settings, video)
 
             async def started():
-                document = await store.get(event_id)
+                document = await stored_document(store, event_id)
                 return document and (document.get("frames_published") or 0) > 0
 
             await wait_for(started, timeout_s=90, every_s=0.05)
@@ -116,11 +117,13 @@ async def test_sigterm_mid_video_exits_zero_quickly_and_a_restart_finishes_the_v
             took = time.monotonic() - began
         assert code == 0, first.log_text()[-2000:]
         assert took < 15
-        assert (await store.get(event_id)).get("total_frames") is None  # unfinished, uncommitted
+        assert (await stored_document(store, event_id)).get(
+            "total_frames"
+        ) is None  # unfinished, uncommitted
         with service_process("serve", settings, tmp_path / "runner-2.log"):
 
             async def finished():
-                document = await store.get(event_id)
+                document = await stored_document(store, event_id)
                 return document if document.get("total_frames") is not None else None
 
             document = await wait_for(finished, timeout_s=240)

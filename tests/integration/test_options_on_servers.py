@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from support.documents import stored_document
 from support.options import submit_with_options, with_known_detector
 from support.stack import running, store_of, wait_for
 from support.videos import decode_all_bgr, make_ffmpeg_video, make_video
@@ -24,7 +25,7 @@ async def store(settings):
 
 async def _final(settings, store, event_id):
     async def ready():
-        document = await store.get(event_id)
+        document = await stored_document(store, event_id)
         return document if document and document["status"] in {"ready", "failed"} else None
 
     document = await wait_for(ready, timeout_s=120)
@@ -102,7 +103,7 @@ async def test_an_event_with_a_bad_option_fails_with_bad_options_and_is_dead_let
         await submit_with_options(settings, video, "opt-bad", {"every_n": 5, "fps": 2})
 
         async def failed():
-            document = await store.get("opt-bad")
+            document = await stored_document(store, "opt-bad")
             return document if document and document["status"] == "failed" else None
 
         document = await wait_for(failed, timeout_s=60)

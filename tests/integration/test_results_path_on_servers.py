@@ -9,6 +9,7 @@ import random
 import bson
 import pytest
 
+from support.documents import stored_document
 from support.events import consume_all_tasks, prepare_event, publish_results, result
 from support.objects import header, metric
 from support.stack import (
@@ -26,7 +27,7 @@ from video_runner.domain.results import FrameResult
 
 async def status_is(store, event_id, status, timeout_s=60):
     async def check():
-        document = await store.get(event_id)
+        document = await stored_document(store, event_id)
         return document if document and document["status"] == status else None
 
     return await wait_for(check, timeout_s=timeout_s)
@@ -117,7 +118,7 @@ async def test_results_that_arrive_before_total_frames_count_once_it_is_known(se
             return (await store.progress("early-1", 4)).stored == len(frame_ids)
 
         await wait_for(counted)
-        assert (await store.get("early-1"))["status"] == "processing"
+        assert (await stored_document(store, "early-1"))["status"] == "processing"
         await store.update_processing("early-1", {"total_frames": len(frame_ids)})
         await runner.completion.check("early-1")
         await status_is(store, "early-1", "predictable")
@@ -160,7 +161,7 @@ async def test_a_consumed_task_without_a_result_is_republished_then_fails_the_ev
 
             async def failed():
                 await consume_all_tasks(settings)  # workers take every task, lose frame 10's
-                document = await store.get("gap-1")
+                document = await stored_document(store, "gap-1")
                 return document if document["status"] == "failed" else None
 
             with_error = await wait_for(failed, timeout_s=60, every_s=0.5)
@@ -189,7 +190,7 @@ async def test_queued_tasks_are_never_republished_or_failed_for_waiting(tmp_path
         runner = bootstrap.Runner(settings)
         async with running(runner):
             await asyncio.sleep(4)
-            document = await store.get("queued-1")
+            document = await stored_document(store, "queued-1")
     finally:
         await store.close()
     assert document["status"] == "processing"
@@ -279,7 +280,7 @@ async def test_a_large_result_set_is_merged_into_s3_and_then_purged_from_the_sto
             document = await status_is(store, "long-1", "ready", timeout_s=240)
 
             async def purged():
-                return (await store.get("long-1")).get("purged_at")
+                return (await stored_document(store, "long-1")).get("purged_at")
 
             await wait_for(purged, timeout_s=60)
         left = await store.recount("long-1")

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from support.documents import stored_document
 from support.objects import frame_ids_of, header, metric, task_values
 from support.stack import (
     create_topic,
@@ -34,7 +35,7 @@ async def extracted(settings, event_id, timeout_s=90.0):
     try:
 
         async def done():
-            document = await store.get(event_id)
+            document = await stored_document(store, event_id)
             return document if document and document.get("total_frames") is not None else None
 
         return await wait_for(done, timeout_s=timeout_s)
@@ -150,7 +151,7 @@ async def test_poison_messages_are_dead_lettered_and_never_block_their_partition
             ("empty-1", "empty_file"),
             ("cut-1", "corrupt"),
         ]:
-            document = await store.get(event_id)
+            document = await stored_document(store, event_id)
             assert document["status"] == "failed", event_id
             assert document["error"]["code"] == code
             assert document["error"]["message"]
@@ -236,12 +237,12 @@ async def test_a_runner_killed_mid_video_loses_nothing_once_restarted(tmp_path):
             event_id = await submit_video(settings, video)
 
             async def midway():
-                document = await store.get(event_id)
+                document = await stored_document(store, event_id)
                 return document and 0 < (document.get("frames_published") or 0) < len(expected)
 
             await wait_for(midway, timeout_s=90, every_s=0.05)
             first.kill()
-        killed_at = (await store.get(event_id))["frames_published"]
+        killed_at = (await stored_document(store, event_id))["frames_published"]
         with service_process("serve", settings, tmp_path / "runner-2.log"):
             document = await extracted(settings, event_id, timeout_s=180)
     finally:

@@ -2,7 +2,7 @@
 
 Each fake follows the semantics its production adapter documents:
 
-* ``FakePredictionStore`` mirrors ``adapters/mongo.py``: claimed transitions, task chunks, the
+* ``FakePredictionStore`` mirrors ``adapters/mongo/``: claimed transitions, task chunks, the
   first result of a frame wins, counters per results partition, ``updated_at`` on every write;
 * ``FakeObjectStore`` mirrors ``adapters/s3.py``: ``SourceMissing`` for a missing key,
   ``InvalidVideo(file_too_large)`` above ``max_bytes``, bytes never shared with the caller;
@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from video_runner.adapters.mongo import new_event_document, pending_notice_document
+from video_runner.adapters.mongo.documents import prediction_of
 from video_runner.contracts.notice import notice_for, notice_json
 from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.detections import Detection
+from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status, can_move, claim_name
@@ -130,6 +132,11 @@ class FakePredictionStore:
         """The transitions to ``target`` that actually moved a document."""
         return [t for t in self.transitions if t.target == target and t.moved]
 
+    def document(self, event_id: str) -> dict[str, Any] | None:
+        """The stored document as a server would return it (a copy), or None."""
+        document = self.documents.get(event_id)
+        return None if document is None else copy.deepcopy(document)
+
     def stored_results(self, event_id: str) -> list[FrameResult]:
         return [r for (e, _), r in sorted(self.results.items()) if e == event_id]
 
@@ -144,10 +151,10 @@ class FakePredictionStore:
     async def ping(self) -> None:
         await self._round_trip()
 
-    async def get(self, event_id: str) -> dict[str, Any] | None:
+    async def get(self, event_id: str) -> Prediction | None:
         await self._round_trip()
-        document = self.documents.get(event_id)
-        return None if document is None else copy.deepcopy(document)
+        document = self.document(event_id)
+        return None if document is None else prediction_of(document)
 
     async def begin(self, event_id: str, fields: Mapping[str, Any]) -> bool:
         await self._round_trip()
@@ -191,7 +198,7 @@ class FakePredictionStore:
             claim: dict[str, Any] = {"event_id": event_id, "fields": applied}
             notice = notice_for(document, target, applied)
             if notice is not None:
-                url = (document.get("options") or {}).get("callback_url")
+                url = prediction_of(document).callback_url
                 claim |= {
                     "notice": notice_json(notice),
                     "notice_id": notice.notice_id,
@@ -255,7 +262,7 @@ class FakePredictionStore:
         after_id: str | None = None,
         unpurged: bool = False,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Prediction]:
         await self._round_trip()
         self.scans += 1
         found = sorted(
@@ -269,7 +276,7 @@ class FakePredictionStore:
             ),
             key=lambda d: str(d["_id"]),
         )
-        return copy.deepcopy(found[:limit])
+        return [prediction_of(d) for d in copy.deepcopy(found[:limit])]
 
     async def record_chunk(self, event_id: str, chunk: TaskChunk) -> None:
         await self._round_trip()

@@ -421,7 +421,7 @@ async def test_a_callback_url_whose_host_is_not_allowed_fails_the_event_with_bad
     world, notices = _world_with_hosts(tmp_path, frozenset({"hooks.example"}))
     await world.path.handle(_with_callback("https://elsewhere.example/hook"))
     await notices.drain()
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document["status"] == Status.FAILED
     assert document["error"]["code"] == "bad_options"
     assert "elsewhere.example" in document["error"]["message"]
@@ -436,14 +436,14 @@ async def test_with_no_allowed_hosts_every_callback_url_is_refused(tmp_path):
     """WEBHOOK_ALLOWED_HOSTS is empty by default: no event may name a webhook."""
     world, _ = _world_with_hosts(tmp_path, frozenset())
     await world.path.handle(_with_callback("http://hooks.example/done"))
-    assert (await world.store.get("ev-1"))["error"]["code"] == "bad_options"
+    assert (await world.store.get("ev-1")).error["code"] == "bad_options"
 
 
 async def test_a_callback_url_on_an_allowed_host_is_kept_with_the_options(tmp_path):
     """The host matches case-insensitively, whatever the port; the event is processed."""
     world, _ = _world_with_hosts(tmp_path, frozenset({"hooks.example"}))
     await world.path.handle(_with_callback("http://HOOKS.example:8080/done"))
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document["status"] == Status.PROCESSING
     assert document["options"]["callback_url"] == "http://HOOKS.example:8080/done"
 

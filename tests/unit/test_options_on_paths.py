@@ -28,7 +28,7 @@ async def test_options_are_stored_on_the_document_and_sample_this_video_only(tmp
     gets this video's own plan."""
     world = World(tmp_path, _frames(2))
     await world.path.handle(_with_options(OPTIONS))
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["options"] == {**OPTIONS, "fps": 2.0}
     assert document["sampling"] == {"fps": 2.0, "start_ms": 1000}
@@ -51,7 +51,7 @@ async def test_a_bad_option_dead_letters_the_event_and_fails_it_with_bad_options
     await world.path.handle(message)
     (sent,) = world.dead_letters()
     assert sent.headers["error_code"] == ErrorCode.BAD_OPTIONS
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.FAILED
     assert document["error"]["code"] == ErrorCode.BAD_OPTIONS
@@ -103,6 +103,6 @@ async def test_results_of_a_video_sampled_by_time_are_stored_for_any_frame_id(tm
     )
     path: ResultsPath = world.path
     await path.handle_batch([_result(0), _result(13), _result(37)])
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.PREDICTABLE

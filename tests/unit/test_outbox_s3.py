@@ -82,7 +82,7 @@ async def test_a_notice_gets_the_json_into_the_source_bucket_and_makes_the_event
     assert parsed["frames"][0]["error"] == "bad_image"
     assert parsed["frames"][1]["timestamp_ms"] == 200
 
-    after = await store.get("ev-1")
+    after = store.document("ev-1")
     assert after["status"] == Status.READY
     assert after["output_s3"] == "s3://videos/detection/ev-1.json"
     assert isinstance(after["ready_at"], datetime)
@@ -105,7 +105,7 @@ async def test_without_a_source_bucket_the_default_bucket_is_used(tmp_path):
     await _predictable(store, bucket=None)
     await _worker(store, objects, tmp_path).finish("ev-1")
     assert ("default-videos", "detection/ev-1.json") in objects.objects
-    after = await store.get("ev-1")
+    after = store.document("ev-1")
     assert after["output_s3"] == "s3://default-videos/detection/ev-1.json"
 
 
@@ -123,7 +123,7 @@ async def test_a_duplicate_notice_or_one_for_an_event_not_predictable_writes_not
     await worker.handle(FakeMessage(topic="predictable_events", value=b"{not json"))
     assert objects.objects == written
     assert len(store.moved_to(Status.READY)) == 1
-    assert (await store.get("ev-2"))["status"] == Status.PROCESSING
+    assert (await store.get("ev-2")).status == Status.PROCESSING
 
 
 async def test_two_workers_on_one_event_at_once_make_exactly_one_ready_transition(tmp_path):
@@ -134,7 +134,7 @@ async def test_two_workers_on_one_event_at_once_make_exactly_one_ready_transitio
     moved = await asyncio.gather(first.finish("ev-1"), second.finish("ev-1"))
     assert sorted(moved) == [False, True]
     assert len(store.moved_to(Status.READY)) == 1
-    assert (await store.get("ev-1"))["status"] == Status.READY
+    assert (await store.get("ev-1")).status == Status.READY
 
 
 async def test_after_ready_the_per_frame_documents_are_deleted_unless_kept(tmp_path):
@@ -148,7 +148,7 @@ async def test_after_ready_the_per_frame_documents_are_deleted_unless_kept(tmp_p
     assert store.stored_results("ev-1") == []
     assert [k for k in store.chunks if k[0] == "ev-1"] == []
     assert [k for k in store.counters if k[0] == "ev-1"] == []
-    assert (await store.get("ev-1"))["purged_at"] is not None
+    assert (await store.get("ev-1")).purged_at is not None
     assert len(store.stored_results("ev-keep")) == 3
 
 
@@ -162,8 +162,8 @@ async def test_the_sweep_writes_a_predictable_event_whose_notice_never_came(tmp_
     await _predictable(store, "ev-new")
     worker = _worker(store, objects, tmp_path, notice_grace_s=30.0)
     assert await worker.sweep(now=clock.now) == 1
-    assert (await store.get("ev-old"))["status"] == Status.READY
-    assert (await store.get("ev-new"))["status"] == Status.PREDICTABLE
+    assert (await store.get("ev-old")).status == Status.READY
+    assert (await store.get("ev-new")).status == Status.PREDICTABLE
 
 
 async def test_failed_events_are_purged_after_their_retention_only(tmp_path):
@@ -192,6 +192,6 @@ async def test_the_sweep_purges_a_ready_event_whose_purge_was_interrupted(tmp_pa
     assert len(store.stored_results("ev-1")) == 3  # too fresh: its own worker may still purge
     await worker.sweep(now=clock.advance(60))
     assert store.stored_results("ev-1") == []
-    purged_at = (await store.get("ev-1"))["purged_at"]
+    purged_at = (await store.get("ev-1")).purged_at
     await worker.sweep(now=clock.advance(60))
-    assert (await store.get("ev-1"))["purged_at"] == purged_at
+    assert (await store.get("ev-1")).purged_at == purged_at

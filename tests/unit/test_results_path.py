@@ -123,7 +123,7 @@ async def test_a_batch_is_stored_once_and_completes_the_event_with_one_notice():
     world = World()
     await world.extracted(frames=5)
     await world.path.handle_batch(_spread([_result(i * 5, offset=i) for i in range(5)]))
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document["status"] == Status.PREDICTABLE
     assert document["results_received"] == 5
     assert document["failed_frames"] == 0
@@ -141,13 +141,13 @@ async def test_duplicates_in_a_batch_and_across_batches_are_counted_once():
     await world.extracted(frames=3)
     await world.path.handle_batch([_result(0), _result(0), _result(5, error="first")])
     await world.path.handle_batch([_result(5), _result(5)])
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document["status"] == Status.PROCESSING
     assert (await world.store.progress("ev-1", PARTITIONS)).stored == 2
     assert world.store.results["ev-1", 5].error == "first"
     assert world.telemetry.total("results_duplicate") == 3
     await world.path.handle_batch([_result(10)])
-    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
+    assert (await world.store.get("ev-1")).status == Status.PREDICTABLE
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -197,10 +197,10 @@ async def test_results_before_the_total_are_counted_and_completed_by_the_video_p
     world = World()
     await world.extracted(frames=3, total=False)
     await world.path.handle_batch([_result(0), _result(5), _result(10)])
-    assert (await world.store.get("ev-1"))["status"] == Status.PROCESSING
+    assert (await world.store.get("ev-1")).status == Status.PROCESSING
     await world.store.update_processing("ev-1", {"total_frames": 3})
     await world.completion.check("ev-1")
-    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
+    assert (await world.store.get("ev-1")).status == Status.PREDICTABLE
 
 
 async def test_results_of_unknown_or_finished_events_and_unsampled_frames_are_not_stored():
@@ -229,7 +229,7 @@ async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_is_stor
     (dead,) = world.publisher.on("inference_results.dlq")
     assert dead.headers["error_code"] == str(ErrorCode.BAD_JSON)
     assert dead.headers["original_offset"] == "9"
-    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
+    assert (await world.store.get("ev-1")).status == Status.PREDICTABLE
 
 
 async def test_too_many_detector_errors_fail_the_event_with_inference_failed():
@@ -239,7 +239,7 @@ async def test_too_many_detector_errors_fail_the_event_with_inference_failed():
     await world.path.handle_batch(
         [_result(0, error="boom"), _result(5, error="boom"), _result(10), _result(15)]
     )
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document["status"] == Status.FAILED
     assert document["error"]["code"] == str(ErrorCode.INFERENCE_FAILED)
     assert document["failed_frames"] == 2
@@ -254,7 +254,7 @@ async def test_the_hot_path_never_scans_whatever_the_store_holds():
         await world.extracted(f"other-{n}", frames=3)
     await world.extracted(frames=20)
     await world.path.handle_batch(_spread([_result(i * 5, offset=i) for i in range(20)]))
-    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
+    assert (await world.store.get("ev-1")).status == Status.PREDICTABLE
     assert world.store.scans == 0
 
 
@@ -279,12 +279,12 @@ async def test_a_crash_between_insert_and_count_is_repaired_by_the_recount_once_
     await world.extracted(frames=3)
     await world.store.save_results([("ev-1", FrameResult(i, i * 40)) for i in (0, 5, 10)])
     await world.path.handle_batch([_result(0), _result(5), _result(10)])  # all duplicates now
-    assert (await world.store.get("ev-1"))["status"] == Status.PROCESSING
+    assert (await world.store.get("ev-1")).status == Status.PROCESSING
     assert await world.reconciler.run_once(now=world.clock.now) == 0  # not quiet yet
     scans_before = world.store.scans
     finished = await world.reconciler.run_once(now=world.clock.advance(31))
     assert finished == 1
-    assert (await world.store.get("ev-1"))["status"] == Status.PREDICTABLE
+    assert (await world.store.get("ev-1")).status == Status.PREDICTABLE
     assert world.store.scans > scans_before  # the recount is the one place that scans
 
 
@@ -310,7 +310,7 @@ async def test_a_thousand_queued_frames_are_never_republished_or_failed_for_wait
     for _ in range(20):
         await world.reaper.run_once(now=world.clock.advance(3600))
     assert world.republished() == []
-    assert (await world.store.get("ev-1"))["status"] == Status.PROCESSING
+    assert (await world.store.get("ev-1")).status == Status.PROCESSING
     # Nothing consumed, nothing to look up: a backlog costs chunk reads, not frame lookups.
     assert world.store.lookups == 0
 
@@ -368,7 +368,7 @@ async def test_a_frame_lost_after_the_last_attempt_fails_the_event_with_its_id()
         # Whatever was published so far has been consumed, and nothing answered.
         world.offsets.committed_offsets = dict.fromkeys(range(PARTITIONS), 10**6)
         await world.reaper.run_once(now=world.clock.advance(100))
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document["status"] == Status.FAILED
     assert document["error"]["code"] == str(ErrorCode.INFERENCE_TIMEOUT)
     assert document["error"]["missing_frame_ids"] == [5, 10]

@@ -135,7 +135,7 @@ async def test_the_document_records_task_chunks_totals_and_the_video(tmp_path):
     results partitions are set, and the extraction is announced."""
     world = World(tmp_path, _frames(4), publish_batch=2)
     await world.path.handle(_event())
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.PROCESSING
     assert document["total_frames"] == 4
@@ -172,7 +172,7 @@ async def test_a_duplicate_of_a_finished_event_does_nothing(tmp_path, status):
     await world.path.handle(_event())
     assert world.objects.downloads == []
     assert world.publisher.sent == []
-    assert await world.store.get("ev-1") == before
+    assert world.store.document("ev-1") == before
     assert world.telemetry.total("events_duplicate") == 1
 
 
@@ -183,7 +183,7 @@ async def test_a_duplicate_of_an_event_whose_tasks_were_all_published_does_nothi
     await world.path.handle(_event())
     assert world.objects.downloads == []
     assert world.publisher.sent == []
-    assert await world.store.get("ev-1") == before
+    assert world.store.document("ev-1") == before
 
 
 async def test_an_event_interrupted_before_its_total_is_redone(tmp_path):
@@ -191,7 +191,7 @@ async def test_an_event_interrupted_before_its_total_is_redone(tmp_path):
     world = World(tmp_path, _frames(2))
     world.store.put("ev-1", Status.PROCESSING, frames_published=1)
     await world.path.handle(_event())
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["total_frames"] == 2
     assert len(world.tasks()) == 2
@@ -234,7 +234,7 @@ async def test_a_missing_video_object_fails_the_event_and_dead_letters_it(tmp_pa
     message = _event("ev-2", "input/ev-2.mp4")
     await world.path.handle(message)
     assert world.dead_letters()[0].headers["event_id"] == "ev-2"
-    document = await world.store.get("ev-2")
+    document = world.store.document("ev-2")
     assert document is not None
     assert document["status"] == Status.FAILED
     assert document["error"]["code"] == ErrorCode.MISSING_OBJECT
@@ -252,7 +252,7 @@ async def test_a_video_the_probe_refuses_fails_with_the_probes_code(tmp_path):
     )
     message = _event()
     await world.path.handle(message)
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.FAILED
     assert document["error"] == {"code": "corrupt", "message": "moov atom not found"}
@@ -271,7 +271,7 @@ async def test_a_decoder_failure_part_way_fails_the_event_and_announces_no_total
     )
     message = _event()
     await world.path.handle(message)
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.FAILED
     assert document["error"]["code"] == ErrorCode.CORRUPT
@@ -287,7 +287,7 @@ async def test_a_video_above_the_size_limit_fails_with_file_too_large(tmp_path):
     world = World(tmp_path, _frames(2), max_bytes=len(VIDEO) - 1)
     message = _event()
     await world.path.handle(message)
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["error"]["code"] == ErrorCode.FILE_TOO_LARGE
     _assert_dead_lettered(world, message, ErrorCode.FILE_TOO_LARGE)
@@ -298,7 +298,7 @@ async def test_a_video_without_frames_fails_with_no_frames(tmp_path):
     world = World(tmp_path, [])
     message = _event()
     await world.path.handle(message)
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.FAILED
     assert document["error"]["code"] == ErrorCode.NO_FRAMES
@@ -315,7 +315,7 @@ async def test_a_publisher_outage_propagates_as_retriable_and_leaves_the_event_p
     world.publisher.fail_next(1, after=1)  # the partition count is read; the first batch fails
     with pytest.raises(RetriableError):
         await world.path.handle(_event())
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.PROCESSING
     assert document["total_frames"] is None
@@ -333,7 +333,7 @@ async def test_the_retry_after_a_publisher_outage_completes_the_event(tmp_path):
     with pytest.raises(RetriableError):
         await world.path.handle(message)
     await world.path.handle(message)
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["total_frames"] == 5
     assert {t.value["frame_id"] for t in world.tasks()} == {0, 5, 10, 15, 20}
@@ -346,7 +346,7 @@ async def test_an_object_store_outage_propagates_as_retriable(tmp_path):
     world.objects.fail_next(1)
     with pytest.raises(RetriableError):
         await world.path.handle(_event())
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.PROCESSING
     assert world.publisher.sent == []
@@ -358,7 +358,7 @@ async def test_dead_letter_records_the_failure_of_a_message_the_loop_gave_up_on(
     world.store.put("ev-1", Status.PROCESSING)
     message = _event()
     await world.path.dead_letter(message, InvalidVideo("boom", code=ErrorCode.INTERNAL))
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.FAILED
     assert document["error"]["code"] == ErrorCode.INTERNAL
@@ -382,7 +382,7 @@ async def test_a_redone_video_skips_the_frames_an_earlier_run_recorded(tmp_path)
     assert published == [ordinal * 5 for ordinal in range(CHUNK_SIZE, 150)]
     uploaded = {key for bucket, key in world.objects.objects if bucket == "frames"}
     assert uploaded == {f"frames/ev-1/{o * 5}.jpg" for o in range(CHUNK_SIZE, 150)}
-    document = await world.store.get("ev-1")
+    document = world.store.document("ev-1")
     assert document["total_frames"] == 150
     chunks = [await world.store.read_chunk("ev-1", k) for k in range(3)]
     assert [len(c.tasks) for c in chunks] == [64, 64, 22]

@@ -58,8 +58,3 @@ def status_view(document: Mapping[str, Any]) -> dict[str, Any]:
         "updated_at": when("updated_at"),
         "ready_at": when("ready_at"),
     }
-
-
-def results_partitions(document: Mapping[str, Any]) -> int:
-    """Over how many results partitions an event's counters are spread."""
-    return max(int(document.get("results_partitions") or 1), 1)

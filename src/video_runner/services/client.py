@@ -12,7 +12,6 @@ from typing import Any
 
 from video_runner.contracts.notice import notice_json, parse_notice
 from video_runner.domain.ids import video_key
-from video_runner.domain.progress import results_partitions
 from video_runner.domain.status import Status
 from video_runner.errors import PermanentError, RetriableError, VideoRunnerError
 from video_runner.ports import NoticeFeed, ObjectStore, PredictionStore, RawPublisher
@@ -53,11 +52,13 @@ async def status_of(store: PredictionStore, event_id: str) -> dict[str, Any] | N
     Counts live in per-partition counters while the event waits for results (the document only
     gets its summary at the transition): reading them is a few lookups by ``_id``.
     """
-    document = await store.get(event_id)
-    if document is None or document.get("status") != Status.PROCESSING.value:
-        return document
-    counts = await store.progress(event_id, results_partitions(document))
-    return {**document, "results_received": counts.stored, "failed_frames": counts.failed}
+    prediction = await store.get(event_id)
+    if prediction is None:
+        return None
+    if prediction.accepts_results:
+        counts = await store.progress(event_id, prediction.results_partitions)
+        prediction = prediction.with_progress(counts)
+    return prediction.as_document()
 
 
 async def wait_until_finished(

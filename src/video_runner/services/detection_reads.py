@@ -22,6 +22,7 @@ from video_runner.domain.status import Status
 from video_runner.errors import SourceMissing
 from video_runner.ports import ObjectStore, PredictionStore
 from video_runner.services.client import read_result, status_of
+from video_runner.services.paging import find_all
 
 #: Ready events whose detections are kept in memory: their final JSON never changes.
 READY_CACHE_EVENTS = 8
@@ -29,7 +30,6 @@ READY_CACHE_EVENTS = 8
 COUNTS_CACHE_EVENTS = 1000
 #: A scan of one status stops after this many documents (``find`` is a scan; see ``recent``).
 SCAN_CAP = 1000
-_PAGE = 200
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
@@ -77,15 +77,7 @@ class DetectionReader:
         return sorted(live, key=_created, reverse=True)
 
     async def _scan(self, status: Status) -> list[dict[str, Any]]:
-        documents: list[dict[str, Any]] = []
-        after: str | None = None
-        while len(documents) < SCAN_CAP:
-            page = await self.store.find(status, after_id=after, limit=_PAGE)
-            documents.extend(page)
-            if len(page) < _PAGE:
-                break
-            after = str(page[-1]["_id"])
-        return documents
+        return [p.as_document() for p in await find_all(self.store, status, cap=SCAN_CAP)]
 
     async def _live(self, document: dict[str, Any]) -> dict[str, Any]:
         if document.get("status") != Status.PROCESSING.value:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from video_runner.domain.chunks import chunk_count
+from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, MergedJson, merged_header
 from video_runner.errors import DependencyUnavailable
 from video_runner.ports import PredictionStore
@@ -25,22 +23,22 @@ log = logging.getLogger(__name__)
 
 async def write_merged(
     store: PredictionStore,
-    document: Mapping[str, Any],
+    prediction: Prediction,
     path: Path,
     classes: Counter[str] | None = None,
 ) -> int:
-    """Write the final JSON of ``document``'s event to ``path``; returns the number of frames.
+    """Write the final JSON of ``prediction``'s event to ``path``; returns the number of frames.
 
     ``classes``, when given, counts the written objects per class (the completion notice's).
     """
-    event_id = str(document["_id"])
-    header = merged_header(document)
+    event_id = prediction.event_id
+    header = merged_header(prediction.document)
     frames_part, legacy_part = MergedJson(header), MergedJson(header)
     side = path.with_name(path.name + ".prediction")
     frames = 0
     with path.open("w", encoding="utf-8") as out, side.open("w+", encoding="utf-8") as legacy:
         out.write(frames_part.head())
-        for index in range(chunk_count(int(document["total_frames"]))):
+        for index in range(prediction.task_chunks):
             chunk = await store.read_chunk(event_id, index)
             if chunk is None:
                 # Written before total_frames was set, so a store that lost it is not ready yet.

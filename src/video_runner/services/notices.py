@@ -169,10 +169,10 @@ class Notices:
             headers[SIGNATURE_HEADER] = sign(self._config.webhook_secret, body)
         # Resumed after a crash: count on from what the document (or the marker) recorded.
         pending = await self._store.pending_notice(notice_id) or {}
-        document = await self._store.get(event_id) or {}
+        prediction = await self._store.get(event_id)
         attempts = max(
             int(pending.get("webhook_attempts") or 0),
-            int((document.get("webhook") or {}).get("attempts") or 0),
+            0 if prediction is None else prediction.webhook_attempts,
         )
         while True:
             status: int | None = None
@@ -286,9 +286,8 @@ class Notices:
                     "completion notice re-published by the sweep",
                     extra={"event_id": event_id, "notice_id": notice_id},
                 )
-        document = await self._store.get(event_id)
-        webhook = (document or {}).get("webhook") or {}
-        if webhook.get("state") in {"delivered", "failed"}:
+        prediction = await self._store.get(event_id)
+        if prediction is not None and prediction.webhook_over:
             await self._store.drop_pending(notice_id)  # died after its last word, before this
             return True
         await self._published(notice_id, claim)

@@ -18,25 +18,21 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from video_runner.domain.chunks import chunk_count
 from video_runner.domain.ids import detection_key, is_valid_id
-from video_runner.domain.progress import results_partitions
+from video_runner.domain.prediction import Prediction
 from video_runner.domain.status import Status
 from video_runner.errors import PermanentError
 from video_runner.ports import Message, ObjectStore, PredictionStore
 from video_runner.services.merged_output import write_merged
 from video_runner.services.notices import Notices
+from video_runner.services.paging import find_all
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-
-_PAGE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +80,16 @@ class OutboxS3:
 
     async def finish(self, event_id: str) -> bool:
         """Write the final JSON of a ``predictable`` event and make it ``ready``."""
-        document = await self._store.get(event_id)
-        if document is None or document.get("status") != Status.PREDICTABLE.value:
+        prediction = await self._store.get(event_id)
+        if prediction is None or prediction.status is not Status.PREDICTABLE:
             return False  # ready already (a duplicate notice), or not ours to write
-        bucket = (document.get("source") or {}).get("bucket") or self._config.default_bucket
+        bucket = prediction.output_bucket(self._config.default_bucket)
         key = detection_key(event_id)
         started = time.monotonic()
         with tempfile.TemporaryDirectory(dir=self._config.work_dir) as folder:
             path = Path(folder) / f"{event_id}.json"
             classes: Counter[str] = Counter()
-            frames = await write_merged(self._store, document, path, classes)
+            frames = await write_merged(self._store, prediction, path, classes)
             await self._objects.upload_file(bucket, key, path, "application/json")
         moved = await self._store.transition(
             event_id,
@@ -123,7 +119,7 @@ class OutboxS3:
         if self._notices is not None:
             await self._notices.announce(event_id, Status.READY)
         if not self._config.keep_frame_documents:
-            await self.purge(document)
+            await self.purge(prediction)
         return True
 
     # -- the sweep ----------------------------------------------------------------------------
@@ -136,44 +132,31 @@ class OutboxS3:
         if self._notices is not None:
             await self._notices.sweep(now)
         late = now - timedelta(seconds=self._config.notice_grace_s)
-        for document in await self._all(Status.PREDICTABLE, before=late):
-            if await self.finish(str(document["_id"])):
+        for late_one in await find_all(self._store, Status.PREDICTABLE, before=late):
+            if await self.finish(late_one.event_id):
                 done += 1
         if not self._config.keep_frame_documents:
             # Ready events are purged right after ready; these are the ones a crash interrupted.
-            for document in await self._all(Status.READY, before=late, unpurged=True):
-                await self.purge(document)
+            for ready in await find_all(self._store, Status.READY, before=late, unpurged=True):
+                await self.purge(ready)
         expired = now - timedelta(seconds=self._config.failed_retention_s)
-        for document in await self._all(Status.FAILED, before=expired, unpurged=True):
-            await self.purge(document)
+        for failed in await find_all(self._store, Status.FAILED, before=expired, unpurged=True):
+            await self.purge(failed)
         return done
 
-    async def _all(
-        self, status: Status, *, before: datetime | None = None, unpurged: bool = False
-    ) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        after: str | None = None
-        while True:
-            page = await self._store.find(
-                status, before=before, after_id=after, unpurged=unpurged, limit=_PAGE
-            )
-            found.extend(page)
-            if len(page) < _PAGE:
-                return found
-            after = str(page[-1]["_id"])
-
-    async def purge(self, document: Mapping[str, Any]) -> None:
+    async def purge(self, prediction: Prediction) -> None:
         """Delete an event's per-frame documents, found by ``_id`` from its task chunks."""
-        event_id = str(document["_id"])
+        event_id = prediction.event_id
         # A video that failed before its total was known has chunks up to what it published.
-        published = document.get("total_frames") or document.get("frames_published") or 0
-        chunks = chunk_count(int(published))
+        chunks = prediction.task_chunks
         frame_ids: list[int] = []
         for index in range(chunks):
             chunk = await self._store.read_chunk(event_id, index)
             if chunk is not None:
                 frame_ids.extend(chunk.frame_ids())
-        deleted = await self._store.purge(event_id, frame_ids, chunks, results_partitions(document))
+        deleted = await self._store.purge(
+            event_id, frame_ids, chunks, prediction.results_partitions
+        )
         await self._store.annotate(event_id, {"purged_at": datetime.now(UTC)})
         self._telemetry.count("documents_purged", deleted)
         log.info("frame documents purged", extra={"event_id": event_id, "deleted": deleted})

@@ -13,45 +13,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from video_runner.contracts import InferenceTask
-from video_runner.domain.chunks import TaskChunk, TaskRecord, chunk_count
-from video_runner.domain.progress import results_partitions
+from video_runner.domain.chunks import TaskChunk, TaskRecord
+from video_runner.domain.prediction import Prediction
 from video_runner.domain.reaping import current_round, grace_s, is_consumed, plan_reaping
-from video_runner.domain.results import ResultCounts
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode
 from video_runner.ports import ConsumedOffsets, PredictionStore, RawPublisher
 from video_runner.services.notices import Notices
+from video_runner.services.paging import find_all
 from video_runner.services.results_path import Completion, ResultsConfig
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 _MISSING_IDS_SHOWN = 200
-_PAGE = 200
 
 
-async def processing_events(store: PredictionStore) -> list[dict[str, Any]]:
-    """Every ``processing`` event whose tasks are all published, read page by page by ``_id``.
-
-    A cursor by ``_id`` (never skip/limit over a changing set) lets nothing hide behind
-    documents that changed between pages.
-    """
-    found: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        page = await store.find(Status.PROCESSING, after_id=after, limit=_PAGE)
-        found.extend(d for d in page if d.get("total_frames") is not None)
-        if len(page) < _PAGE:
-            return found
-        after = str(page[-1]["_id"])
-
-
-def _last_activity(document: Mapping[str, Any], counts: ResultCounts) -> datetime:
-    stamps = [counts.last_at, document.get("extracted_at"), document.get("updated_at")]
-    return max(s.astimezone(UTC) for s in stamps if s is not None)
+async def processing_events(store: PredictionStore) -> list[Prediction]:
+    """Every ``processing`` event whose tasks are all published."""
+    return [p for p in await find_all(store, Status.PROCESSING) if p.extraction_done]
 
 
 class Reconciler:
@@ -71,14 +53,14 @@ class Reconciler:
         now = now or datetime.now(UTC)
         finished = 0
         seen: set[str] = set()
-        for document in await processing_events(self._store):
-            event_id = str(document["_id"])
+        for prediction in await processing_events(self._store):
+            event_id = prediction.event_id
             seen.add(event_id)
-            counts = await self._store.progress(event_id, results_partitions(document))
-            if await self._completion.decide(document, counts):
+            counts = await self._store.progress(event_id, prediction.results_partitions)
+            if await self._completion.decide(prediction, counts):
                 finished += 1
                 continue
-            activity = _last_activity(document, counts)
+            activity = prediction.last_activity(counts)
             quiet = now - activity >= timedelta(seconds=self._config.recount_after_s)
             if not quiet or self._recounted.get(event_id) == activity:
                 continue
@@ -93,7 +75,7 @@ class Reconciler:
                         "stored": recounted.stored,
                     },
                 )
-            if await self._completion.decide(document, recounted):
+            if await self._completion.decide(prediction, recounted):
                 finished += 1
         for gone in set(self._recounted) - seen:
             del self._recounted[gone]
@@ -134,14 +116,14 @@ class Reaper:
         acted = 0
         committed: dict[int, int] | None = None
         waiting = await processing_events(self._store)
-        for gone in set(self._rounds) - {str(d["_id"]) for d in waiting}:
+        for gone in set(self._rounds) - {p.event_id for p in waiting}:
             del self._rounds[gone]
-        for document in waiting:
-            event_id = str(document["_id"])
-            counts = await self._store.progress(event_id, results_partitions(document))
-            if counts.stored >= int(document["total_frames"]):
+        for prediction in waiting:
+            event_id = prediction.event_id
+            counts = await self._store.progress(event_id, prediction.results_partitions)
+            if prediction.all_stored(counts):
                 continue  # complete: the reconciler finishes it
-            activity = _last_activity(document, counts)
+            activity = prediction.last_activity(counts)
             round_, reaped_at = self._rounds.get(event_id, (0, activity))
             since = now - max(activity, reaped_at)
             if since < timedelta(seconds=grace_s(self._config.result_deadline_s, round_)):
@@ -150,15 +132,15 @@ class Reaper:
                 committed = await self._offsets.committed(
                     self._config.inference_group, self._config.tasks_topic
                 )
-            if await self._reap(document, committed, now):
+            if await self._reap(prediction, committed, now):
                 acted += 1
         return acted
 
     async def _reap(
-        self, document: Mapping[str, Any], committed: Mapping[int, int], now: datetime
+        self, prediction: Prediction, committed: Mapping[int, int], now: datetime
     ) -> bool:
-        event_id = str(document["_id"])
-        chunks = await self._chunks(event_id, int(document["total_frames"]))
+        event_id = prediction.event_id
+        chunks = await self._chunks(event_id, prediction.task_chunks)
         # Only a consumed task can be lost: results are looked up for those alone, so an event
         # queued behind a backlog costs its chunk reads, not a lookup per frame at every pass.
         consumed = [t for chunk in chunks for t in chunk.tasks if is_consumed(t, committed)]
@@ -178,26 +160,22 @@ class Reaper:
         if not await self._store.claim(event_id, f"reap-{round_ + 1}"):
             self._rounds[event_id] = (round_ + 1, now)
             return False  # another replica re-publishes this round
-        await self._republish(event_id, chunks, plan.republish, document.get("options") or {})
+        await self._republish(prediction, chunks, plan.republish)
         self._rounds[event_id] = (round_ + 1, now)
         return True
 
-    async def _chunks(self, event_id: str, total: int) -> list[TaskChunk]:
+    async def _chunks(self, event_id: str, count: int) -> list[TaskChunk]:
         chunks = []
-        for index in range(chunk_count(total)):
+        for index in range(count):
             chunk = await self._store.read_chunk(event_id, index)
             if chunk is not None:
                 chunks.append(chunk)
         return chunks
 
     async def _republish(
-        self,
-        event_id: str,
-        chunks: Sequence[TaskChunk],
-        lost: Sequence[TaskRecord],
-        options: Mapping[str, Any],
+        self, prediction: Prediction, chunks: Sequence[TaskChunk], lost: Sequence[TaskRecord]
     ) -> None:
-        classes = options.get("classes")
+        event_id = prediction.event_id
         by_frame = {task.frame_id: chunk for chunk in chunks for task in chunk.tasks}
         messages = [
             (
@@ -211,8 +189,8 @@ class Reaper:
                     width=task.width,
                     height=task.height,
                     attempt=task.attempt + 1,
-                    classes=None if classes is None else tuple(classes),
-                    min_confidence=options.get("min_confidence"),
+                    classes=prediction.detector_classes,
+                    min_confidence=prediction.min_confidence,
                 ).as_message(),
             )
             for task in lost

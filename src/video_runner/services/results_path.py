@@ -17,18 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from video_runner.contracts import (
     ResultLimits,
     ResultMessage,
     parse_inference_result,
 )
-from video_runner.domain.progress import results_partitions
-from video_runner.domain.results import ResultCounts, is_expected_under, judge_completion
+from video_runner.domain.prediction import Prediction
+from video_runner.domain.results import ResultCounts
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode, PermanentError
 from video_runner.ports import Message, PredictionStore, RawPublisher
@@ -57,14 +56,6 @@ class ResultsConfig:
     limits: ResultLimits = field(default_factory=ResultLimits)
 
 
-def _waits_for_results(document: Mapping[str, Any] | None) -> bool:
-    return (
-        document is not None
-        and document.get("status") == Status.PROCESSING.value
-        and document.get("total_frames") is not None
-    )
-
-
 class Completion:
     """Decides, from an event's counters, whether it is complete, and makes the one transition."""
 
@@ -84,21 +75,18 @@ class Completion:
 
     async def check(self, event_id: str) -> None:
         """Read the counters and finish the event if they are complete (idempotent)."""
-        document = await self._store.get(event_id)
-        if document is None or not _waits_for_results(document):
-            # Before total_frames the video path owns the document, and it checks again itself
+        prediction = await self._store.get(event_id)
+        if prediction is None or not prediction.waits_for_results:
+            # Before total_frames the video path owns the event, and it checks again itself
             # once it sets the total.
             return
-        counts = await self._store.progress(event_id, results_partitions(document))
-        await self.decide(document, counts)
+        counts = await self._store.progress(event_id, prediction.results_partitions)
+        await self.decide(prediction, counts)
 
-    async def decide(self, document: Mapping[str, Any], counts: ResultCounts) -> bool:
+    async def decide(self, prediction: Prediction, counts: ResultCounts) -> bool:
         """Finish the event if ``counts`` complete it; True when it is complete."""
-        event_id = str(document["_id"])
-        total = int(document["total_frames"])
-        verdict = judge_completion(
-            total, counts.stored, counts.failed, self._config.max_failed_ratio
-        )
+        event_id = prediction.event_id
+        verdict = prediction.completion(counts, self._config.max_failed_ratio)
         if not verdict.complete:
             return False
         now = datetime.now(UTC)
@@ -106,7 +94,8 @@ class Completion:
         if verdict.too_many_failures:
             error = {
                 "code": str(ErrorCode.INFERENCE_FAILED),
-                "message": f"the detector failed on {counts.failed} of {total} frames, above "
+                "message": f"the detector failed on {counts.failed} of "
+                f"{prediction.total_frames} frames, above "
                 f"the allowed ratio {self._config.max_failed_ratio}",
             }
             fields = {**summary, "failed_at": now, "error": error}
@@ -172,22 +161,21 @@ class ResultsPath:
         self._telemetry.count("results_received", len(messages))
         if not accepted:
             return
-        documents = await self._events_of({m.event_id for _, m in accepted})
+        events = await self._events_of({m.event_id for _, m in accepted})
         wanted = [
             _Accepted(m.event_id, message.partition, m)
             for message, m in accepted
-            if self._wanted(documents.get(m.event_id), m)
+            if self._wanted(events.get(m.event_id), m)
         ]
         first = await self._store.save_results([(a.event_id, a.message.result) for a in wanted])
         stored = [a for a, new in zip(wanted, first, strict=True) if new]
         self._telemetry.count("results_duplicate", len(wanted) - len(stored))
         await self._count(stored)
         for event_id in dict.fromkeys(a.event_id for a in stored):
-            document = documents[event_id]
-            if _waits_for_results(document):
-                assert document is not None  # noqa: S101 - narrowed by _waits_for_results
-                counts = await self._store.progress(event_id, results_partitions(document))
-                await self._completion.decide(document, counts)
+            prediction = events[event_id]
+            if prediction is not None and prediction.waits_for_results:
+                counts = await self._store.progress(event_id, prediction.results_partitions)
+                await self._completion.decide(prediction, counts)
 
     def _parse_all(
         self, messages: Sequence[Message]
@@ -205,15 +193,15 @@ class ResultsPath:
             parsed.append((message, result))
         return parsed
 
-    async def _events_of(self, event_ids: set[str]) -> dict[str, dict[str, Any] | None]:
+    async def _events_of(self, event_ids: set[str]) -> dict[str, Prediction | None]:
         ids = sorted(event_ids)
-        documents = await asyncio.gather(*(self._store.get(e) for e in ids))
-        return dict(zip(ids, documents, strict=True))
+        found = await asyncio.gather(*(self._store.get(e) for e in ids))
+        return dict(zip(ids, found, strict=True))
 
-    def _wanted(self, document: Mapping[str, Any] | None, message: ResultMessage) -> bool:
+    def _wanted(self, prediction: Prediction | None, message: ResultMessage) -> bool:
         """Only results an event in ``processing`` is waiting for are stored."""
         frame_id = message.result.frame_id
-        if document is None:
+        if prediction is None:
             # No document, no task: nothing to complete. Not stored, so nothing to expire.
             self._telemetry.count("results_unknown_event")
             log.warning(
@@ -221,10 +209,10 @@ class ResultsPath:
                 extra={"event_id": message.event_id, "frame_id": frame_id},
             )
             return False
-        if document.get("status") != Status.PROCESSING.value:
+        if not prediction.accepts_results:
             self._telemetry.count("results_late")
             return False
-        if not is_expected_under(document.get("sampling"), frame_id, document.get("total_frames")):
+        if not prediction.expects_frame(frame_id):
             self._telemetry.count("results_unexpected_frame")
             log.warning(
                 "result for a frame the sampling never selected",

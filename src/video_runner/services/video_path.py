@@ -30,7 +30,7 @@ from video_runner.contracts.options import EventOptions, callback_refusal
 from video_runner.domain.ids import frame_key
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.sampling import SamplingPlan
-from video_runner.domain.status import Status, is_finished
+from video_runner.domain.status import Status
 from video_runner.domain.video import ExtractedFrame
 from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, RetriableError
 from video_runner.ports import FrameSource, Message, ObjectStore, PredictionStore, RawPublisher
@@ -109,12 +109,12 @@ class VideoPath:
                 message, OptionsRejected(refusal, replace(event, options=EventOptions()))
             )
             return
-        document = await self._store.get(event.event_id)
-        if document is not None and _already_done(document):
+        known = await self._store.get(event.event_id)
+        if known is not None and known.video_path_over:
             self._telemetry.count("events_duplicate")
             log.info(
                 "duplicate event ignored",
-                extra={"event_id": event.event_id, "status": document.get("status")},
+                extra={"event_id": event.event_id, "status": known.status.value},
             )
             return
         fields = self._initial_fields(event, self.plan_of(event))
@@ -132,8 +132,8 @@ class VideoPath:
     async def _refuse_options(self, message: Message, error: OptionsRejected) -> None:
         """Record the event, then fail it: a producer must be able to see why (``status``)."""
         event = error.event
-        document = await self._store.get(event.event_id)
-        if document is not None and _already_done(document):
+        known = await self._store.get(event.event_id)
+        if known is not None and known.video_path_over:
             self._telemetry.count("events_duplicate")
             return
         if await self._store.begin(event.event_id, self._initial_fields(event, None)):
@@ -315,8 +315,3 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
         else:
             leaves.append(error)
     return leaves
-
-
-def _already_done(document: dict[str, Any]) -> bool:
-    """Finished, or its tasks were all published and only the commit was lost."""
-    return is_finished(Status(document["status"])) or document.get("total_frames") is not None

@@ -11,9 +11,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from video_runner.adapters.error_classes import classify_mongo, is_duplicate_key
-from video_runner.adapters.mongo.documents import (
-    utc_now,
-)
+from video_runner.adapters.mongo.documents import prediction_of, utc_now
+from video_runner.domain.prediction import Prediction
 
 
 def raise_classified(exc: PyMongoError) -> NoReturn:
@@ -64,11 +63,12 @@ class Collections:
         except PyMongoError as exc:
             raise_classified(exc)
 
-    async def get(self, event_id: str) -> dict[str, Any] | None:
+    async def get(self, event_id: str) -> Prediction | None:
         try:
-            return await self._events.find_one({"_id": event_id})
+            document = await self._events.find_one({"_id": event_id})
         except PyMongoError as exc:
             raise_classified(exc)
+        return None if document is None else prediction_of(document)
 
     async def _set(self, event_id: str, fields: Mapping[str, Any]) -> None:
         try:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from video_runner.domain.chunks import TaskChunk, TaskRecord
+from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
 
@@ -112,13 +113,32 @@ def pending_notice_document(
     }
 
 
-def callback_url(document: Mapping[str, Any]) -> str | None:
-    url = (document.get("options") or {}).get("callback_url")
-    return url if isinstance(url, str) and url else None
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+def prediction_of(document: Mapping[str, Any]) -> Prediction:
+    """The ``Prediction`` of a stored event document: fields it does not know are kept in
+    ``document`` only, missing ones take their defaults (older documents lack some)."""
+    source = document.get("source") or {}
+    total = document.get("total_frames")
+    return Prediction(
+        event_id=str(document["_id"]),
+        status=Status(document["status"]),
+        total_frames=None if total is None else int(total),
+        frames_published=int(document.get("frames_published") or 0),
+        results_partitions=max(int(document.get("results_partitions") or 1), 1),
+        source_bucket=source.get("bucket"),
+        source_key=source.get("object"),
+        sampling=document.get("sampling"),
+        options=document.get("options") or {},
+        error=document.get("error"),
+        output_s3=document.get("output_s3"),
+        results_received=int(document.get("results_received") or 0),
+        failed_frames=int(document.get("failed_frames") or 0),
+        webhook=document.get("webhook") or {},
+        created_at=document.get("created_at"),
+        updated_at=document.get("updated_at"),
+        extracted_at=document.get("extracted_at"),
+        purged_at=document.get("purged_at"),
+        document=document,
+    )
 
 
 def utc_now() -> datetime:

@@ -13,15 +13,16 @@ from pymongo.errors import PyMongoError
 from video_runner.adapters.error_classes import is_duplicate_key
 from video_runner.adapters.mongo.collections import raise_classified
 from video_runner.adapters.mongo.documents import (
-    callback_url,
     claim_doc_id,
     new_event_document,
     pending_notice_document,
+    prediction_of,
     utc_now,
 )
 from video_runner.adapters.mongo.notices import NoticeRecords
 from video_runner.adapters.mongo.results import ResultRecords
 from video_runner.contracts.notice import notice_for, notice_json
+from video_runner.domain.prediction import Prediction
 from video_runner.domain.status import Status, can_move, claim_name
 
 
@@ -61,10 +62,10 @@ class MongoPredictionStore(ResultRecords, NoticeRecords):
         Only the video path writes a processing document before it sets ``total_frames``, so
         the read and the write cannot be split by another writer of these fields.
         """
-        document = await self.get(event_id)
-        if document is None or document.get("status") != Status.PROCESSING.value:
+        current = await self.get(event_id)
+        if current is None or not current.accepts_results:
             return False
-        if only_unpublished and document.get("total_frames") is not None:
+        if only_unpublished and current.extraction_done:
             return False
         await self._set(event_id, fields)
         return True
@@ -83,8 +84,8 @@ class MongoPredictionStore(ResultRecords, NoticeRecords):
         ``runner_notices`` before the claim, so the sweep finds a notice whose winner died
         without a scan of the claims (docs/decisions/0008).
         """
-        document = await self.get(event_id)
-        if document is None or not can_move(Status(document["status"]), target):
+        current = await self.get(event_id)
+        if current is None or not can_move(current.status, target):
             return False
         name = claim_name(target)
         applied = {**fields, "status": target.value}
@@ -95,15 +96,15 @@ class MongoPredictionStore(ResultRecords, NoticeRecords):
             "fields": applied,
             "at": now,
         }
-        notice = notice_for(document, target, applied)
+        notice = notice_for(current.document, target, applied)
         if notice is not None:
             claim["notice"] = notice_json(notice)
             claim["notice_id"] = notice.notice_id
-            claim["callback_url"] = callback_url(document)
+            claim["callback_url"] = current.callback_url
             await self._insert_once(
                 self._notices,
                 pending_notice_document(
-                    notice.notice_id, event_id, target, callback_url(document), now
+                    notice.notice_id, event_id, target, current.callback_url, now
                 ),
             )
         try:
@@ -139,7 +140,7 @@ class MongoPredictionStore(ResultRecords, NoticeRecords):
         after_id: str | None = None,
         unpurged: bool = False,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Prediction]:
         query: dict[str, Any] = {"status": status.value}
         if before is not None:
             query["updated_at"] = {"$lt": before}
@@ -149,6 +150,6 @@ class MongoPredictionStore(ResultRecords, NoticeRecords):
             query["purged_at"] = {"$exists": False}
         try:
             cursor = self._events.find(query).sort("_id", ASCENDING).limit(limit)
-            return [doc async for doc in cursor]
+            return [prediction_of(doc) async for doc in cursor]
         except PyMongoError as exc:
             raise_classified(exc)
