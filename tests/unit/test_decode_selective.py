@@ -16,6 +16,7 @@ from video_runner.adapters import video_decoder
 from video_runner.adapters.video import VideoFrameSource
 from video_runner.adapters.video_container import open_video
 from video_runner.adapters.video_decoder import VideoDecoder
+from video_runner.adapters.video_intra import PendingFrame
 from video_runner.adapters.video_plan import read_plan
 from video_runner.domain.params import Sampling, VideoLimits
 from video_runner.errors import ErrorCode, InvalidVideo
@@ -86,14 +87,19 @@ def decoded_frames(path, every_n):
     """``{index: (pts, time, native pixels)}`` of the selected frames, straight from the decoder."""
     container = open_video(path, VideoLimits())
     decoder = VideoDecoder(container, VideoLimits(), path=path, every_n=every_n)
+    frames = {}
     try:
-        frames = {
-            index: (frame.pts, frame.time, [np.array(plane, copy=True) for plane in _planes(frame)])
-            for index, frame in decoder.frames()
-            if index % 5 == 0
-        }
+        for index, item in decoder.frames():
+            if index % 5 == 0:
+                # A kept packet of an intra-only stream is decoded where a worker would.
+                frame = item.decode() if isinstance(item, PendingFrame) else item
+                frames[index] = (
+                    frame.pts,
+                    frame.time,
+                    [np.array(p, copy=True) for p in _planes(frame)],
+                )
     finally:
-        decoder.container.close()
+        decoder.close()
     return frames, decoder
 
 
@@ -165,6 +171,35 @@ def test_intra_only_video_drops_every_unselected_packet(generated):
     plan = read_plan(generated["mjpeg"], 0, 5)
     assert plan is not None
     assert plan.dropped == 48
+
+
+@pytest.mark.parametrize("name", ["mjpeg", "prores"])
+def test_kept_pictures_of_an_intra_only_stream_are_left_for_the_workers_to_decode(generated, name):
+    """After the first picture (decoded for the video's properties), each kept one is a packet."""
+    container = open_video(generated[name], VideoLimits())
+    decoder = VideoDecoder(container, VideoLimits(), path=generated[name], every_n=5)
+    try:
+        kinds = [type(item) for _, item in decoder.frames()]
+    finally:
+        decoder.close()
+    assert kinds[0] is not PendingFrame
+    assert set(kinds[1:]) == {PendingFrame}
+
+
+def test_an_mjpeg_picture_without_its_own_tables_makes_the_extractor_decode_every_picture(
+    generated, tmp_path
+):
+    """A picture whose quantization tables were lost reads the ones the picture before it left in
+    the decoder: decoded after other pictures were dropped it would differ, so nothing is."""
+    data = bytearray(generated["mjpeg"].read_bytes())
+    pictures = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xd8"]
+    header = pictures[10]
+    data[header + 2 : header + 200] = bytes(198)  # the tables of frame 10, a selected one
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    assert read_plan(damaged, 0, 5) is None
+    source = assert_same_as_full_decoding(damaged)
+    assert source.last_mode == "full"
 
 
 def test_a_truncated_video_with_dropped_packets_is_still_refused_as_corrupt(tmp_path):

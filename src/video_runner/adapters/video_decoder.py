@@ -16,10 +16,12 @@ import av.error
 from video_runner.adapters.video_container import (
     check_pixels,
     ms_of,
+    nothing_decoded,
     open_video,
     reorder_delay,
     video_stream,
 )
+from video_runner.adapters.video_intra import IntraDecoders, PendingFrame, is_intra_only
 from video_runner.adapters.video_plan import TimePlan, read_plan, read_time_plan
 from video_runner.domain.decode_plan import DecodePlan
 from video_runner.domain.params import VideoLimits
@@ -96,6 +98,12 @@ class VideoDecoder:
             # Positional: tests stand in for read_plan with a ``lambda *_``.
             self.decode_plan = read_plan(path, self.stream.index, every_n, self._max_frames())
         self.packets = len(self.decode_plan.pts) if self.decode_plan else 0
+        #: With a plan over an intra-only stream, kept pictures are decoded by the workers.
+        self.intra: IntraDecoders | None = None
+        if path is not None and self.decode_plan is not None and is_intra_only(self.stream):
+            self.intra = IntraDecoders(path, self.stream.index, limits)
+            # One picture out per packet in: frame threads would hold the first ones back.
+            self.stream.thread_type = "SLICE"
         self._reset_counts()
         self.start_pts: int | None = None
         self._frames = self._decode()
@@ -105,7 +113,8 @@ class VideoDecoder:
             self._decode_everything()
             first = next(self._frames, None)
         if first is None:
-            raise self._nothing_decoded()
+            raise nothing_decoded(self.declared_frames)
+        assert not isinstance(first, PendingFrame)  # noqa: S101 - the first is decoded here
         self._first: VideoFrame | None = first
         self.start_pts = self.stream.start_time if self.stream.start_time is not None else first.pts
         if self.time_plan is not None and self.time_plan.start_pts is not None:
@@ -124,7 +133,7 @@ class VideoDecoder:
         self.dropped = 0
         self.last_timestamp_ms = 0
 
-    def frames(self) -> Iterator[tuple[int, VideoFrame]]:
+    def frames(self) -> Iterator[tuple[int, VideoFrame | PendingFrame]]:
         """``(index, frame)`` for every frame decoded, in order; then a completeness check."""
         given = -1
         try:
@@ -138,7 +147,7 @@ class VideoDecoder:
                     yield index, frame
         self._check_complete()
 
-    def _indexed(self) -> Iterator[tuple[int, VideoFrame]]:
+    def _indexed(self) -> Iterator[tuple[int, VideoFrame | PendingFrame]]:
         plan = self.decode_plan
         first, self._first = self._first, None
         head = [] if first is None else [first]
@@ -157,8 +166,14 @@ class VideoDecoder:
         if next(expected, None) is not None:
             raise PlanBroken
 
-    def _decode_everything(self) -> None:
+    def close(self) -> None:
         self.container.close()
+        if self.intra is not None:
+            self.intra.close()
+
+    def _decode_everything(self) -> None:
+        self.close()
+        self.intra = None
         assert self.path is not None  # noqa: S101 - a plan exists only for a path
         self.container = open_video(self.path, self.limits)
         self.stream = video_stream(self.container)
@@ -167,7 +182,7 @@ class VideoDecoder:
         self._reset_counts()
         self._frames = self._decode()
 
-    def timestampms_of(self, frame: VideoFrame, index: int) -> int:
+    def timestamp_ms(self, frame: VideoFrame | PendingFrame, index: int) -> int:
         """Presentation time from the container's timestamps (right for variable frame rate)."""
         if frame.pts is None or self.start_pts is None or frame.time_base is None:
             return round(index * 1000 / self.fps) if self.fps else 0
@@ -178,7 +193,7 @@ class VideoDecoder:
             end = round((pts - self.start_pts) * time_base * 1000)
             self.last_timestamp_ms = max(self.last_timestamp_ms, end)
 
-    def check_frame(self, frame: VideoFrame, index: int, timestamp_ms: int) -> None:
+    def check_frame(self, frame: VideoFrame | PendingFrame, index: int, timestamp_ms: int) -> None:
         """Limits hold for every decoded frame, not just the header: headers can lie."""
         check_pixels(frame.width, frame.height, self.limits)
         limit = self.limits.max_duration_ms
@@ -201,7 +216,7 @@ class VideoDecoder:
         cap = self.limits.max_sampled_frames
         return None if cap is None else cap * self.sampled_every
 
-    def _decode(self) -> Iterator[VideoFrame]:
+    def _decode(self) -> Iterator[VideoFrame | PendingFrame]:
         plan = self.decode_plan
         position = 0
         try:
@@ -214,19 +229,30 @@ class VideoDecoder:
                     position += 1
                     if self._dropped(plan, position - 1, packet):
                         continue
-                for frame in packet.decode():
-                    if frame.is_corrupt:
-                        raise InvalidVideo(
-                            f"frame {self.decoded} decoded with errors", code=ErrorCode.CORRUPT
-                        )
-                    self.decoded += 1
-                    if self.decoded > 1:  # the first frame arrives before start_pts is known
-                        self._last_frame_seen(frame.pts, frame.time_base)
-                    yield frame
+                yield from self._pictures(packet)
         except av.error.FFmpegError as error:
             raise InvalidVideo(
                 f"decoding failed after {self.decoded} frames: {error}", code=ErrorCode.CORRUPT
             ) from error
+
+    def _pictures(self, packet: Packet[VideoStream]) -> Iterator[VideoFrame | PendingFrame]:
+        """The frames of one packet. A kept packet of an intra-only stream stays a packet, which
+        a worker decodes; the first one is decoded here, for the video's properties."""
+        if self.intra is not None and self.decoded and packet.size:
+            self.decoded += 1
+            self._last_frame_seen(packet.pts, packet.time_base)
+            codec = self.stream.codec_context
+            yield self.intra.pending(packet, codec.width, codec.height)
+            return
+        for frame in packet.decode():
+            if frame.is_corrupt:
+                raise InvalidVideo(
+                    f"frame {self.decoded} decoded with errors", code=ErrorCode.CORRUPT
+                )
+            self.decoded += 1
+            if self.decoded > 1:  # the first frame arrives before start_pts is known
+                self._last_frame_seen(frame.pts, frame.time_base)
+            yield frame
 
     def _dropped(self, plan: DecodePlan, position: int, packet: Packet[VideoStream]) -> bool:
         """Whether the plan keeps this packet from the decoder (then it is counted as read)."""
@@ -243,7 +269,7 @@ class VideoDecoder:
     def _check_header(self) -> None:
         codec = self.stream.codec_context
         check_pixels(codec.width, codec.height, self.limits)
-        duration = self._durationms_of()
+        duration = self._duration_ms()
         limit = self.limits.max_duration_ms
         if limit is not None and duration is not None and duration > limit:
             raise InvalidVideo(
@@ -262,7 +288,7 @@ class VideoDecoder:
             # Only the measured average rate: FFmpeg's guessed rate can be the field rate or the
             # time base (2x or 40x too high), which would refuse honest videos. Without it, the
             # demux pass (read_plan) or the decoding itself counts the frames.
-            duration = self._video_durationms_of()
+            duration = self._video_duration_ms()
             rate = self.stream.average_rate
             if duration and rate:
                 frames = math.ceil(duration * rate / 1000)
@@ -274,20 +300,12 @@ class VideoDecoder:
                 code=ErrorCode.TOO_MANY_FRAMES,
             )
 
-    def _durationms_of(self) -> int | None:
+    def _duration_ms(self) -> int | None:
         if self.stream_duration_ms is not None:
             return self.stream_duration_ms
         if self.container.duration is None:
             return None
         return ms_of(self.container.duration, Fraction(1, av.time_base))
-
-    def _nothing_decoded(self) -> InvalidVideo:
-        if self.declared_frames:
-            return InvalidVideo(
-                f"none of the {self.declared_frames} declared frames could be decoded",
-                code=ErrorCode.CORRUPT,
-            )
-        return InvalidVideo("the video stream has no frames", code=ErrorCode.NO_FRAMES)
 
     def _check_complete(self) -> None:
         if self.declared_frames:
@@ -300,7 +318,7 @@ class VideoDecoder:
                 )
             return
         # Without a frame count (Matroska/WebM), a declared duration is the only promise to check.
-        declared = self._video_durationms_of()
+        declared = self._video_duration_ms()
         period_ms = 1000 / self.fps if self.fps else 0
         if declared is not None and self.last_timestamp_ms + period_ms < (
             declared - max(_MAX_MISSING_TAIL_MS, 3 * period_ms)
@@ -311,11 +329,11 @@ class VideoDecoder:
                 code=ErrorCode.CORRUPT,
             )
 
-    def _video_durationms_of(self) -> int | None:
+    def _video_duration_ms(self) -> int | None:
         # The container's duration is the longest stream's: only trust it when video is alone.
         if self.stream_duration_ms is not None or len(self.container.streams) > 1:
             return self.stream_duration_ms
-        return self._durationms_of()
+        return self._duration_ms()
 
     def _info(self, first: VideoFrame) -> VideoInfo:
         width, height = first.width, first.height
@@ -326,7 +344,7 @@ class VideoDecoder:
             height=height,
             fps=round(self.fps, 3),
             frame_count=self.declared_frames,
-            duration_ms=self._durationms_of(),
+            duration_ms=self._duration_ms(),
             rotation=self.rotation,
             codec=self.stream.codec_context.name,
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from video_runner.adapters.video_decoder import VideoDecoder
+from video_runner.adapters.video_intra import PendingFrame
 from video_runner.domain.video import ExtractedFrame
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class FrameJob:
     frame_id: int
     timestamp_ms: int
     rotation: int
-    frame: VideoFrame
+    frame: VideoFrame | PendingFrame
 
 
 _END = object()
@@ -77,7 +78,7 @@ class FramePipeline:
         self._stop.set()
         self._thread.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self.decoder.container.close()
+        self.decoder.close()
 
     def _produce(self) -> None:
         try:
@@ -98,7 +99,7 @@ class FramePipeline:
         for index, frame in decoder.frames():
             if self._stop.is_set():
                 return
-            timestamp_ms = decoder.timestampms_of(frame, index)
+            timestamp_ms = decoder.timestamp_ms(frame, index)
             # Every decoded frame, selected or not: a stream may grow its pictures mid-way.
             decoder.check_frame(frame, index, timestamp_ms)
             if not self.selects(index):

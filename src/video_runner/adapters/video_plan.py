@@ -15,6 +15,7 @@ import av.error
 
 from video_runner.domain.bitstream import BitstreamError, Codec, NalFormat, Picture
 from video_runner.domain.decode_plan import DecodePlan, PacketTable, PlanRefused, plan_decoding
+from video_runner.domain.jpeg_tables import TableUse
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.errors import ErrorCode, InvalidVideo
 
@@ -47,19 +48,19 @@ def read_plan(
             else:
                 return None
             packets = PacketTable()
+            tables = TableUse() if name == "mjpeg" else None
             for packet in container.demux(stream):
                 if not packet.size:
                     continue  # the demuxer's end-of-stream marker
                 if packet.is_corrupt or packet.is_discard:
                     return None  # the full decode reports or trims these exactly as before
-                if max_frames is not None and len(packets) >= max_frames:
-                    raise InvalidVideo(
-                        f"the video stream holds more than {max_frames} pictures, more than the"
-                        " sampled-frame limit allows",
-                        code=ErrorCode.TOO_MANY_FRAMES,
-                    )
+                _refuse_past(max_frames, len(packets))
                 picture = None if nal is None else nal.picture(memoryview(packet))
+                if tables is not None:
+                    tables.add(memoryview(packet))
                 packets.append(packet.pts, picture)
+        if tables is not None and not tables.self_contained:
+            return None  # a picture reads tables an earlier one left in the decoder
         return plan_decoding(packets, every_n)
     except (av.error.FFmpegError, BitstreamError, PlanRefused):
         return None
@@ -105,19 +106,17 @@ def read_time_plan(
                 else None
             )
             plannable = nal is not None or (codec.name in INTRA_ONLY and codec.codec.intra_only)
+            tables = TableUse() if codec.name == "mjpeg" else None
             packets = PacketTable()
             for packet in container.demux(stream):
                 if not packet.size:
                     continue
                 plannable = plannable and not (packet.is_corrupt or packet.is_discard)
-                if max_frames is not None and len(packets) >= max_frames:
-                    raise InvalidVideo(
-                        f"the video stream holds more than {max_frames} pictures, more than the"
-                        " sampled-frame limit allows",
-                        code=ErrorCode.TOO_MANY_FRAMES,
-                    )
+                _refuse_past(max_frames, len(packets))
                 picture = _picture(nal, memoryview(packet)) if plannable else None
                 plannable = plannable and (nal is None or picture is not None)
+                if plannable and tables is not None:
+                    tables.add(memoryview(packet))
                 packets.append(packet.pts, picture)
             time_base = stream.time_base
             start_time = stream.start_time
@@ -137,6 +136,7 @@ def read_time_plan(
             f"the sampling keeps {len(selected)} frames, above the limit of {max_selected}",
             code=ErrorCode.TOO_MANY_FRAMES,
         )
+    plannable = plannable and (tables is None or tables.self_contained)
     decode = None
     if plan_decoding_too and plannable and selected:
         try:
@@ -155,3 +155,13 @@ def _picture(nal: NalFormat | None, data: memoryview) -> Picture | None:
         return nal.picture(data)
     except BitstreamError:
         return None
+
+
+def _refuse_past(max_frames: int | None, pictures: int) -> None:
+    """Refuse the video as soon as it holds more pictures than the cap: the list stops there."""
+    if max_frames is not None and pictures >= max_frames:
+        raise InvalidVideo(
+            f"the video stream holds more than {max_frames} pictures, more than the"
+            " sampled-frame limit allows",
+            code=ErrorCode.TOO_MANY_FRAMES,
+        )
