@@ -251,6 +251,22 @@ def test_a_surprise_in_the_middle_of_the_video_resumes_with_full_decoding_withou
     assert frames == list(VideoFrameSource(decode_all=True).iter_frames(path))
 
 
+def test_a_surprise_midway_through_an_intra_only_stream_falls_back_without_breaking_its_workers(
+    generated, monkeypatch
+):
+    """Pictures already handed to the workers still decode after the fallback reopened the file."""
+    path = generated["mjpeg"]
+    plan = read_plan(path, 0, 5)
+    assert plan is not None
+    wrong = plan.pts.copy()
+    wrong[len(wrong) // 2] = -1
+    monkeypatch.setattr(video_decoder, "read_plan", lambda *_: _replace(plan, pts=wrong))
+    source = VideoFrameSource(Sampling(every_n=5))
+    frames = list(source.iter_frames(path))
+    assert source.last_mode == "full"
+    assert frames == list(VideoFrameSource(decode_all=True).iter_frames(path))
+
+
 def _replace(plan, **changes):
     import dataclasses
 

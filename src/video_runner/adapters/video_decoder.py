@@ -102,8 +102,8 @@ class VideoDecoder:
         self.intra: IntraDecoders | None = None
         if path is not None and self.decode_plan is not None and is_intra_only(self.stream):
             self.intra = IntraDecoders(path, self.stream.index, limits)
-            # One picture out per packet in: frame threads would hold the first ones back.
-            self.stream.thread_type = "SLICE"
+            self.stream.thread_type = "SLICE"  # one picture out per packet in, for the first
+        self._workers_decoders = self.intra  # closed only with the decoder, after the workers
         self._reset_counts()
         self.start_pts: int | None = None
         self._frames = self._decode()
@@ -168,12 +168,12 @@ class VideoDecoder:
 
     def close(self) -> None:
         self.container.close()
-        if self.intra is not None:
-            self.intra.close()
+        if self._workers_decoders is not None:
+            self._workers_decoders.close()
 
     def _decode_everything(self) -> None:
-        self.close()
-        self.intra = None
+        self.container.close()
+        self.intra = None  # pictures already handed out keep theirs until ``close``
         assert self.path is not None  # noqa: S101 - a plan exists only for a path
         self.container = open_video(self.path, self.limits)
         self.stream = video_stream(self.container)
