@@ -21,8 +21,8 @@ from video_runner.bootstrap.clients import (
     work_dir,
 )
 from video_runner.contracts import ResultLimits
-from video_runner.runtime import Consumer, PeriodicJob, Service, Step, Worker
-from video_runner.runtime.worker import LAG_INTERVAL_S
+from video_runner.runtime import Check, Consumer, PeriodicJob, Service, Step, Worker
+from video_runner.runtime.worker import LAG_INTERVAL_S, Closer
 from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker
 from video_runner.services.notices import NoticeConfig, Notices
 from video_runner.services.outbox_s3 import OutboxConfig, OutboxS3
@@ -35,16 +35,48 @@ from video_runner.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class Runner:
-    """The runner service: video path, results path, reconciler and reaper in one process."""
+class _NoticeSending:
+    """What the runner and the outbox-S3 worker both hold: the store, S3, a producer, and the
+    completion notices with their webhooks that either may send (docs/decisions/0008)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: str, publisher: KafkaPublisher) -> None:
         self.settings = settings
         self.telemetry = PrometheusTelemetry()
         self.store = prediction_store(settings)
         self.objects = object_store(settings)
+        self.publisher = publisher
+        self.webhooks = HttpWebhookSender(settings.webhook_timeout_s)
+        self.notices = completion_notices(
+            settings,
+            store=self.store,
+            publisher=self.publisher,
+            webhooks=self.webhooks,
+            telemetry=self.telemetry,
+            role=role,
+        )
+
+    def _checks(self) -> dict[str, Check]:
+        return {"kafka": self.publisher.ping, "s3": self.objects.ping, "mongodb": self.store.ping}
+
+    def _closers(self) -> list[Closer]:
+        # Notices first: their webhooks and notice log still use the producer.
+        return [
+            self.notices.close,
+            self.webhooks.close,
+            self.publisher.stop,
+            self.store.close,
+            self.objects.close,
+        ]
+
+
+class Runner(_NoticeSending):
+    """The runner service: video path, results path, reconciler and reaper in one process."""
+
+    def __init__(self, settings: Settings) -> None:
         # The runner sends explicit batches (publish_many): lingering would only add latency.
-        self.publisher = KafkaPublisher(kafka_connection(settings, "runner"), linger_ms=0)
+        super().__init__(
+            settings, "runner", KafkaPublisher(kafka_connection(settings, "runner"), linger_ms=0)
+        )
         results_config = ResultsConfig(
             tasks_topic=settings.topic_inference_tasks,
             dlq_suffix=settings.dlq_suffix,
@@ -57,15 +89,6 @@ class Runner:
             max_message_bytes=settings.max_message_bytes,
             dlq_max_bytes=settings.dlq_max_bytes,
             limits=ResultLimits(settings.max_objects_per_frame, settings.max_class_name_length),
-        )
-        self.webhooks = HttpWebhookSender(settings.webhook_timeout_s)
-        self.notices = completion_notices(
-            settings,
-            store=self.store,
-            publisher=self.publisher,
-            webhooks=self.webhooks,
-            telemetry=self.telemetry,
-            role="runner",
         )
         self.completion = Completion(
             results_config, self.store, self.publisher, self.telemetry, notices=self.notices
@@ -132,11 +155,7 @@ class Runner:
             role="runner",
             settings=settings,
             telemetry=self.telemetry,
-            checks={
-                "kafka": self.publisher.ping,
-                "s3": self.objects.ping,
-                "mongodb": self.store.ping,
-            },
+            checks=self._checks(),
             store=self.store,
             loops=[self.events_loop, self.results_loop],
         )
@@ -152,13 +171,7 @@ class Runner:
                 PeriodicJob("reaper", settings.reaper_interval_s, self.reaper.run_once),
                 PeriodicJob("in-progress", LAG_INTERVAL_S, self._report_in_progress),
             ],
-            closers=[
-                self.notices.close,
-                self.webhooks.close,
-                self.publisher.stop,
-                self.store.close,
-                self.objects.close,
-            ],
+            closers=self._closers(),
             started_log={"groups": [settings.group_runner, settings.group_results]},
         )
 
@@ -232,25 +245,12 @@ class Inference:
         await self.runtime.run(stop)
 
 
-class Outbox:
+class Outbox(_NoticeSending):
     """The outbox-S3 worker process: ``predictable`` -> final JSON in S3 -> ``ready``."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.telemetry = PrometheusTelemetry()
-        self.objects = object_store(settings)
-        self.store = prediction_store(settings)
-        # Completion notices: ``ready`` ones, and the sweep's repairs of any (decision 0008).
-        self.publisher = KafkaPublisher(kafka_connection(settings, "outbox"))
-        self.webhooks = HttpWebhookSender(settings.webhook_timeout_s)
-        self.notices = completion_notices(
-            settings,
-            store=self.store,
-            publisher=self.publisher,
-            webhooks=self.webhooks,
-            telemetry=self.telemetry,
-            role="outbox",
-        )
+        # It produces completion notices: ``ready`` ones, and the sweep's repairs of any.
+        super().__init__(settings, "outbox", KafkaPublisher(kafka_connection(settings, "outbox")))
         self.worker = OutboxS3(
             OutboxConfig(
                 default_bucket=settings.bucket_videos,
@@ -276,11 +276,7 @@ class Outbox:
             role="outbox-s3",
             settings=settings,
             telemetry=self.telemetry,
-            checks={
-                "kafka": self.publisher.ping,
-                "s3": self.objects.ping,
-                "mongodb": self.store.ping,
-            },
+            checks=self._checks(),
             store=self.store,
             loops=[self.loop],
         )
@@ -289,13 +285,7 @@ class Outbox:
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 10.0)],
             jobs=[PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.worker.sweep)],
-            closers=[
-                self.notices.close,
-                self.webhooks.close,
-                self.publisher.stop,
-                self.store.close,
-                self.objects.close,
-            ],
+            closers=self._closers(),
         )
 
     async def _prepare(self) -> None:

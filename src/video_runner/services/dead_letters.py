@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
 from video_runner.errors import PermanentError
 from video_runner.ports import Message, RawPublisher
@@ -87,6 +88,27 @@ async def dead_letter(
             "truncated": headers["truncated"] == "true",
         },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetters:
+    """Where one service dead-letters, and how large a copy may be."""
+
+    publisher: RawPublisher
+    dlq_suffix: str
+    max_bytes: int = DEFAULT_DLQ_MAX_BYTES
+
+    async def send(
+        self, message: Message, error: PermanentError, *, event_id: str | None = None
+    ) -> None:
+        await dead_letter(
+            self.publisher,
+            message,
+            error,
+            self.dlq_suffix,
+            max_bytes=self.max_bytes,
+            event_id=event_id,
+        )
 
 
 def _headers_size(headers: dict[str, str]) -> int:

@@ -306,6 +306,20 @@ class Notices:
         )
 
 
+async def move_and_announce(
+    store: PredictionStore,
+    notices: Notices | None,
+    event_id: str,
+    target: Status,
+    fields: Mapping[str, Any],
+) -> bool:
+    """Make a move; the one caller that wins it publishes its completion notice (if terminal)."""
+    moved = await store.transition(event_id, target, fields)
+    if moved and notices is not None:
+        await notices.announce(event_id, target)
+    return moved
+
+
 def _callback_of(claim: Mapping[str, Any]) -> str | None:
     url = claim.get("callback_url")
     return url if isinstance(url, str) and url else None

@@ -28,7 +28,7 @@ from video_runner.domain.status import Status
 from video_runner.errors import PermanentError
 from video_runner.ports import Message, ObjectStore, PredictionStore
 from video_runner.services.merged_output import write_merged
-from video_runner.services.notices import Notices
+from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.paging import find_all
 from video_runner.services.telemetry import Telemetry
 
@@ -91,7 +91,9 @@ class OutboxS3:
             classes: Counter[str] = Counter()
             frames = await write_merged(self._store, prediction, path, classes)
             await self._objects.upload_file(bucket, key, path, "application/json")
-        moved = await self._store.transition(
+        moved = await move_and_announce(
+            self._store,
+            self._notices,
             event_id,
             Status.READY,
             {
@@ -116,8 +118,6 @@ class OutboxS3:
                 "duration_s": round(duration, 3),
             },
         )
-        if self._notices is not None:
-            await self._notices.announce(event_id, Status.READY)
         if not self._config.keep_frame_documents:
             await self.purge(prediction)
         return True

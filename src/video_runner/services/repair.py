@@ -21,7 +21,7 @@ from video_runner.domain.reaping import current_round, grace_s, is_consumed, pla
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode
 from video_runner.ports import ConsumedOffsets, PredictionStore, RawPublisher
-from video_runner.services.notices import Notices
+from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.paging import find_all
 from video_runner.services.results_path import Completion, ResultsConfig
 from video_runner.services.telemetry import Telemetry
@@ -228,12 +228,9 @@ class Reaper:
             "missing_frame_ids": ids[:_MISSING_IDS_SHOWN],
             "missing_count": len(ids),
         }
-        if await self._store.transition(
-            event_id, Status.FAILED, {"failed_at": now, "error": error}
-        ):
+        fields = {"failed_at": now, "error": error}
+        if await move_and_announce(self._store, self._notices, event_id, Status.FAILED, fields):
             self._telemetry.count("events_failed", error_code=str(ErrorCode.INFERENCE_TIMEOUT))
             log.error(
                 "event failed: inference timeout", extra={"event_id": event_id, "missing": len(ids)}
             )
-            if self._notices is not None:
-                await self._notices.announce(event_id, Status.FAILED)

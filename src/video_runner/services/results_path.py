@@ -31,8 +31,8 @@ from video_runner.domain.results import ResultCounts
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode, PermanentError
 from video_runner.ports import Message, PredictionStore, RawPublisher
-from video_runner.services.dead_letters import dead_letter
-from video_runner.services.notices import Notices
+from video_runner.services.dead_letters import DeadLetters
+from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,8 @@ class Completion:
                 f"the allowed ratio {self._config.max_failed_ratio}",
             }
             fields = {**summary, "failed_at": now, "error": error}
-            if await self._store.transition(event_id, Status.FAILED, fields):
+            if await move_and_announce(self._store, self._notices, event_id, Status.FAILED, fields):
                 self._telemetry.count("events_failed", error_code=str(ErrorCode.INFERENCE_FAILED))
-                if self._notices is not None:
-                    await self._notices.announce(event_id, Status.FAILED)
             return True
         if await self._store.transition(
             event_id, Status.PREDICTABLE, {**summary, "predictable_at": now}
@@ -145,6 +143,7 @@ class ResultsPath:
         self._publisher = publisher
         self._completion = completion
         self._telemetry = telemetry
+        self._dead_letters = DeadLetters(publisher, config.dlq_suffix, config.dlq_max_bytes)
 
     async def handle(self, message: Message) -> None:
         await self.handle_batch([message])
@@ -238,11 +237,5 @@ class ResultsPath:
             await self._store.add_progress(event_id, partition, counts)
 
     async def dead_letter(self, message: Message, error: PermanentError) -> None:
-        await dead_letter(
-            self._publisher,
-            message,
-            error,
-            self._config.dlq_suffix,
-            max_bytes=self._config.dlq_max_bytes,
-        )
+        await self._dead_letters.send(message, error)
         self._telemetry.count("results_rejected", error_code=str(error.code))

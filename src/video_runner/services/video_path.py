@@ -34,8 +34,8 @@ from video_runner.domain.status import Status
 from video_runner.domain.video import ExtractedFrame
 from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, RetriableError
 from video_runner.ports import FrameSource, Message, ObjectStore, PredictionStore, RawPublisher
-from video_runner.services.dead_letters import dead_letter
-from video_runner.services.notices import Notices
+from video_runner.services.dead_letters import DeadLetters
+from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.task_publication import DONE, Publication
 from video_runner.services.telemetry import Telemetry
 
@@ -86,6 +86,7 @@ class VideoPath:
         self._frames = frames
         self._telemetry = telemetry
         self._on_extracted = on_extracted
+        self._dead_letters = DeadLetters(publisher, config.dlq_suffix, config.dlq_max_bytes)
 
     async def handle(self, message: Message) -> None:
         self._telemetry.count("events_received")
@@ -259,24 +260,18 @@ class VideoPath:
     async def _reject(self, message: Message, event_id: str | None, error: PermanentError) -> None:
         # Dead-letter first: once the document says failed, a redelivery is a duplicate and the
         # copy would never be written. A crash between the two repeats the copy, never loses it.
-        await dead_letter(
-            self._publisher,
-            message,
-            error,
-            self._config.dlq_suffix,
-            max_bytes=self._config.dlq_max_bytes,
-            event_id=event_id,
-        )
-        moved = event_id is not None and await self._store.transition(
-            event_id,
-            Status.FAILED,
-            {
-                "error": {"code": str(error.code), "message": str(error)},
-                "failed_at": datetime.now(UTC),
-            },
-        )
-        if moved and event_id is not None and self._notices is not None:
-            await self._notices.announce(event_id, Status.FAILED)
+        await self._dead_letters.send(message, error, event_id=event_id)
+        if event_id is not None:
+            await move_and_announce(
+                self._store,
+                self._notices,
+                event_id,
+                Status.FAILED,
+                {
+                    "error": {"code": str(error.code), "message": str(error)},
+                    "failed_at": datetime.now(UTC),
+                },
+            )
         self._telemetry.count("events_failed", error_code=str(error.code))
         log.error(
             "event failed",
