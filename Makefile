@@ -53,13 +53,15 @@ soak: install ## the chaos test: runner replicas killed at random while videos f
 	$(STACK) up
 	$(WITH_STACK_ENV) $(PY) -m pytest tests/e2e -m soak -s $(PYTEST_ARGS)
 
-stack-up: ## start Kafka, the S3 server and FerretDB on 127.0.0.1 (idempotent)
+# The stack waits for its servers through the project's own clients (`video-runner deps wait`),
+# so the targets that start or ask it need the venv; `stack-down` and `stack.sh fetch` do not.
+stack-up: install ## start Kafka, the S3 server and FerretDB on 127.0.0.1 (idempotent)
 	$(STACK) up
 
 stack-down: ## stop what stack-up started (by pid file)
 	$(STACK) down
 
-stack-status: ## say which servers run and answer
+stack-status: install ## say which servers run and answer
 	$(STACK) status
 
 demo: install ## the whole system: stack, runner, inference, outbox-S3, one real video through it

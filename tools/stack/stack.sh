@@ -3,6 +3,7 @@
 # and a MongoDB-wire database (FerretDB on SQLite), all on 127.0.0.1.
 #
 #   bash tools/stack/stack.sh up                      start all (idempotent), wait until they answer
+#                                                     (through `video-runner deps wait`: run `make install` first)
 #   bash tools/stack/stack.sh down [--purge]          stop what this stack started; --purge drops .stack/
 #   bash tools/stack/stack.sh status                  running/stopped, pid, answers or not
 #   bash tools/stack/stack.sh start-one kafka|s3|mongo
@@ -12,6 +13,7 @@
 #
 # Downloads and builds are cached by version in ${VIDEO_RUNNER_CACHE:-$HOME/.cache/video-runner}.
 # State (data, logs, pid files, credentials, env file) lives in .stack/ at the repo root.
+# Ports: STACK_KAFKA_PORT, STACK_KAFKA_CONTROLLER_PORT, STACK_S3_PORT, STACK_MONGO_PORT.
 # See tools/stack/README.md.
 set -euo pipefail
 
@@ -19,10 +21,10 @@ KAFKA_VERSION=4.4.0
 VERSITYGW_VERSION=1.8.0
 FERRETDB_VERSION=1.24.2 # must match tools/ferretdb/go.mod
 
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
-S3_PORT=9000
-MONGO_PORT=27017
+KAFKA_PORT=${STACK_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${STACK_KAFKA_CONTROLLER_PORT:-9093}
+S3_PORT=${STACK_S3_PORT:-9000}
+MONGO_PORT=${STACK_MONGO_PORT:-27017}
 HOST=127.0.0.1
 S3_ACCESS_KEY_ID=video-runner
 READY_TIMEOUT=${STACK_READY_TIMEOUT:-90}
@@ -35,6 +37,9 @@ STATE="$ROOT/.stack"
 LOGS="$STATE/logs"
 PIDS="$STATE/pids"
 PYTHON="${STACK_PYTHON:-python3}"
+# Readiness is asked through the project's own clients (`video-runner deps wait`), so `up`,
+# `start-one` and `status` need the virtualenv `make install` builds; `fetch` and `down` do not.
+VIDEO_RUNNER="${STACK_VIDEO_RUNNER:-$ROOT/.venv/bin/video-runner}"
 
 # local toolchain only (no toolchain download); -buildvcs=false: builds need no git metadata
 export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -trimpath -buildvcs=false"
@@ -66,13 +71,18 @@ marker_of() {
   esac
 }
 
-PROBE=()
+PYTHON_RESOLVED=0
 need_python() {
-  ((${#PROBE[@]})) && return 0
+  ((PYTHON_RESOLVED)) && return 0
   command -v "$PYTHON" >/dev/null 2>&1 || die "python3 is required (set STACK_PYTHON to another interpreter)"
   # resolve once: version-manager shims (pyenv, asdf) cost ~0.3 s per call
   PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)') || die "cannot run $PYTHON"
-  PROBE=("$PYTHON" "$HERE/probe.py")
+  PYTHON_RESOLVED=1
+}
+
+need_video_runner() {
+  [[ -x "$VIDEO_RUNNER" ]] ||
+    die "$VIDEO_RUNNER not found: the stack waits for its servers through the project's own clients (video-runner deps wait); run 'make install' first (or set STACK_VIDEO_RUNNER)"
 }
 
 need_java() {
@@ -112,9 +122,16 @@ live_pid() {
   echo "$pid"
 }
 
-answers() { "${PROBE[@]}" check "$1" --timeout 2 >/dev/null 2>&1; }
+# The name `video-runner deps wait` gives a server.
+dep_of() { case "$1" in mongo) echo mongodb ;; *) echo "$1" ;; esac; }
 
-port_taken() { "${PROBE[@]}" port "$HOST:$1"; }
+# Exit 0 if something accepts TCP connections on $HOST:$1 (bash's /dev/tcp: a connect, no more).
+port_taken() { timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$HOST" "$1" 2>/dev/null; }
+
+# Exit 0 if process $1 exists and is not a zombie (a zombie never answers).
+alive() {
+  kill -0 "$1" 2>/dev/null && [[ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
 
 show_log() {
   local log="$LOGS/$1.log"
@@ -126,15 +143,21 @@ show_log() {
   fi
 }
 
+# The servers' addresses, for `video-runner deps wait` and the servers themselves.
+export_addresses() {
+  export S3_ENDPOINT_URL="http://$HOST:$S3_PORT" S3_ACCESS_KEY_ID
+  export KAFKA_BOOTSTRAP_SERVERS="$HOST:$KAFKA_PORT" MONGO_URI="mongodb://$HOST:$MONGO_PORT/"
+}
+
 ensure_credentials() {
   mkdir -p "$STATE"
   local f="$STATE/s3-secret"
   if [[ ! -s "$f" ]]; then
-    (umask 077 && "${PROBE[@]}" random-secret >"$f.tmp" && mv "$f.tmp" "$f")
+    (umask 077 && "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(30))' >"$f.tmp" && mv "$f.tmp" "$f")
   fi
   S3_SECRET_ACCESS_KEY=$(<"$f")
-  export S3_ENDPOINT_URL="http://$HOST:$S3_PORT" S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY
-  export KAFKA_BOOTSTRAP_SERVERS="$HOST:$KAFKA_PORT" MONGO_URI="mongodb://$HOST:$MONGO_PORT/"
+  export S3_SECRET_ACCESS_KEY
+  export_addresses
 }
 
 write_env() {
@@ -328,7 +351,10 @@ start_kafka() {
   write_kafka_config
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     local cid
-    cid=$("${PROBE[@]}" kafka-cluster-id)
+    # Kafka's own random cluster id (22 URL-safe base64 characters); the tool logs to stdout too
+    cid=$(java -Xmx64m -Dlog4j2.configurationFile="$HERE/kafka/log4j2.xml" -cp "$home/libs/*" \
+      kafka.tools.StorageTool random-uuid 2>>"$LOGS/kafka.log" | tail -n 1)
+    [[ "$cid" =~ ^[A-Za-z0-9_-]{22}$ ]] || { err "kafka: StorageTool random-uuid printed '$cid'"; return 1; }
     say "kafka: formatting storage (cluster id $cid)"
     logged "$LOGS/kafka.log" java -Xmx256m -Dlog4j2.configurationFile="$HERE/kafka/log4j2.xml" \
       -cp "$home/libs/*" kafka.tools.StorageTool format \
@@ -375,36 +401,71 @@ start_mongo() {
   echo $! >"$(pidfile mongo)"
 }
 
-# Ensure binaries, start (unless already running) and wait until it answers.
-# Runs in a subshell per server so that the three come up in parallel.
+# Ensure binaries and start the server unless it already runs (its pid file names a live
+# process of this checkout); `wait_ready` then waits until it answers. Runs in a subshell per
+# server so that the three come up in parallel.
 bring_up() {
-  local name=$1 t0 pid
-  t0=$(now)
+  local name=$1 pid
   if pid=$(live_pid "$name"); then
-    if answers "$name"; then
-      say "$name: already running (pid $pid)"
-      return 0
-    fi
-    say "$name: running (pid $pid) but not answering yet; waiting"
-  else
-    rm -f "$(pidfile "$name")"
-    if port_taken "$(port_of "$name")"; then
-      err "$name: port $HOST:$(port_of "$name") is already in use by a process this stack did not start"
-      return 1
-    fi
-    ensure_server "$name" || { err "$name: fetch/build failed"; return 1; }
-    mkdir -p "$LOGS" "$PIDS"
-    rotate_log "$LOGS/$name.log"
-    printf '\n===== %s starting %s =====\n' "$(date -Is)" "$name" >>"$LOGS/$name.log"
-    "start_$name" || { show_log "$name"; return 1; }
-    pid=$(<"$(pidfile "$name")")
-    say "$name: started (pid $pid), waiting for it to answer"
+    say "$name: already running (pid $pid)"
+    return 0
   fi
-  if ! "${PROBE[@]}" wait "$name" --timeout "$READY_TIMEOUT" --pid "$pid"; then
-    show_log "$name"
+  rm -f "$(pidfile "$name")"
+  if port_taken "$(port_of "$name")"; then
+    err "$name: port $HOST:$(port_of "$name") is already in use by a process this stack did not start"
     return 1
   fi
-  say "$name: up in $(since "$t0")s"
+  ensure_server "$name" || { err "$name: fetch/build failed"; return 1; }
+  mkdir -p "$LOGS" "$PIDS"
+  rotate_log "$LOGS/$name.log"
+  printf '\n===== %s starting %s =====\n' "$(date -Is)" "$name" >>"$LOGS/$name.log"
+  "start_$name" || { show_log "$name"; return 1; }
+  say "$name: started (pid $(<"$(pidfile "$name")"))"
+}
+
+# Waits until the servers NAME... answer, asked through the project's own clients
+# (`video-runner deps wait`: Kafka's metadata, S3's ListBuckets with the buckets `videos` and
+# `frames` created, MongoDB's ping), within READY_TIMEOUT; fails early, with the server's log,
+# when one of their processes exits first.
+wait_ready() {
+  local t0 name deps=() create=() out errs waiter dead="" rc=0
+  local -A pids=()
+  t0=$(now)
+  for name in "$@"; do
+    deps+=("$(dep_of "$name")")
+    pids[$name]=$(<"$(pidfile "$name")")
+    if [[ $name == s3 ]]; then create=(--create-buckets); fi
+  done
+  out=$(mktemp "$STATE/.deps-out.XXXXXX")
+  errs=$(mktemp "$STATE/.deps-err.XXXXXX")
+  # the command itself in the background (not a function): $! is its own pid, to stop it by
+  BUCKET_VIDEOS=videos BUCKET_FRAMES=frames "$VIDEO_RUNNER" deps wait "${deps[@]}" "${create[@]}" \
+    --timeout "$READY_TIMEOUT" >"$out" 2>"$errs" 9>&- &
+  waiter=$!
+  while kill -0 "$waiter" 2>/dev/null; do
+    for name in "$@"; do
+      if ! alive "${pids[$name]}"; then dead=$name; break 2; fi
+    done
+    sleep 0.2
+  done
+  if [[ -n $dead ]]; then
+    kill "$waiter" 2>/dev/null || true
+    wait "$waiter" 2>/dev/null || true
+    err "$dead: its process (pid ${pids[$dead]}) exited before it answered"
+    show_log "$dead"
+    rm -f "$out" "$errs"
+    return 1
+  fi
+  wait "$waiter" || rc=$?
+  sed 's/^/[stack] /' "$out"
+  if ((rc)); then
+    sed 's/^/[stack] /' "$errs" >&2
+    for name in "$@"; do grep -q "^$(dep_of "$name"): up" "$out" || show_log "$name"; done
+  else
+    say "${*}: answering after $(since "$t0")s"
+  fi
+  rm -f "$out" "$errs"
+  return "$rc"
 }
 
 # ------------------------------------------------------------------ stop
@@ -471,12 +532,13 @@ cmd_up() {
   local t0
   t0=$(now)
   preflight "${SERVERS[@]}"
+  need_video_runner
   take_lock
   rm -f "$STATE/.built-this-run"
   mkdir -p "$LOGS" "$PIDS"
   ensure_credentials
   run_parallel bring_up "${SERVERS[@]}" || die "stack is not up (logs in $LOGS)"
-  "${PROBE[@]}" buckets videos frames || die "could not create buckets (log: $LOGS/s3.log)"
+  wait_ready "${SERVERS[@]}" || die "stack is not up (logs in $LOGS)"
   write_env
   say "stack up in $(since "$t0")s ($(built_summary)); env: $STATE/env"
 }
@@ -506,13 +568,25 @@ cmd_down() {
 }
 
 cmd_status() {
-  need_python
-  local name pid state answer ok=0
+  local name pid state answer ok=0 answered=""
+  export_addresses
+  if [[ -s "$STATE/s3-secret" ]]; then export S3_SECRET_ACCESS_KEY="$(<"$STATE/s3-secret")"; fi
+  if [[ -x "$VIDEO_RUNNER" ]]; then
+    # one short wait for all three: each answers within it or is reported down
+    answered=$("$VIDEO_RUNNER" deps wait --timeout 3 2>/dev/null) || true
+  else
+    err "no $VIDEO_RUNNER: cannot ask the servers (run 'make install')"
+  fi
   printf '%-6s %-8s %-8s %-16s %s\n' server state pid address answers
   for name in "${SERVERS[@]}"; do
     if pid=$(live_pid "$name"); then state=running; else state=stopped; pid=-; fi
-    if [[ -f "$STATE/s3-secret" ]]; then ensure_credentials; fi
-    if answers "$name"; then answer=yes; else answer=no; fi
+    if [[ ! -x "$VIDEO_RUNNER" ]]; then
+      answer=unknown
+    elif grep -q "^$(dep_of "$name"): up" <<<"$answered"; then
+      answer=yes
+    else
+      answer=no
+    fi
     [[ $state == running && $answer == yes ]] || ok=1
     printf '%-6s %-8s %-8s %-16s %s\n' "$name" "$state" "$pid" "$HOST:$(port_of "$name")" "$answer"
   done
@@ -523,11 +597,12 @@ cmd_start_one() {
   [[ $# -eq 1 ]] || die "usage: stack.sh start-one kafka|s3|mongo"
   check_name "$1"
   preflight "$1"
+  need_video_runner
   take_lock
   mkdir -p "$LOGS" "$PIDS"
   ensure_credentials
   bring_up "$1" || die "$1 is not up"
-  if [[ $1 == s3 ]]; then "${PROBE[@]}" buckets videos frames >/dev/null || die "could not create buckets"; fi
+  wait_ready "$1" || die "$1 is not up"
   write_env
 }
 
@@ -539,7 +614,7 @@ cmd_stop_one() {
 }
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
