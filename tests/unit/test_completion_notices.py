@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pydantic
 import pytest
@@ -24,7 +23,6 @@ from video_runner.contracts.notice import (
     ReadyNotice,
     notice_for,
     parse_notice,
-    schema_document,
 )
 from video_runner.contracts.options import EventOptions
 from video_runner.domain.signature import SIGNATURE_HEADER, sign, verify
@@ -36,7 +34,6 @@ from video_runner.services.video_path import VideoPath
 
 TOPIC = "prediction_events"
 SECRET = b"s3cr3t"
-SCHEMAS = Path(__file__).resolve().parents[2] / "src" / "video_runner" / "contracts"
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 
@@ -293,12 +290,6 @@ def test_a_notice_with_an_unknown_field_is_refused():
     assert notice is not None
     with pytest.raises(pydantic.ValidationError):
         parse_notice({**notice.model_dump(mode="json"), "extra": 1})
-
-
-def test_the_notice_schema_file_is_the_model_s_own_schema():
-    """prediction_notice.schema.json is regenerated from the model whenever it changes."""
-    text = (SCHEMAS / "prediction_notice.schema.json").read_text(encoding="utf-8")
-    assert json.loads(text) == schema_document()
 
 
 # -- webhooks ---------------------------------------------------------------------------------

@@ -156,14 +156,3 @@ def notice_for(
 def notice_json(notice: ReadyNotice | FailedNotice) -> dict[str, Any]:
     """The notice as the JSON object published and posted (``at`` as ISO 8601 text)."""
     return notice.model_dump(mode="json")
-
-
-def schema_document() -> dict[str, Any]:
-    """The notice's JSON Schema, as ``prediction_notice.schema.json`` holds it."""
-    schema = PREDICTION_NOTICE.json_schema()
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "video-runner/prediction_notice",
-        "title": "PredictionNotice",
-        **schema,
-    }
