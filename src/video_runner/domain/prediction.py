@@ -109,14 +109,6 @@ class Prediction:
         return self.source_bucket or default
 
     @property
-    def output_location(self) -> tuple[str, str] | None:
-        """(bucket, key) of the final JSON once written."""
-        if not self.output_s3:
-            return None
-        bucket, _, key = self.output_s3.removeprefix("s3://").partition("/")
-        return bucket, key
-
-    @property
     def callback_url(self) -> str | None:
         url = self.options.get("callback_url")
         return url if isinstance(url, str) and url else None
