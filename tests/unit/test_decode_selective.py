@@ -16,7 +16,6 @@ from video_runner.adapters import video_decoder
 from video_runner.adapters.video import VideoFrameSource
 from video_runner.adapters.video_container import open_video
 from video_runner.adapters.video_decoder import VideoDecoder
-from video_runner.adapters.video_intra import PendingFrame
 from video_runner.adapters.video_plan import read_plan
 from video_runner.domain.params import Sampling, VideoLimits
 from video_runner.errors import ErrorCode, InvalidVideo
@@ -87,19 +86,14 @@ def decoded_frames(path, every_n):
     """``{index: (pts, time, native pixels)}`` of the selected frames, straight from the decoder."""
     container = open_video(path, VideoLimits())
     decoder = VideoDecoder(container, VideoLimits(), path=path, every_n=every_n)
-    frames = {}
     try:
-        for index, item in decoder.frames():
-            if index % 5 == 0:
-                # A kept packet of an intra-only stream is decoded where a worker would.
-                frame = item.decode() if isinstance(item, PendingFrame) else item
-                frames[index] = (
-                    frame.pts,
-                    frame.time,
-                    [np.array(p, copy=True) for p in _planes(frame)],
-                )
+        frames = {
+            index: (frame.pts, frame.time, [np.array(p, copy=True) for p in _planes(frame)])
+            for index, frame in decoder.frames()
+            if index % 5 == 0
+        }
     finally:
-        decoder.close()
+        decoder.container.close()
     return frames, decoder
 
 
@@ -173,19 +167,6 @@ def test_intra_only_video_drops_every_unselected_packet(generated):
     assert plan.dropped == 48
 
 
-@pytest.mark.parametrize("name", ["mjpeg", "prores"])
-def test_kept_pictures_of_an_intra_only_stream_are_left_for_the_workers_to_decode(generated, name):
-    """After the first picture (decoded for the video's properties), each kept one is a packet."""
-    container = open_video(generated[name], VideoLimits())
-    decoder = VideoDecoder(container, VideoLimits(), path=generated[name], every_n=5)
-    try:
-        kinds = [type(item) for _, item in decoder.frames()]
-    finally:
-        decoder.close()
-    assert kinds[0] is not PendingFrame
-    assert set(kinds[1:]) == {PendingFrame}
-
-
 def test_an_mjpeg_picture_without_its_own_tables_makes_the_extractor_decode_every_picture(
     generated, tmp_path
 ):
@@ -251,10 +232,10 @@ def test_a_surprise_in_the_middle_of_the_video_resumes_with_full_decoding_withou
     assert frames == list(VideoFrameSource(decode_all=True).iter_frames(path))
 
 
-def test_a_surprise_midway_through_an_intra_only_stream_falls_back_without_breaking_its_workers(
+def test_a_surprise_midway_through_an_intra_only_stream_resumes_with_full_decoding(
     generated, monkeypatch
 ):
-    """Pictures already handed to the workers still decode after the fallback reopened the file."""
+    """MJPEG: a packet the first pass did not see; frames already given are not given again."""
     path = generated["mjpeg"]
     plan = read_plan(path, 0, 5)
     assert plan is not None

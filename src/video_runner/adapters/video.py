@@ -21,7 +21,6 @@ import cv2
 
 from video_runner.adapters.video_container import open_video
 from video_runner.adapters.video_decoder import VideoDecoder
-from video_runner.adapters.video_intra import PendingFrame
 from video_runner.adapters.video_pipeline import FrameJob, FramePipeline
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.preprocess import Image, encode_jpeg
@@ -148,9 +147,7 @@ class VideoFrameSource:
         buffers = getattr(self._buffers, "arrays", None)
         if buffers is None:
             buffers = self._buffers.arrays = PreprocessBuffers()
-        # A picture of an intra-only stream may still be a packet: decoded here, in parallel.
-        frame = job.frame.decode() if isinstance(job.frame, PendingFrame) else job.frame
-        image = cast("Image", frame.to_ndarray(format="bgr24"))
+        image = cast("Image", job.frame.to_ndarray(format="bgr24"))
         if job.rotation:
             image = buffers.rotate(image, _ROTATE_CLOCKWISE[job.rotation])
         image = buffers.preprocess(image, self.preprocessing)

@@ -64,16 +64,6 @@ def reorder_delay(stream: VideoStream) -> int:
     return int(getattr(stream.codec_context, "reorder_depth", 0))
 
 
-def nothing_decoded(declared_frames: int | None) -> InvalidVideo:
-    """Why a stream gave no frame at all: it declared some (damage), or it holds none."""
-    if declared_frames:
-        return InvalidVideo(
-            f"none of the {declared_frames} declared frames could be decoded",
-            code=ErrorCode.CORRUPT,
-        )
-    return InvalidVideo("the video stream has no frames", code=ErrorCode.NO_FRAMES)
-
-
 def check_pixels(width: int, height: int, limits: VideoLimits) -> None:
     if limits.max_pixels is not None and width * height > limits.max_pixels:
         raise InvalidVideo(

@@ -16,12 +16,10 @@ import av.error
 from video_runner.adapters.video_container import (
     check_pixels,
     ms_of,
-    nothing_decoded,
     open_video,
     reorder_delay,
     video_stream,
 )
-from video_runner.adapters.video_intra import IntraDecoders, PendingFrame, is_intra_only
 from video_runner.adapters.video_plan import TimePlan, read_plan, read_time_plan
 from video_runner.domain.decode_plan import DecodePlan
 from video_runner.domain.params import VideoLimits
@@ -98,12 +96,6 @@ class VideoDecoder:
             # Positional: tests stand in for read_plan with a ``lambda *_``.
             self.decode_plan = read_plan(path, self.stream.index, every_n, self._max_frames())
         self.packets = len(self.decode_plan.pts) if self.decode_plan else 0
-        #: With a plan over an intra-only stream, kept pictures are decoded by the workers.
-        self.intra: IntraDecoders | None = None
-        if path is not None and self.decode_plan is not None and is_intra_only(self.stream):
-            self.intra = IntraDecoders(path, self.stream.index, limits)
-            self.stream.thread_type = "SLICE"  # one picture out per packet in, for the first
-        self._workers_decoders = self.intra  # closed only with the decoder, after the workers
         self._reset_counts()
         self.start_pts: int | None = None
         self._frames = self._decode()
@@ -113,8 +105,7 @@ class VideoDecoder:
             self._decode_everything()
             first = next(self._frames, None)
         if first is None:
-            raise nothing_decoded(self.declared_frames)
-        assert not isinstance(first, PendingFrame)  # noqa: S101 - the first is decoded here
+            raise self._nothing_decoded()
         self._first: VideoFrame | None = first
         self.start_pts = self.stream.start_time if self.stream.start_time is not None else first.pts
         if self.time_plan is not None and self.time_plan.start_pts is not None:
@@ -133,7 +124,7 @@ class VideoDecoder:
         self.dropped = 0
         self.last_timestamp_ms = 0
 
-    def frames(self) -> Iterator[tuple[int, VideoFrame | PendingFrame]]:
+    def frames(self) -> Iterator[tuple[int, VideoFrame]]:
         """``(index, frame)`` for every frame decoded, in order; then a completeness check."""
         given = -1
         try:
@@ -147,7 +138,7 @@ class VideoDecoder:
                     yield index, frame
         self._check_complete()
 
-    def _indexed(self) -> Iterator[tuple[int, VideoFrame | PendingFrame]]:
+    def _indexed(self) -> Iterator[tuple[int, VideoFrame]]:
         plan = self.decode_plan
         first, self._first = self._first, None
         head = [] if first is None else [first]
@@ -166,14 +157,8 @@ class VideoDecoder:
         if next(expected, None) is not None:
             raise PlanBroken
 
-    def close(self) -> None:
-        self.container.close()
-        if self._workers_decoders is not None:
-            self._workers_decoders.close()
-
     def _decode_everything(self) -> None:
         self.container.close()
-        self.intra = None  # pictures already handed out keep theirs until ``close``
         assert self.path is not None  # noqa: S101 - a plan exists only for a path
         self.container = open_video(self.path, self.limits)
         self.stream = video_stream(self.container)
@@ -182,7 +167,7 @@ class VideoDecoder:
         self._reset_counts()
         self._frames = self._decode()
 
-    def timestamp_ms(self, frame: VideoFrame | PendingFrame, index: int) -> int:
+    def timestamp_ms(self, frame: VideoFrame, index: int) -> int:
         """Presentation time from the container's timestamps (right for variable frame rate)."""
         if frame.pts is None or self.start_pts is None or frame.time_base is None:
             return round(index * 1000 / self.fps) if self.fps else 0
@@ -193,7 +178,7 @@ class VideoDecoder:
             end = round((pts - self.start_pts) * time_base * 1000)
             self.last_timestamp_ms = max(self.last_timestamp_ms, end)
 
-    def check_frame(self, frame: VideoFrame | PendingFrame, index: int, timestamp_ms: int) -> None:
+    def check_frame(self, frame: VideoFrame, index: int, timestamp_ms: int) -> None:
         """Limits hold for every decoded frame, not just the header: headers can lie."""
         check_pixels(frame.width, frame.height, self.limits)
         limit = self.limits.max_duration_ms
@@ -216,7 +201,7 @@ class VideoDecoder:
         cap = self.limits.max_sampled_frames
         return None if cap is None else cap * self.sampled_every
 
-    def _decode(self) -> Iterator[VideoFrame | PendingFrame]:
+    def _decode(self) -> Iterator[VideoFrame]:
         plan = self.decode_plan
         position = 0
         try:
@@ -229,30 +214,19 @@ class VideoDecoder:
                     position += 1
                     if self._dropped(plan, position - 1, packet):
                         continue
-                yield from self._pictures(packet)
+                for frame in packet.decode():
+                    if frame.is_corrupt:
+                        raise InvalidVideo(
+                            f"frame {self.decoded} decoded with errors", code=ErrorCode.CORRUPT
+                        )
+                    self.decoded += 1
+                    if self.decoded > 1:  # the first frame arrives before start_pts is known
+                        self._last_frame_seen(frame.pts, frame.time_base)
+                    yield frame
         except av.error.FFmpegError as error:
             raise InvalidVideo(
                 f"decoding failed after {self.decoded} frames: {error}", code=ErrorCode.CORRUPT
             ) from error
-
-    def _pictures(self, packet: Packet[VideoStream]) -> Iterator[VideoFrame | PendingFrame]:
-        """The frames of one packet. A kept packet of an intra-only stream stays a packet, which
-        a worker decodes; the first one is decoded here, for the video's properties."""
-        if self.intra is not None and self.decoded and packet.size:
-            self.decoded += 1
-            self._last_frame_seen(packet.pts, packet.time_base)
-            codec = self.stream.codec_context
-            yield self.intra.pending(packet, codec.width, codec.height)
-            return
-        for frame in packet.decode():
-            if frame.is_corrupt:
-                raise InvalidVideo(
-                    f"frame {self.decoded} decoded with errors", code=ErrorCode.CORRUPT
-                )
-            self.decoded += 1
-            if self.decoded > 1:  # the first frame arrives before start_pts is known
-                self._last_frame_seen(frame.pts, frame.time_base)
-            yield frame
 
     def _dropped(self, plan: DecodePlan, position: int, packet: Packet[VideoStream]) -> bool:
         """Whether the plan keeps this packet from the decoder (then it is counted as read)."""
@@ -306,6 +280,14 @@ class VideoDecoder:
         if self.container.duration is None:
             return None
         return ms_of(self.container.duration, Fraction(1, av.time_base))
+
+    def _nothing_decoded(self) -> InvalidVideo:
+        if self.declared_frames:
+            return InvalidVideo(
+                f"none of the {self.declared_frames} declared frames could be decoded",
+                code=ErrorCode.CORRUPT,
+            )
+        return InvalidVideo("the video stream has no frames", code=ErrorCode.NO_FRAMES)
 
     def _check_complete(self) -> None:
         if self.declared_frames:

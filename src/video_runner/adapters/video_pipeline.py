@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from video_runner.adapters.video_decoder import VideoDecoder
-from video_runner.adapters.video_intra import PendingFrame
 from video_runner.domain.video import ExtractedFrame
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ class FrameJob:
     frame_id: int
     timestamp_ms: int
     rotation: int
-    frame: VideoFrame | PendingFrame
+    frame: VideoFrame
 
 
 _END = object()
@@ -78,7 +77,7 @@ class FramePipeline:
         self._stop.set()
         self._thread.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self.decoder.close()
+        self.decoder.container.close()
 
     def _produce(self) -> None:
         try:
