@@ -100,15 +100,15 @@ async def status_times(store: Any, event_id: str, timeout_s: float) -> tuple[flo
     predictable = ready = None
     deadline = time.monotonic() + timeout_s
     while ready is None:
-        document = await store.get(event_id)
-        status = None if document is None else document["status"]
+        prediction = await store.get(event_id)
+        status = None if prediction is None else prediction.status.value
         now = time.monotonic()
         if status in {"predictable", "ready"} and predictable is None:
             predictable = now
         if status == "ready":
             ready = now
-        if status == "failed":
-            raise RuntimeError(f"{event_id} failed: {document.get('error')}")
+        if prediction is not None and status == "failed":
+            raise RuntimeError(f"{event_id} failed: {prediction.error}")
         if now > deadline:
             raise TimeoutError(f"{event_id} is {status} after {timeout_s} s")
         await asyncio.sleep(0.01)

@@ -33,6 +33,7 @@ import extract  # noqa: E402
 from stack_services import load, ports_of, say, services, until_ready  # noqa: E402
 from support.stack import isolated_settings, publish  # noqa: E402
 from video_runner import bootstrap  # noqa: E402
+from video_runner.domain.status import Status  # noqa: E402
 
 KEY = "input/bench.mp4"
 
@@ -112,11 +113,11 @@ async def main() -> None:
                         },
                     )
                     while True:
-                        document = await store.get(event_id)
-                        if document is not None and document.get("total_frames") is not None:
+                        prediction = await store.get(event_id)
+                        if prediction is not None and prediction.extraction_done:
                             break
-                        if document is not None and document["status"] == "failed":
-                            raise RuntimeError(f"{event_id} failed: {document['error']}")
+                        if prediction is not None and prediction.status is Status.FAILED:
+                            raise RuntimeError(f"{event_id} failed: {prediction.error}")
                         await asyncio.sleep(0.02)
                     ours = time.monotonic() - began
                     label = "warm-up" if n == 0 else f"run {n}"
