@@ -115,6 +115,10 @@ class ConsumedOffsets(Protocol):
         """The next offset the group will read, per partition of ``topic`` it has committed."""
         ...
 
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """The offset the next message will get, per partition of ``topic``."""
+        ...
+
 
 class PredictionStore(Protocol):
     """The runner's documents in MongoDB (``runner_db``): events, task chunks, results, progress.

@@ -22,8 +22,8 @@ from support.stack import (
     wait_for,
 )
 from support.videos import make_video
+from video_runner.adapters.kafka.admin import topic_partitions
 from video_runner.adapters.kafka.connection import KafkaConnection
-from video_runner.adapters.kafka.notice_log import topic_partitions
 
 VIDEOS = 6
 #: Short, so the surviving outbox replica repairs what the killed one left within the test.

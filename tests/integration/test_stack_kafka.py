@@ -17,6 +17,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 
+from video_runner.adapters.kafka import GroupOffsets
+from video_runner.adapters.kafka.connection import KafkaConnection
+
 pytestmark = pytest.mark.integration
 
 WAIT_S = 30.0
@@ -132,3 +135,21 @@ async def test_a_new_consumer_in_the_same_group_resumes_after_the_committed_offs
         assert rest == [(3, b"message-3"), (4, b"message-4")]
     finally:
         await second.stop()
+
+
+async def test_group_offsets_tell_the_end_of_a_topic_from_what_a_group_committed(
+    topic: str,
+) -> None:
+    """The reaper's view of a results topic: its end offsets, and a group's commits below them."""
+    group = f"it-group-{uuid.uuid4().hex}"
+    await _produce(topic, [b"a", b"b", b"c", b"d"])
+    consumer = _consumer(topic, group)
+    await consumer.start()
+    try:
+        await _take(consumer, 4)
+        await consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(1, "")})
+    finally:
+        await consumer.stop()
+    offsets = GroupOffsets(KafkaConnection(bootstrap_servers=_bootstrap()))
+    assert await offsets.end_offsets(topic) == {0: 4}
+    assert await offsets.committed(group, topic) == {0: 1}

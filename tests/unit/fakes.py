@@ -432,14 +432,24 @@ class Sent(NamedTuple):
 
 
 class FakeConsumedOffsets:
-    """Implements ``ports.ConsumedOffsets``: ``committed`` is set by the test."""
+    """Implements ``ports.ConsumedOffsets``: offsets are set by the test.
+
+    ``committed_offsets`` answers for every group not in ``committed_by_group``; a topic not in
+    ``ends`` has no partitions.
+    """
 
     def __init__(self) -> None:
         self.committed_offsets: dict[int, int] = {}
+        self.committed_by_group: dict[str, dict[int, int]] = {}
+        self.ends: dict[str, dict[int, int]] = {}
 
     async def committed(self, group_id: str, topic: str) -> dict[int, int]:  # noqa: ARG002 - the port's signature
         await asyncio.sleep(0)
-        return dict(self.committed_offsets)
+        return dict(self.committed_by_group.get(group_id, self.committed_offsets))
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        await asyncio.sleep(0)
+        return dict(self.ends.get(topic, {}))
 
 
 class FakePublisher:

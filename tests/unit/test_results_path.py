@@ -373,3 +373,39 @@ async def test_a_frame_lost_after_the_last_attempt_fails_the_event_with_its_id()
     assert document["error"]["code"] == str(ErrorCode.INFERENCE_TIMEOUT)
     assert document["error"]["missing_frame_ids"] == [5, 10]
     assert sorted(s.value["attempt"] for s in world.republished()) == [1, 1, 2, 2]
+
+
+async def test_results_waiting_on_a_stalled_results_partition_are_never_reaped_or_failed():
+    """The inference group answered every task, but one results partition has not been consumed
+    (a rebalance that keeps failing while replicas come and go): hours of passes re-publish
+    nothing and fail nothing, then the first pass after the partition moves on reaps as usual."""
+    world = World(result_deadline_s=10.0, reaper_max_attempts=2)
+    await world.extracted(frames=3)
+    world.offsets.committed_offsets = dict.fromkeys(range(PARTITIONS), 10**6)
+    results = world.config.results_topic
+    world.offsets.ends[results] = {0: 40, 1: 12, 2: 0, 3: 7}
+    stalled = {0: 40, 1: 3, 2: 0, 3: 7}  # partition 1: nine results not consumed
+    world.offsets.committed_by_group[world.config.results_group] = stalled
+    for _ in range(10):
+        await world.reaper.run_once(now=world.clock.advance(3600))
+    assert world.republished() == []
+    assert (await world.store.get("ev-1")).status == Status.PROCESSING
+    world.offsets.committed_by_group[world.config.results_group] = {0: 40, 1: 12, 2: 0, 3: 7}
+    assert await world.reaper.run_once(now=world.clock.advance(11)) == 1
+    assert sorted(s.value["frame_id"] for s in world.republished()) == [0, 5, 10]
+
+
+async def test_a_results_group_that_lags_but_moves_lets_the_reaper_use_the_previous_pass():
+    """Under steady traffic the results group is always a batch behind the topic's end; it has
+    passed the end the previous pass saw, so the tasks consumed as of that pass are reaped."""
+    world = World(result_deadline_s=10.0)
+    await world.extracted(frames=3)
+    world.offsets.committed_offsets = dict.fromkeys(range(PARTITIONS), 10**6)
+    results, group = world.config.results_topic, world.config.results_group
+    world.offsets.ends[results] = {0: 100}
+    world.offsets.committed_by_group[group] = {0: 90}
+    assert await world.reaper.run_once(now=world.clock.advance(11)) == 0  # nothing to go by yet
+    world.offsets.ends[results] = {0: 200}
+    world.offsets.committed_by_group[group] = {0: 150}  # behind the end, past the last pass's
+    assert await world.reaper.run_once(now=world.clock.advance(11)) == 1
+    assert sorted(s.value["frame_id"] for s in world.republished()) == [0, 5, 10]

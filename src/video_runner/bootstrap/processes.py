@@ -82,6 +82,8 @@ class Runner(_NoticeSending):
             dlq_suffix=settings.dlq_suffix,
             notices_topic=settings.topic_predictable_events,
             inference_group=settings.group_inference,
+            results_topic=settings.topic_inference_results,
+            results_group=settings.group_results,
             max_failed_ratio=settings.max_failed_frame_ratio,
             result_deadline_s=settings.result_deadline_s,
             reaper_max_attempts=settings.reaper_max_attempts,

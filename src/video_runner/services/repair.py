@@ -109,6 +109,8 @@ class Reaper:
         self._telemetry = telemetry
         self._notices = notices
         self._rounds: dict[str, tuple[int, datetime]] = {}
+        #: The previous pass's view: (tasks consumed, results topic end offsets) read in order.
+        self._previous: tuple[dict[int, int], dict[int, int]] | None = None
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Examine every waiting event; returns how many it acted on."""
@@ -129,12 +131,35 @@ class Reaper:
             if since < timedelta(seconds=grace_s(self._config.result_deadline_s, round_)):
                 continue
             if committed is None:
-                committed = await self._offsets.committed(
-                    self._config.inference_group, self._config.tasks_topic
-                )
+                committed = await self._consumed_with_results_stored()
+                if committed is None:
+                    return acted  # results still on their topic: a missing one may be there
             if await self._reap(prediction, committed, now):
                 acted += 1
         return acted
+
+    async def _consumed_with_results_stored(self) -> dict[int, int] | None:
+        """The inference group's offsets as of a moment whose results are all stored, or None.
+
+        A task the inference group has consumed had its result published before that commit, so
+        it sits below the results topic's end offsets read just after. Once the runner's results
+        group has committed past those ends, each such result is stored or was never sent: only
+        then is a missing one lost. While a results partition stalls (a rebalance that keeps
+        failing while replicas come and go), re-publishing would only add to the stall and count
+        attempts against events whose results are waiting: the reaper waits instead.
+        """
+        config = self._config
+        consumed = await self._offsets.committed(config.inference_group, config.tasks_topic)
+        ends = await self._offsets.end_offsets(config.results_topic)
+        stored = await self._offsets.committed(config.results_group, config.results_topic)
+        previous, self._previous = self._previous, (consumed, ends)
+        for tasks, results_ends in ((consumed, ends), previous or ({}, {})):
+            if results_ends and _caught_up(stored, results_ends):
+                return tasks
+        if not ends:
+            return consumed  # no results partition at all: nothing can be waiting there
+        log.info("reaping waits: results on their topic are not all consumed yet")
+        return None
 
     async def _reap(
         self, prediction: Prediction, committed: Mapping[int, int], now: datetime
@@ -234,3 +259,7 @@ class Reaper:
             log.error(
                 "event failed: inference timeout", extra={"event_id": event_id, "missing": len(ids)}
             )
+
+
+def _caught_up(committed: Mapping[int, int], ends: Mapping[int, int]) -> bool:
+    return all(committed.get(partition, 0) >= end for partition, end in ends.items())

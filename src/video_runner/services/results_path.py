@@ -45,6 +45,10 @@ class ResultsConfig:
     #: Where the runner announces a ``predictable`` event to the outbox-S3 workers.
     notices_topic: str = "predictable_events"
     inference_group: str = "inference-group"
+    #: The results topic and the runner's group on it: the reaper waits while results that were
+    #: on the topic are still unconsumed (a missing result may be among them).
+    results_topic: str = "inference_results"
+    results_group: str = "runner-results-group"
     max_failed_ratio: float = 0.0
     #: How long a consumed task may stay without a result before it is re-published (doubling).
     result_deadline_s: float = 120.0

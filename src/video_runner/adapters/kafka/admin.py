@@ -7,8 +7,10 @@ import logging
 import time
 from collections.abc import Sequence
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import TopicPartition
 
 from video_runner.adapters.error_classes import classify_kafka
 from video_runner.adapters.kafka.connection import KafkaConnection
@@ -93,3 +95,31 @@ class GroupOffsets:
         finally:
             await admin.close()
         return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        partitions = await topic_partitions(self._connection, topic)
+        consumer = AIOKafkaConsumer(**self._connection.options(), group_id=None)
+        try:
+            await consumer.start()
+            ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        except KafkaError as exc:
+            raise classify_kafka(exc, what=f"end offsets of {topic}") from exc
+        finally:
+            await consumer.stop()
+        return {tp.partition: offset for tp, offset in ends.items()}
+
+
+async def topic_partitions(connection: KafkaConnection, topic: str) -> list[int]:
+    """The partition ids of ``topic`` (from the cluster's metadata, through an admin client)."""
+    admin = AIOKafkaAdminClient(**connection.options())
+    try:
+        await admin.start()
+        described = await admin.describe_topics([topic])
+    except KafkaError as exc:
+        raise classify_kafka(exc, what=f"partitions of {topic}") from exc
+    finally:
+        await admin.close()
+    found = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
+    if not found:
+        raise DependencyUnavailable("kafka", f"topic {topic} has no partitions (yet)")
+    return found

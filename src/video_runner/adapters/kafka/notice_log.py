@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 
 from video_runner.adapters.error_classes import classify_kafka
+from video_runner.adapters.kafka.admin import topic_partitions
 from video_runner.adapters.kafka.connection import KafkaConnection
 from video_runner.adapters.kafka.producer import KafkaPublisher, encode_json
 from video_runner.errors import DependencyUnavailable
@@ -33,20 +33,6 @@ def partition_of_key(key: str, partitions: int) -> int:
     """The Java client's and aiokafka's default partitioner: murmur2 of the key bytes."""
     hashed: int = murmur2(key.encode())
     return (hashed & 0x7FFFFFFF) % partitions
-
-
-async def topic_partitions(connection: KafkaConnection, topic: str) -> list[int]:
-    """The partition ids of ``topic`` (from the cluster's metadata, through an admin client)."""
-    admin = AIOKafkaAdminClient(**connection.options())
-    try:
-        await admin.start()
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    found = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
-    if not found:
-        raise DependencyUnavailable("kafka", f"topic {topic} has no partitions (yet)")
-    return found
 
 
 class KafkaNoticeLog:
