@@ -216,32 +216,22 @@ def test_a_decoder_with_too_little_reordering_delay_falls_back_to_full_decoding(
     assert frames == list(VideoFrameSource(decode_all=True).iter_frames(path))
 
 
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [("h264-b-frames", "decoded_pts"), ("mjpeg", "decoded_pts"), ("mjpeg", "pts")],
+    ids=["h264-unexpected-frame", "mjpeg-unexpected-frame", "mjpeg-unseen-packet"],
+)
 def test_a_surprise_in_the_middle_of_the_video_resumes_with_full_decoding_without_repeats(
-    generated, monkeypatch
+    generated, monkeypatch, name, field
 ):
-    """A frame the plan did not expect: the file is decoded again in full, given frames skipped."""
-    path = generated["h264-b-frames"]
+    """A frame the plan did not expect, or a packet the first pass did not see: the file is
+    decoded again in full, and the frames already given are not given again."""
+    path = generated[name]
     plan = read_plan(path, 0, 5)
     assert plan is not None
-    wrong = plan.decoded_pts.copy()
+    wrong = getattr(plan, field).copy()
     wrong[len(wrong) // 2] = -1
-    monkeypatch.setattr(video_decoder, "read_plan", lambda *_: _replace(plan, decoded_pts=wrong))
-    source = VideoFrameSource(Sampling(every_n=5))
-    frames = list(source.iter_frames(path))
-    assert source.last_mode == "full"
-    assert frames == list(VideoFrameSource(decode_all=True).iter_frames(path))
-
-
-def test_a_surprise_midway_through_an_intra_only_stream_resumes_with_full_decoding(
-    generated, monkeypatch
-):
-    """MJPEG: a packet the first pass did not see; frames already given are not given again."""
-    path = generated["mjpeg"]
-    plan = read_plan(path, 0, 5)
-    assert plan is not None
-    wrong = plan.pts.copy()
-    wrong[len(wrong) // 2] = -1
-    monkeypatch.setattr(video_decoder, "read_plan", lambda *_: _replace(plan, pts=wrong))
+    monkeypatch.setattr(video_decoder, "read_plan", lambda *_: _replace(plan, **{field: wrong}))
     source = VideoFrameSource(Sampling(every_n=5))
     frames = list(source.iter_frames(path))
     assert source.last_mode == "full"
