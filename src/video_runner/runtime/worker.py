@@ -88,10 +88,17 @@ class Worker:
                 for job in (*self.jobs, PeriodicJob("lag", LAG_INTERVAL_S, self._report_lag)):
                     group.create_task(periodic(job.name, job.interval_s, job.run, stop))
         finally:
-            for close in self.closers:
+            await self._close()
+
+    async def _close(self) -> None:
+        # Every closer runs: one that fails (a broker already gone) must not keep the rest open.
+        for close in self.closers:
+            try:
                 result = close()
                 if result is not None:
                     await result
+            except Exception:
+                log.exception("closing failed", extra={"service": self.service.role})
 
     async def _start(self, stop: asyncio.Event) -> bool:
         steps = [
