@@ -78,8 +78,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--video", default="720p", help="a case of bench/extract.py (720p)")
+    parser.add_argument("--tiny", action="store_true", help="144p inputs: checks that it runs")
     args = parser.parse_args()
-    video = extract.ensure_videos()[args.video]
+    video = extract.ensure_videos(args.tiny)[args.video]
     say("# bench/video_path.py: the runner's whole video path on the local stack")
     say(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     say(f"# {video.name}: {extract.frame_count(video)} frames; load average at start: {load()}")
