@@ -13,7 +13,7 @@ from video_runner.contracts import (
     parse_inference_task,
     parse_video_event,
 )
-from video_runner.contracts.options import EventOptions, schema_document
+from video_runner.contracts.options import EventOptions
 from video_runner.domain.detections import keep_wanted
 from video_runner.errors import ErrorCode
 
@@ -91,12 +91,6 @@ def test_a_bad_option_is_refused_as_bad_options_with_the_event_it_belongs_to(opt
     assert caught.value.code == ErrorCode.BAD_OPTIONS
     assert caught.value.event_id == "ev-9"
     assert caught.value.event.object_key == "input/ev-9.mp4"
-
-
-def test_the_options_schema_file_is_the_model_s_own_schema():
-    """event_options.schema.json is regenerated from the model whenever it changes."""
-    text = (SCHEMAS / "event_options.schema.json").read_text(encoding="utf-8")
-    assert json.loads(text) == schema_document()
 
 
 def test_a_task_carries_classes_and_confidence_only_when_the_event_set_them():
