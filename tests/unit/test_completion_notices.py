@@ -25,10 +25,11 @@ from video_runner.contracts.notice import (
     parse_notice,
 )
 from video_runner.contracts.options import EventOptions
+from video_runner.domain.compact_json import compact_json
 from video_runner.domain.signature import SIGNATURE_HEADER, sign, verify
 from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable
-from video_runner.services.notices import NoticeConfig, Notices, body_of
+from video_runner.services.notices import NoticeConfig, Notices
 from video_runner.services.outbox_s3 import OutboxConfig, OutboxS3
 from video_runner.services.video_path import VideoPath
 
@@ -270,7 +271,7 @@ def test_a_ready_notice_carries_output_frames_detections_durations_and_tag():
         "inference_ms": 3000,
         "output_ms": 250,
     }
-    assert parse_notice(body_of(notice.model_dump(mode="json"))) == notice
+    assert parse_notice(compact_json(notice.model_dump(mode="json"))) == notice
 
 
 def test_a_failed_notice_carries_the_error_code_reason_and_tag():

@@ -15,7 +15,6 @@ tasks, a bounded number at a time, and record their state on the event document
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from video_runner.domain.backoff import backoff_delay
+from video_runner.domain.compact_json import compact_json
 from video_runner.domain.signature import SIGNATURE_HEADER, sign
 from video_runner.domain.status import Status
 from video_runner.errors import RetriableError
@@ -45,11 +45,6 @@ class NoticeConfig:
     webhook_retry_initial_s: float = 1.0
     webhook_retry_max_s: float = 60.0
     webhook_concurrency: int = 8
-
-
-def body_of(notice: Mapping[str, Any]) -> bytes:
-    """The exact bytes published and posted (compact UTF-8 JSON)."""
-    return json.dumps(notice, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _now() -> datetime:
@@ -163,7 +158,7 @@ class Notices:
         self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
     ) -> None:
         assert self._webhooks is not None  # noqa: S101 - only spawned with a sender
-        body = body_of(notice)
+        body = compact_json(notice)  # the bytes the Kafka message holds too
         headers = {"Content-Type": "application/json", "X-Notice-Id": notice_id}
         if self._config.webhook_secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._config.webhook_secret, body)

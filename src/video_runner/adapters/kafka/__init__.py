@@ -11,7 +11,7 @@ from video_runner.adapters.kafka.connection import KafkaConnection
 from video_runner.adapters.kafka.consumer import ConsumerLoop
 from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy, LoopStats
 from video_runner.adapters.kafka.notice_log import KafkaNoticeFeed, KafkaNoticeLog
-from video_runner.adapters.kafka.producer import KafkaPublisher, encode_json
+from video_runner.adapters.kafka.producer import KafkaPublisher
 from video_runner.adapters.kafka.protocols import BatchHandler, RecordHandler
 
 __all__ = [
@@ -26,6 +26,5 @@ __all__ = [
     "KafkaPublisher",
     "LoopStats",
     "RecordHandler",
-    "encode_json",
     "ensure_topics",
 ]

@@ -21,7 +21,8 @@ from aiokafka.structs import TopicPartition
 from video_runner.adapters.error_classes import classify_kafka
 from video_runner.adapters.kafka.admin import topic_partitions
 from video_runner.adapters.kafka.connection import KafkaConnection
-from video_runner.adapters.kafka.producer import KafkaPublisher, encode_json
+from video_runner.adapters.kafka.producer import KafkaPublisher
+from video_runner.domain.compact_json import compact_json
 from video_runner.errors import DependencyUnavailable
 from video_runner.ports import Delivery
 
@@ -89,7 +90,7 @@ class KafkaNoticeLog:
     async def publish_at(
         self, topic: str, partition: int, key: str, value: Mapping[str, Any]
     ) -> Delivery:
-        return await self._publisher.publish_to(topic, partition, key, encode_json(value))
+        return await self._publisher.publish_to(topic, partition, key, compact_json(value))
 
     async def contains(
         self, topic: str, partition: int, start: int, key: str, notice_id: str

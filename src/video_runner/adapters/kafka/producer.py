@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,12 +11,9 @@ from aiokafka.errors import KafkaError
 
 from video_runner.adapters.error_classes import classify_kafka
 from video_runner.adapters.kafka.connection import KafkaConnection
+from video_runner.domain.compact_json import compact_json
 from video_runner.errors import DependencyUnavailable
 from video_runner.ports import Delivery
-
-
-def encode_json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class KafkaPublisher:
@@ -69,7 +65,7 @@ class KafkaPublisher:
         value: Mapping[str, Any],
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        await self.publish_raw(topic, key.encode(), encode_json(value), headers or {})
+        await self.publish_raw(topic, key.encode(), compact_json(value), headers or {})
 
     async def publish_many(
         self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]]
@@ -77,7 +73,7 @@ class KafkaPublisher:
         """Send all, then wait for every acknowledgement: one round trip for a whole batch."""
         try:
             futures = [
-                await self._producer.send(topic, encode_json(value), key=key.encode())
+                await self._producer.send(topic, compact_json(value), key=key.encode())
                 for key, value in messages
             ]
             metadata = await asyncio.gather(*futures)
