@@ -57,10 +57,11 @@ def _spread(messages: Sequence[FakeMessage]) -> list[FakeMessage]:
 
 
 class World:
-    def __init__(self, **config):
+    def __init__(self, *, store=None, publisher=None, **config):
+        """``store`` and ``publisher`` given: another runner replica beside an existing world."""
         self.clock = FakeClock()
-        self.store = FakePredictionStore(clock=self.clock)
-        self.publisher = FakePublisher(partition_count=PARTITIONS)
+        self.store = store or FakePredictionStore(clock=self.clock)
+        self.publisher = publisher or FakePublisher(partition_count=PARTITIONS)
         self.offsets = FakeConsumedOffsets()
         self.telemetry = RecordingTelemetry()
         self.config = ResultsConfig(tasks_topic="inference_tasks", dlq_suffix=".dlq", **config)
@@ -172,16 +173,7 @@ async def test_two_replicas_storing_one_event_at_once_move_it_exactly_once():
     """Two runner replicas (two results paths on one store) storing halves of one event at the
     same time: the event moves to predictable once and one notice is sent."""
     world = World()
-    other = World()
-    other.store, other.publisher = world.store, world.publisher
-    other.completion = Completion(other.config, world.store, world.publisher, other.telemetry)
-    other.path = ResultsPath(
-        other.config,
-        store=world.store,
-        publisher=world.publisher,
-        completion=other.completion,
-        telemetry=other.telemetry,
-    )
+    other = World(store=world.store, publisher=world.publisher)
     await world.extracted(frames=60)
     messages = _spread([_result(i * 5, offset=i) for i in range(60)])
     halves = [m for m in messages if m.partition < 2], [m for m in messages if m.partition >= 2]
