@@ -1,6 +1,9 @@
-"""Decoding only the sampled pictures gives exactly what decoding every picture gives."""
+"""Decoding only the sampled pictures, and decoding independent chunks in parallel lanes, gives
+exactly what decoding every picture gives."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
@@ -65,12 +68,30 @@ GENERATED = {
 }
 
 
+# Closed GOPs of 12 frames: five chunks that lanes decode in parallel (name -> file, how).
+SHORT_GOPS = ("-g", "12")
+CHUNKED = {
+    "h264-b-frames-short-gops": ("bg.mp4", (*X264, *SHORT_GOPS)),
+    "h264-no-b-frames-short-gops": ("nobg.mp4", (*X264, "-bf", "0", *SHORT_GOPS)),
+    "h264-annex-b-short-gops": ("bg.ts", (*X264, *SHORT_GOPS)),
+    "h264-vfr-short-gops": ("vfrg.mp4", (*GENERATED["h264-vfr"][1]["output_args"], *SHORT_GOPS)),
+    "hevc-closed-short-gops": (
+        "hg.mp4",
+        (*X265[:-1], "log-level=error:keyint=12:min-keyint=12:open-gop=0:scenecut=0"),
+    ),
+}
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     directory = tmp_path_factory.mktemp("decode")
     paths = {
         name: make_ffmpeg_video(directory / file, 60, **kwargs)
         for name, (file, kwargs, _) in GENERATED.items()
+    }
+    paths |= {
+        name: make_ffmpeg_video(directory / file, 60, output_args=args)
+        for name, (file, args) in CHUNKED.items()
     }
     paths["pyav-rotated"] = make_video(directory / "r.mp4", 30, rotation_ccw=90)
     paths["pyav-vfr"] = make_video(
@@ -152,6 +173,38 @@ def test_generated_edge_cases_decode_selectively_to_the_same_frames_bit_for_bit(
     assert source.last_mode == ("selective" if GENERATED[name][2] else "full")
 
 
+@pytest.mark.parametrize("name", [*CHUNKED, "mjpeg", "prores"])
+def test_videos_of_independent_chunks_decode_in_parallel_lanes_to_the_same_frames(generated, name):
+    """Closed GOPs (H.264 with and without B-frames, Annex B, VFR, HEVC) and intra-only codecs
+    split into chunks that single-threaded lanes decode: ids, times and JPEG bytes are exact."""
+    source = assert_same_as_full_decoding(generated[name])
+    assert source.last_chunks >= 2
+
+
+def test_a_truncated_video_decoded_in_chunks_is_still_refused_as_corrupt(tmp_path):
+    """A lane's stream ending early is a surprise: decoded again in full, the count check fires."""
+    path = make_ffmpeg_video(
+        tmp_path / "t.mp4", 60, output_args=(*X264, *SHORT_GOPS, "-movflags", "faststart")
+    )
+    plan = read_plan(path, 0, 5)
+    assert plan is not None
+    assert plan.chunks
+    truncate(path, 0.6)
+    with pytest.raises(InvalidVideo) as caught:
+        list(VideoFrameSource().iter_frames(path))
+    assert caught.value.code == ErrorCode.CORRUPT
+
+
+def test_closing_early_stops_every_lane(generated):
+    """Abandoning a chunked extraction leaves no lane, decoder or worker thread behind."""
+    source = VideoFrameSource()
+    frames = source.iter_frames(generated["h264-b-frames-short-gops"])
+    next(frames)
+    frames.close()
+    names = {t.name for t in threading.enumerate()}
+    assert not any(n.startswith(("chunk-lane", "frame-decoder", "frame-worker")) for n in names)
+
+
 @pytest.mark.parametrize("name", ["pyav-rotated", "pyav-vfr", "pyav-odd-size"])
 def test_pyav_made_rotated_vfr_and_odd_sized_videos_decode_selectively_to_the_same_frames(
     generated, name
@@ -218,8 +271,20 @@ def test_a_decoder_with_too_little_reordering_delay_falls_back_to_full_decoding(
 
 @pytest.mark.parametrize(
     ("name", "field"),
-    [("h264-b-frames", "decoded_pts"), ("mjpeg", "decoded_pts"), ("mjpeg", "pts")],
-    ids=["h264-unexpected-frame", "mjpeg-unexpected-frame", "mjpeg-unseen-packet"],
+    [
+        ("h264-b-frames", "decoded_pts"),
+        ("mjpeg", "decoded_pts"),
+        ("mjpeg", "pts"),
+        ("h264-b-frames-short-gops", "decoded_pts"),
+        ("h264-no-b-frames-short-gops", "pts"),
+    ],
+    ids=[
+        "h264-unexpected-frame",
+        "mjpeg-unexpected-frame",
+        "mjpeg-unseen-packet",
+        "h264-chunks-unexpected-frame",
+        "h264-chunks-unseen-packet",
+    ],
 )
 def test_a_surprise_in_the_middle_of_the_video_resumes_with_full_decoding_without_repeats(
     generated, monkeypatch, name, field

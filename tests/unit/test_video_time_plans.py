@@ -38,11 +38,13 @@ def test_a_variable_frame_rate_video_at_2_fps_gives_the_frames_nearest_each_half
     ids=["fps", "fps-range", "every-n-range"],
 )
 def test_plans_by_time_decode_selectively_to_exactly_the_frames_full_decoding_gives(tmp_path, plan):
-    """The decode plan's selected set is the plan's frames: the same bytes as decoding all."""
+    """The decode plan's selected set is the plan's frames: the same bytes as decoding all,
+    with its six GOPs decoded by parallel lanes."""
     path = make_ffmpeg_video(tmp_path / "gop.mp4", 300, output_args=X264_GOP)
     source = VideoFrameSource()
     frames = list(source.iter_frames(path, plan))
     assert source.last_mode == "selective"
+    assert source.last_chunks == 6
     assert frames == list(VideoFrameSource(decode_all=True).iter_frames(path, plan))
 
 

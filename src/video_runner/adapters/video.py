@@ -56,6 +56,7 @@ class VideoFrameSource:
         max_buffered_frames: int = 8,
         image_hook: ImageHook | None = None,
         decode_all: bool = False,
+        lanes: int | None = None,
     ) -> None:
         if workers < 1 or max_buffered_frames < 1:
             raise ValueError("workers and max_buffered_frames must be at least 1")
@@ -63,6 +64,8 @@ class VideoFrameSource:
         self.preprocessing = preprocessing or Preprocessing()
         self.limits = limits or VideoLimits()
         self.workers = workers
+        #: Parallel single-threaded decoders for a video of independent chunks (1: never split).
+        self.lanes = workers if lanes is None else lanes
         self.max_buffered_frames = max_buffered_frames
         self._image_hook = image_hook
         #: Feed every packet to the decoder (the reference the selective decoding must equal).
@@ -73,6 +76,8 @@ class VideoFrameSource:
         self.last_mode = ""
         self.last_dropped = 0
         self.last_packets = 0
+        #: How many independent chunks lanes decoded in parallel (0: one decoder, frame threads).
+        self.last_chunks = 0
 
     def probe(self, path: Path) -> VideoInfo:
         """Validate the file and read its properties (decodes its first frame, nothing more)."""
@@ -133,14 +138,23 @@ class VideoFrameSource:
             raise
         self._record(decoder)
         selects = decoder.selects if plan.is_time_based else plan.is_selected
-        return FramePipeline(
-            decoder, self._finish, selects, self.workers, self.max_buffered_frames, self._record
+        pipeline = FramePipeline(
+            decoder,
+            self._finish,
+            selects,
+            self.workers,
+            self.max_buffered_frames,
+            lambda finished: self._record(finished, pipeline.chunks_decoded),
+            lanes=self.lanes,
         )
+        return pipeline
 
-    def _record(self, decoder: VideoDecoder) -> None:
-        self.last_mode = "full" if decoder.decode_plan is None else "selective"
+    def _record(self, decoder: VideoDecoder, chunks: int = 0) -> None:
+        plan = decoder.decode_plan
+        self.last_mode = "selective" if plan is not None and plan.dropped else "full"
         self.last_dropped = decoder.dropped
         self.last_packets = decoder.packets
+        self.last_chunks = chunks
 
     def _finish(self, job: FrameJob) -> ExtractedFrame:
         # Runs on a worker thread: every call below releases the GIL for the heavy part.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import av
 import av.error
 
+from video_runner.adapters.video_chunks import ChunkDecoder, PlanBroken
 from video_runner.adapters.video_container import (
     check_pixels,
     ms_of,
@@ -21,6 +22,7 @@ from video_runner.adapters.video_container import (
     video_stream,
 )
 from video_runner.adapters.video_plan import TimePlan, read_plan, read_time_plan
+from video_runner.domain.decode_chunks import Chunk
 from video_runner.domain.decode_plan import DecodePlan
 from video_runner.domain.params import VideoLimits
 from video_runner.domain.sampling import SamplingPlan
@@ -37,10 +39,6 @@ if TYPE_CHECKING:
 
 # A truncation the decoder cannot see: the last frame ends this long before the declared end.
 _MAX_MISSING_TAIL_MS = 1000
-
-
-class PlanBroken(Exception):
-    """The decoder's output left the plan: decode everything instead, from the start."""
 
 
 class VideoDecoder:
@@ -132,10 +130,38 @@ class VideoDecoder:
                 given = index
                 yield index, frame
         except PlanBroken:
-            self._decode_everything()
-            for index, frame in enumerate(self._frames):
-                if index > given:
-                    yield index, frame
+            yield from self.resume_in_full(after=given)
+            return
+        self._check_complete()
+
+    def resume_in_full(self, after: int) -> Iterator[tuple[int, VideoFrame]]:
+        """Decode the file again, every picture, yielding the frames after index ``after``."""
+        self._decode_everything()
+        for index, frame in enumerate(self._frames):
+            if index > after:
+                yield index, frame
+        self._check_complete()
+
+    def chunks(self, lanes: int) -> tuple[Chunk, ...]:
+        """The plan's independent chunks for ``lanes`` parallel decoders; none: decode serially."""
+        if lanes < 2 or self.decode_plan is None or self.path is None:  # noqa: PLR2004
+            return ()
+        return self.decode_plan.chunks
+
+    def chunk_decoder(self) -> ChunkDecoder:
+        """One more opening of the file, for a lane decoding chunks of the plan."""
+        path, plan = self.path, self.decode_plan
+        if path is None or plan is None:
+            raise RuntimeError("only a planned video read from a path decodes in chunks")
+        return ChunkDecoder(path, self.limits, self.stream.index, plan)
+
+    def finish_chunks(self, decoders: list[ChunkDecoder]) -> None:
+        """Count what the lanes read, then check the file was complete, as :meth:`frames` does."""
+        self._reset_counts()
+        for decoder in decoders:
+            self.decoded += decoder.decoded
+            self.dropped += decoder.dropped
+            self._last_frame_seen(decoder.last_pts, decoder.time_base)
         self._check_complete()
 
     def _indexed(self) -> Iterator[tuple[int, VideoFrame]]:
@@ -158,6 +184,7 @@ class VideoDecoder:
             raise PlanBroken
 
     def _decode_everything(self) -> None:
+        self._first = None
         self.container.close()
         assert self.path is not None  # noqa: S101 - a plan exists only for a path
         self.container = open_video(self.path, self.limits)

@@ -1,5 +1,6 @@
-"""The extraction pipeline: a decoder thread feeding a worker pool through a bounded, ordered
-queue of futures, so memory stays bounded whatever the length of the video."""
+"""The extraction pipeline: a decoder thread (or lanes decoding independent chunks, in parallel)
+feeding a worker pool through a bounded, ordered queue of futures, so memory stays bounded
+whatever the length of the video."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from video_runner.adapters.video_chunks import ChunkLanes, PlanBroken
 from video_runner.adapters.video_decoder import VideoDecoder
+from video_runner.domain.decode_chunks import Chunk
 from video_runner.domain.video import ExtractedFrame
 
 if TYPE_CHECKING:
     from av.video.frame import VideoFrame
 
 _POLL_S = 0.1
+#: Finished frames a lane may queue for a chunk the reader has not reached (a GOP's worth).
+_PER_CHUNK = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +47,22 @@ class FramePipeline:
     max_buffered_frames: int
     #: Told about the decoder once it has finished (how it decoded, what it dropped).
     on_finished: Callable[[VideoDecoder], None] = lambda _: None
+    #: Parallel decoders for a video that splits into independent chunks (1: never).
+    lanes: int = 1
+    #: How many chunks the lanes decoded (0: one decoder took the whole video).
+    chunks_decoded: int = field(init=False, default=0)
     _queue: queue.Queue[object] = field(init=False)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
     _pool: ThreadPoolExecutor = field(init=False)
+    #: Frames handed to the pool and not finished: lanes must not pile decoded pictures there.
+    _in_pool: threading.Semaphore = field(init=False)
     _thread: threading.Thread = field(init=False)
     _done: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self._queue = queue.Queue(maxsize=self.max_buffered_frames)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="frame-worker")
+        self._in_pool = threading.Semaphore(max(self.max_buffered_frames, 2 * self.workers))
         self._thread = threading.Thread(target=self._produce, name="frame-decoder", daemon=True)
         self._thread.start()
 
@@ -95,17 +107,62 @@ class FramePipeline:
             self.on_finished(decoder)
 
     def _feed_frames(self, decoder: VideoDecoder) -> None:
-        for index, frame in decoder.frames():
+        frames = decoder.frames()
+        chunks = decoder.chunks(self.lanes)
+        if chunks:
+            given = self._feed_chunks(decoder, chunks)
+            if given is None:
+                return
+            frames = decoder.resume_in_full(after=given)
+        for index, frame in frames:
             if self._stop.is_set():
                 return
-            timestamp_ms = decoder.timestamp_ms(frame, index)
-            # Every decoded frame, selected or not: a stream may grow its pictures mid-way.
-            decoder.check_frame(frame, index, timestamp_ms)
-            if not self.selects(index):
-                continue
-            job = FrameJob(index, timestamp_ms, decoder.rotation, frame)
-            if not self._put(self._pool.submit(self.finish, job)):
+            future = self._handle(decoder, index, frame)
+            if future is not None and not self._put(future):
                 return
+
+    def _feed_chunks(self, decoder: VideoDecoder, chunks: tuple[Chunk, ...]) -> int | None:
+        """Decode the chunks in lanes; ``None`` when done, else the last index passed on before
+        the plan broke (the rest is then decoded in full)."""
+        lanes: ChunkLanes[Future[ExtractedFrame]] = ChunkLanes(
+            decoder.chunk_decoder,
+            chunks,
+            lanes=self.lanes,
+            handle=lambda index, frame: self._handle(decoder, index, frame),
+            stop=self._stop,
+            per_chunk=_PER_CHUNK,
+        )
+        given = -1
+        try:
+            for index, future in lanes.results():
+                given = index
+                if not self._put(future):
+                    return None
+        except PlanBroken:
+            return given
+        finally:
+            lanes.close()
+        if not self._stop.is_set():
+            self.chunks_decoded = len(chunks)
+            decoder.finish_chunks(lanes.decoders)
+        return None
+
+    def _handle(
+        self, decoder: VideoDecoder, index: int, frame: VideoFrame
+    ) -> Future[ExtractedFrame] | None:
+        """Check a decoded frame; hand it to the pool if the sampling keeps it."""
+        timestamp_ms = decoder.timestamp_ms(frame, index)
+        # Every decoded frame, selected or not: a stream may grow its pictures mid-way.
+        decoder.check_frame(frame, index, timestamp_ms)
+        if not self.selects(index):
+            return None
+        job = FrameJob(index, timestamp_ms, decoder.rotation, frame)
+        while not self._in_pool.acquire(timeout=_POLL_S):
+            if self._stop.is_set():
+                return None
+        future = self._pool.submit(self.finish, job)
+        future.add_done_callback(lambda _: self._in_pool.release())
+        return future
 
     def _put(self, item: object) -> bool:
         # Blocking here is the backpressure that bounds memory; the stop flag keeps it interruptible

@@ -24,6 +24,12 @@ import numpy as np
 import numpy.typing as npt
 
 from video_runner.domain.bitstream import Picture
+from video_runner.domain.decode_chunks import (
+    Chunk,
+    group_chunks,
+    independent_starts,
+    worth_splitting,
+)
 
 Int64s = npt.NDArray[np.int64]
 
@@ -103,10 +109,22 @@ class DecodePlan:
     selected: frozenset[int] = frozenset()
     #: Or the sampling step of a plan that keeps every ``every_n``-th frame.
     every_n: int | None = None
+    #: Demux ranges that decode independently, for parallel decoders; empty: one decoder.
+    chunks: tuple[Chunk, ...] = ()
 
     @property
     def dropped(self) -> int:
         return self.drop.count(1)
+
+    def expected_in(self, chunk: Chunk) -> Int64s:
+        """pts of the frames a decoder fed the kept packets of ``chunk`` yields, in order."""
+        # Chunks do not interleave in presentation order: theirs are the decoded pts in its span.
+        start, end = chunk
+        span = self.pts[start:end]
+        expected: Int64s = self.decoded_pts[
+            (self.decoded_pts >= span.min()) & (self.decoded_pts <= span.max())
+        ]
+        return expected
 
     def index_of(self, pts: int) -> int:
         """The presentation index of the packet with this pts."""
@@ -154,12 +172,22 @@ def plan_decoding(
         first, last = _needed_span(table, chosen)
     position = np.arange(len(pts))
     drop = (position < first) | (position > last) | (~chosen & _disposable(table))
-    if not drop.any():
-        raise PlanRefused("no packet can be dropped")
+    chunks = _chunks(table, pts)
+    if not drop.any() and not chunks:
+        raise PlanRefused("no packet can be dropped, nor the stream split")
     decoded = np.sort(pts[~drop])
     depth = reorder_depth(index)
     kept = frozenset() if selected is None else selected
-    return DecodePlan(pts, drop.astype(np.uint8).tobytes(), ordered, decoded, depth, kept, every_n)
+    return DecodePlan(
+        pts, drop.astype(np.uint8).tobytes(), ordered, decoded, depth, kept, every_n, chunks
+    )
+
+
+def _chunks(table: PacketTable, pts: Int64s) -> tuple[Chunk, ...]:
+    """The stream's independent chunks when splitting it is worth it, else none."""
+    kinds = np.frombuffer(table.kinds, dtype=np.uint8)
+    chunks = group_chunks(independent_starts((kinds & (_INTRA_ONLY | _IDR)) != 0, pts), len(pts))
+    return chunks if worth_splitting(chunks) else ()
 
 
 def _needed_span(table: PacketTable, chosen: npt.NDArray[np.bool_]) -> tuple[int, int]:
