@@ -11,7 +11,9 @@ default B-frame settings (preset veryfast, crf 23: 3 B-frames, pyramid) at 720p 
 frames; 720p H.264 without B-frames, HEVC (x265 veryfast) and MJPEG at 1,320 frames; plus a 10x
 longer 720p copy for memory. All are cached under ``${VIDEO_RUNNER_CACHE:-~/.cache/video-runner}/
 bench/``. References: ``ffmpeg -f null -`` (the CLI decoding everything) and PyAV decoding every
-frame in-process with frame threads (no conversion), the decoder the extractor itself uses.
+frame in-process with frame threads (no conversion), the decoder the extractor itself uses
+for a video that does not split; and, for each case, the extractor held to that one decoder
+(no parallel chunks: docs/decisions/0010-parallel-chunks-of-independent-pictures.md).
 """
 
 from __future__ import annotations
@@ -119,7 +121,18 @@ def child_extractor(video: Path) -> dict[str, Any]:
     source = VideoFrameSource()
     selected = sum(1 for _ in source.iter_frames(video))
     dropped = source.last_dropped / source.last_packets if source.last_packets else 0.0
-    return {"selected": selected, "mode": source.last_mode, "dropped_share": round(dropped, 3)}
+    return {
+        "selected": selected,
+        "mode": source.last_mode,
+        "dropped_share": round(dropped, 3),
+        "chunks": source.last_chunks,
+    }
+
+
+def child_extractor_one_decoder(video: Path) -> dict[str, Any]:
+    """The extractor with one frame-threaded decoder for the whole video: no parallel chunks."""
+    source = VideoFrameSource(lanes=1)
+    return {"selected": sum(1 for _ in source.iter_frames(video))}
 
 
 def child_extractor_full(video: Path) -> dict[str, Any]:
@@ -247,6 +260,7 @@ def child_ffmpeg(video: Path) -> dict[str, Any]:
 CHILDREN = {
     "extractor": child_extractor,
     "extractor-full": child_extractor_full,
+    "extractor-one-decoder": child_extractor_one_decoder,
     "pyav": child_pyav,
     "naive": child_naive,
     "async-threads": child_async_threads,
@@ -313,6 +327,7 @@ LABELS = {
     "pyav": "PyAV decode all, in-process",
     "extractor": "VideoFrameSource.iter_frames",
     "extractor-full": "iter_frames, every packet decoded",
+    "extractor-one-decoder": "iter_frames, one decoder, no chunks",
     "naive": "naive cv2.VideoCapture loop",
     "async-threads": "extract() async, threads (chosen)",
     "async-process": "async, pipeline in a child process",
@@ -347,7 +362,7 @@ def report(quick: bool, repeats: int, tiny: bool = False) -> str:
 def _case(name: str, video: Path, quick: bool, repeats: int) -> list[str]:
     frames = frame_count(video)
     print(f"{name}: {video} ({frames} frames)", file=sys.stderr)
-    modes = ["ffmpeg", "pyav", "extractor"]
+    modes = ["ffmpeg", "pyav", "extractor", "extractor-one-decoder"]
     if name in {"720p", "720p-mjpeg"}:
         modes.append("extractor-full")
     if name == "720p":
@@ -367,11 +382,13 @@ def _case(name: str, video: Path, quick: bool, repeats: int) -> list[str]:
             f"{result['cpu_ms_per_frame']:>14.2f}{result['maxrss_mb']:>13.1f}"
             + ("" if lag is None else f"   max loop lag {lag} ms")
         )
+    chunks = ours.get("chunks", 0)
     lines.append(
         f"decoding: {ours.get('mode')}, packets dropped before the decoder:"
-        f" {100 * ours.get('dropped_share', 0):.0f}%"
+        f" {100 * ours.get('dropped_share', 0):.0f}%, "
+        + (f"{chunks} independent chunks in parallel lanes" if chunks else "one decoder")
     )
-    for reference in ("ffmpeg", "pyav", "extractor-full", "naive"):
+    for reference in ("ffmpeg", "pyav", "extractor-one-decoder", "extractor-full", "naive"):
         if reference in results:
             ratio = ours["fps"] / results[reference]["fps"]
             lines.append(f"extractor / {LABELS[reference]}: {ratio:.2f}x")

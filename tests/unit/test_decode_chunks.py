@@ -51,7 +51,7 @@ def test_runs_are_grouped_until_each_chunk_reaches_the_target_and_cover_every_pa
 
 
 def test_a_long_stream_keeps_its_chunks_small_enough_to_balance():
-    """Intra-only: every packet is a start; 10,000 packets still make chunks of 120."""
+    """Were every packet a start, 10,000 packets would still make chunks of 120."""
     chunks = group_chunks(np.arange(10_000), 10_000)
     assert {end - start for start, end in chunks} == {120, 10_000 % 120}
 
@@ -87,4 +87,10 @@ def test_a_stream_with_nothing_to_drop_still_gets_a_plan_when_it_splits():
 
 def test_one_long_gop_is_not_split():
     plan = plan_decoding(_gops(1, 48), every_n=4)
+    assert plan.chunks == ()
+
+
+def test_an_intra_only_stream_is_not_split():
+    """Its one decoder thread is balanced by the JPEG work already; lanes would reread it."""
+    plan = plan_decoding([PacketInfo(pts, None) for pts in range(48)], every_n=4)
     assert plan.chunks == ()

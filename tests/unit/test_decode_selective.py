@@ -173,12 +173,19 @@ def test_generated_edge_cases_decode_selectively_to_the_same_frames_bit_for_bit(
     assert source.last_mode == ("selective" if GENERATED[name][2] else "full")
 
 
-@pytest.mark.parametrize("name", [*CHUNKED, "mjpeg", "prores"])
+@pytest.mark.parametrize("name", list(CHUNKED))
 def test_videos_of_independent_chunks_decode_in_parallel_lanes_to_the_same_frames(generated, name):
-    """Closed GOPs (H.264 with and without B-frames, Annex B, VFR, HEVC) and intra-only codecs
-    split into chunks that single-threaded lanes decode: ids, times and JPEG bytes are exact."""
+    """Closed GOPs (H.264 with and without B-frames, Annex B, VFR, HEVC) split into chunks that
+    single-threaded lanes decode: ids, times and JPEG bytes are exact."""
     source = assert_same_as_full_decoding(generated[name])
     assert source.last_chunks >= 2
+
+
+@pytest.mark.parametrize("name", ["mjpeg", "prores", "hevc", "h264-b-frames"])
+def test_intra_only_open_gop_and_single_gop_videos_keep_one_decoder(generated, name):
+    """Intra-only codecs (measured slower in lanes), x265's open GOPs and one-GOP files."""
+    source = assert_same_as_full_decoding(generated[name])
+    assert source.last_chunks == 0
 
 
 def test_a_truncated_video_decoded_in_chunks_is_still_refused_as_corrupt(tmp_path):

@@ -204,6 +204,8 @@ class ChunkLanes(Generic[T]):
                     decoder = self._open_decoder()
                     self.decoders.append(decoder)
                 for index, frame in decoder.frames(self.chunks[number]):
+                    if self._stopping():
+                        return
                     handled = self._handle(index, frame)
                     if handled is not None and not self._put(chunk_queue, (index, handled)):
                         return

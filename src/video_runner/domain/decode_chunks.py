@@ -1,7 +1,7 @@
 """Where a video splits into runs of packets that decode independently, one decoder each.
 
-A decoder fed from an IDR picture (or any packet of an intra-only codec) produces exactly the
-pictures it produces in the middle of the stream: nothing decoded later refers to anything before
+A decoder fed from an IDR picture produces exactly the pictures it produces in the middle of the
+stream: nothing decoded later refers to anything before
 that point. Where, in addition, every picture before the point is shown before every picture
 after it, the frames of the two runs do not interleave in presentation order either. Such
 points cut the video into *chunks* that single-threaded decoders can take in parallel, each
@@ -9,9 +9,8 @@ yielding its frames in order, and the chunks' frames one after the other are the
 (docs/decisions/0010-parallel-chunks-of-independent-pictures.md).
 
 A single-threaded decoder spends less CPU per picture than FFmpeg's frame threads (measured:
-1.55 against 1.81 ms per 720p H.264 picture), and intra-only codecs, which FFmpeg decodes on one
-thread, get every core. Chunks are only worth it when there are several of comparable size:
-otherwise the caller decodes the whole stream with frame threads, as before.
+1.55 against 1.81 ms per 720p H.264 picture). Chunks are only worth it when there are several of
+comparable size: otherwise the caller decodes the whole stream with frame threads, as before.
 """
 
 from __future__ import annotations
@@ -29,8 +28,8 @@ Chunk = tuple[int, int]
 def independent_starts(
     fresh: npt.NDArray[np.bool_], pts: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.intp]:
-    """Demux positions where a chunk may start: ``fresh`` there (an IDR or intra-only picture)
-    and no picture before it shown after any picture from it on. Position 0 always is."""
+    """Demux positions where a chunk may start: ``fresh`` there (an IDR picture) and no picture
+    before it shown after any picture from it on. Position 0 always is."""
     count = len(pts)
     if not count:
         return np.zeros(0, dtype=np.intp)
