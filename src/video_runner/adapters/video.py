@@ -150,8 +150,7 @@ class VideoFrameSource:
         return pipeline
 
     def _record(self, decoder: VideoDecoder, chunks: int = 0) -> None:
-        plan = decoder.decode_plan
-        self.last_mode = "selective" if plan is not None and plan.dropped else "full"
+        self.last_mode = "selective" if decoder.selective else "full"
         self.last_dropped = decoder.dropped
         self.last_packets = decoder.packets
         self.last_chunks = chunks

@@ -21,9 +21,15 @@ from video_runner.adapters.video_container import (
     reorder_delay,
     video_stream,
 )
-from video_runner.adapters.video_plan import TimePlan, read_plan, read_time_plan
+from video_runner.adapters.video_plan import (
+    TimePlan,
+    intra_only_stream,
+    read_plan,
+    read_time_plan,
+)
 from video_runner.domain.decode_chunks import Chunk
-from video_runner.domain.decode_plan import DecodePlan
+from video_runner.domain.decode_plan import DecodePlan, PlanRefused
+from video_runner.domain.intra_stream import IntraOnlyStream
 from video_runner.domain.params import VideoLimits
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.video import VideoInfo
@@ -80,6 +86,8 @@ class VideoDecoder:
         self._check_header()
         self.decode_plan: DecodePlan | None = None
         self.time_plan: TimePlan | None = None
+        #: An intra-only stream planned as it is read, without a first pass.
+        self.intra: IntraOnlyStream | None = None
         if path is not None and sampling is not None:
             self.time_plan = read_time_plan(
                 path,
@@ -91,9 +99,10 @@ class VideoDecoder:
             )
             self.decode_plan = self.time_plan.decode
         elif path is not None:
-            # Positional: tests stand in for read_plan with a ``lambda *_``.
-            self.decode_plan = read_plan(path, self.stream.index, every_n, self._max_frames())
-        self.packets = len(self.decode_plan.pts) if self.decode_plan else 0
+            self.intra = intra_only_stream(self.stream, every_n)
+            if self.intra is None:
+                # Positional: tests stand in for read_plan with a ``lambda *_``.
+                self.decode_plan = read_plan(path, self.stream.index, every_n, self._max_frames())
         self._reset_counts()
         self.start_pts: int | None = None
         self._frames = self._decode()
@@ -111,6 +120,19 @@ class VideoDecoder:
             self.start_pts = self.time_plan.start_pts
         self.rotation = (-round(first.rotation / 90) * 90) % 360
         self.info = self._info(first)
+
+    @property
+    def packets(self) -> int:
+        """Packets of the video stream the plan covers (0 when everything is decoded)."""
+        if self.decode_plan is not None:
+            return len(self.decode_plan.pts)
+        return self.intra.position if self.intra is not None else 0
+
+    @property
+    def selective(self) -> bool:
+        """Whether packets are kept from the decoder (a plan that drops some)."""
+        plan = self.decode_plan
+        return self.intra is not None or (plan is not None and plan.dropped > 0)
 
     def selects(self, index: int) -> bool:
         """Whether the time plan keeps the frame at presentation ``index``."""
@@ -168,6 +190,9 @@ class VideoDecoder:
         plan = self.decode_plan
         first, self._first = self._first, None
         head = [] if first is None else [first]
+        if self.intra is not None:
+            yield from self._indexed_intra(self.intra, itertools.chain(head, self._frames))
+            return
         if plan is None:
             yield from enumerate(itertools.chain(head, self._frames))
             return
@@ -183,8 +208,22 @@ class VideoDecoder:
         if next(expected, None) is not None:
             raise PlanBroken
 
+    @staticmethod
+    def _indexed_intra(
+        intra: IntraOnlyStream, frames: Iterator[VideoFrame]
+    ) -> Iterator[tuple[int, VideoFrame]]:
+        for frame in frames:
+            try:
+                index = intra.index_of(frame.pts)
+            except PlanRefused as refused:
+                raise PlanBroken from refused
+            yield index, frame
+        if not intra.all_given():
+            raise PlanBroken  # a kept packet gave no frame
+
     def _decode_everything(self) -> None:
         self._first = None
+        self.intra = None
         self.container.close()
         assert self.path is not None  # noqa: S101 - a plan exists only for a path
         self.container = open_video(self.path, self.limits)
@@ -237,9 +276,9 @@ class VideoDecoder:
                     raise InvalidVideo("a packet is flagged corrupt", code=ErrorCode.CORRUPT)
                 if packet.size and packet.is_discard:
                     self.discarded_packets += 1
-                if plan is not None and packet.size:
+                if packet.size:
                     position += 1
-                    if self._dropped(plan, position - 1, packet):
+                    if self._kept_from_decoder(plan, position - 1, packet):
                         continue
                 for frame in packet.decode():
                     if frame.is_corrupt:
@@ -266,6 +305,28 @@ class VideoDecoder:
         self.dropped += 1
         self._last_frame_seen(packet.pts, packet.time_base)
         return True
+
+    def _kept_from_decoder(
+        self, plan: DecodePlan | None, position: int, packet: Packet[VideoStream]
+    ) -> bool:
+        """Whether a plan (by first pass or as read) keeps this packet from the decoder."""
+        if plan is not None:
+            return self._dropped(plan, position, packet)
+        return self.intra is not None and self._dropped_intra(packet)
+
+    def _dropped_intra(self, packet: Packet[VideoStream]) -> bool:
+        """Whether the intra-only plan keeps this packet from the decoder (counted as read)."""
+        assert self.intra is not None  # noqa: S101 - the caller checked
+        if packet.is_discard:
+            raise PlanBroken  # the full decoding trims these exactly as before
+        try:
+            dropped = self.intra.drops(packet.pts, memoryview(packet))
+        except PlanRefused as refused:
+            raise PlanBroken from refused
+        if dropped:
+            self.dropped += 1
+            self._last_frame_seen(packet.pts, packet.time_base)
+        return dropped
 
     def _check_header(self) -> None:
         codec = self.stream.codec_context

@@ -9,19 +9,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import av.error
 
 from video_runner.domain.bitstream import BitstreamError, Codec, NalFormat, Picture
 from video_runner.domain.decode_plan import DecodePlan, PacketTable, PlanRefused, plan_decoding
+from video_runner.domain.intra_stream import IntraOnlyStream
 from video_runner.domain.jpeg_tables import TableUse
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.errors import ErrorCode, InvalidVideo
 
+if TYPE_CHECKING:
+    from av.video.stream import VideoStream
+
 # Codecs whose every packet decodes on its own; FFmpeg's descriptor must agree (intra_only).
 INTRA_ONLY = frozenset({"mjpeg", "prores", "dnxhd"})
 _BY_NAL = {"h264": Codec.H264, "hevc": Codec.HEVC}
+
+
+def intra_only_stream(stream: VideoStream, every_n: int) -> IntraOnlyStream | None:
+    """A plan made while reading, for an intra-only stream sampled every ``every_n``-th frame:
+    it needs no first pass (``domain.intra_stream``); ``None`` for any other stream."""
+    codec = stream.codec_context
+    if every_n < 2 or codec.name not in INTRA_ONLY or not codec.codec.intra_only:  # noqa: PLR2004
+        return None
+    return IntraOnlyStream(every_n, mjpeg=codec.name == "mjpeg")
 
 
 def read_plan(
