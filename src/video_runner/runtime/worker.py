@@ -72,14 +72,14 @@ class Worker:
         return self.service.telemetry
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start, work until ``stop`` is set, drain and close; return early if stopped while
-        starting (nothing was started that needs closing)."""
-        if not await self._start(stop):
-            return
-        self.service.started.set()
-        self.service.startup_error = None
-        log.info("worker started", extra={"service": self.service.role, **self.started_log})
+        """Start, work until ``stop`` is set, drain and close. Stopped while starting, it closes
+        what had started (a consumer, the producer's connections) and returns."""
         try:
+            if not await self._start(stop):
+                return
+            self.service.started.set()
+            self.service.startup_error = None
+            log.info("worker started", extra={"service": self.service.role, **self.started_log})
             async with asyncio.TaskGroup() as group:
                 for consumer in self.consumers:
                     group.create_task(
@@ -92,7 +92,8 @@ class Worker:
 
     async def _close(self) -> None:
         # Every closer runs: one that fails (a broker already gone) must not keep the rest open.
-        for close in self.closers:
+        # Consumers first: a loop that ran has closed its own; one stopped at start-up has not.
+        for close in (*(c.loop.close for c in self.consumers), *self.closers):
             try:
                 result = close()
                 if result is not None:

@@ -137,7 +137,13 @@ class ConsumerLoop:
         try:
             await self._dispatch.run(self.consumer, stop, drain_timeout_s=drain_timeout_s)
         finally:
-            await self.consumer.stop()
+            await self.close()
+
+    async def close(self) -> None:
+        """Leave the group and close the consumer, if it was started (else nothing)."""
+        consumer, self._started = self._started, None
+        if consumer is not None:
+            await consumer.stop()
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._dispatch.on_revoked(self.consumer, revoked)
