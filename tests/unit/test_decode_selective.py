@@ -18,6 +18,7 @@ from support.videos import (
 )
 from video_runner.adapters import video_decoder
 from video_runner.adapters.video import VideoFrameSource
+from video_runner.adapters.video_chunks import ChunkDecoder
 from video_runner.adapters.video_container import open_video
 from video_runner.adapters.video_decoder import VideoDecoder
 from video_runner.adapters.video_plan import read_plan
@@ -203,6 +204,31 @@ def test_a_truncated_video_decoded_in_chunks_is_still_refused_as_corrupt(tmp_pat
     with pytest.raises(InvalidVideo) as caught:
         list(VideoFrameSource().iter_frames(path))
     assert caught.value.code == ErrorCode.CORRUPT
+
+
+def test_a_damaged_chunk_ends_the_video_in_order_after_the_frames_before_it(generated, monkeypatch):
+    """A lane meeting damage in the third chunk: the frames of the two chunks before come out,
+    then the error (CORRUPT), even though the lanes decode chunks out of order."""
+    path = generated["h264-b-frames-short-gops"]
+    plan = read_plan(path, 0, 5)
+    assert plan is not None
+    damaged_chunk = plan.chunks[2]
+    real = ChunkDecoder.frames
+
+    def frames(self, chunk):
+        if chunk == damaged_chunk:
+            raise InvalidVideo("a frame of a chunk decoded with errors", code=ErrorCode.CORRUPT)
+        return real(self, chunk)
+
+    monkeypatch.setattr(ChunkDecoder, "frames", frames)
+    given = []
+    with pytest.raises(InvalidVideo) as caught:
+        given.extend(frame.frame_id for frame in VideoFrameSource().iter_frames(path))
+    assert caught.value.code == ErrorCode.CORRUPT
+    before = plan.index_of(int(plan.pts[damaged_chunk[0]]))
+    assert given == list(range(0, before, 5))
+    names = {t.name for t in threading.enumerate()}
+    assert not any(n.startswith(("chunk-lane", "frame-decoder", "frame-worker")) for n in names)
 
 
 def test_closing_early_stops_every_lane(generated):
