@@ -128,11 +128,12 @@ class Runner(_NoticeSending):
             telemetry=self.telemetry,
         )
         self.reconciler = Reconciler(results_config, self.store, self.completion)
+        self.offsets = GroupOffsets(kafka_connection(settings, "runner"))
         self.reaper = Reaper(
             results_config,
             store=self.store,
             publisher=self.publisher,
-            offsets=GroupOffsets(kafka_connection(settings, "runner")),
+            offsets=self.offsets,
             telemetry=self.telemetry,
             notices=self.notices,
         )
@@ -173,7 +174,7 @@ class Runner(_NoticeSending):
                 PeriodicJob("reaper", settings.reaper_interval_s, self.reaper.run_once),
                 PeriodicJob("in-progress", LAG_INTERVAL_S, self._report_in_progress),
             ],
-            closers=self._closers(),
+            closers=[self.offsets.close, *self._closers()],
             started_log={"groups": [settings.group_runner, settings.group_results]},
         )
 

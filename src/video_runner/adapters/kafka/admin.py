@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -80,33 +81,71 @@ async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: f
 
 
 class GroupOffsets:
-    """Implements ``ports.ConsumedOffsets``: what a consumer group has committed, per partition."""
+    """Implements ``ports.ConsumedOffsets``: what a consumer group has committed, per partition.
+
+    One admin client and one group-less consumer, started on first use and kept: the reaper asks
+    three times per pass. A Kafka error closes both, so the next call connects afresh.
+    """
 
     def __init__(self, connection: KafkaConnection) -> None:
         self._connection = connection
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._starting = asyncio.Lock()
 
     async def committed(self, group_id: str, topic: str) -> dict[int, int]:
-        admin = AIOKafkaAdminClient(**self._connection.options())
         try:
-            await admin.start()
+            admin = await self._admin_client()
             offsets = await admin.list_consumer_group_offsets(group_id)
         except KafkaError as exc:
+            await self.close()
             raise classify_kafka(exc, what=f"offsets of group {group_id}") from exc
-        finally:
-            await admin.close()
         return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
-        partitions = await topic_partitions(self._connection, topic)
-        consumer = AIOKafkaConsumer(**self._connection.options(), group_id=None)
         try:
-            await consumer.start()
+            admin = await self._admin_client()
+            partitions = _partitions_of(await admin.describe_topics([topic]), topic)
+            consumer = await self._offsets_consumer()
             ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
         except KafkaError as exc:
+            await self.close()
             raise classify_kafka(exc, what=f"end offsets of {topic}") from exc
-        finally:
-            await consumer.stop()
         return {tp.partition: offset for tp, offset in ends.items()}
+
+    async def close(self) -> None:
+        admin, self._admin = self._admin, None
+        consumer, self._consumer = self._consumer, None
+        try:
+            if admin is not None:
+                await admin.close()
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        async with self._starting:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(**self._connection.options())
+                try:
+                    await admin.start()
+                except BaseException:
+                    await admin.close()
+                    raise
+                self._admin = admin
+            return self._admin
+
+    async def _offsets_consumer(self) -> AIOKafkaConsumer:
+        async with self._starting:
+            if self._consumer is None:
+                consumer = AIOKafkaConsumer(**self._connection.options(), group_id=None)
+                try:
+                    await consumer.start()
+                except BaseException:
+                    await consumer.stop()
+                    raise
+                self._consumer = consumer
+            return self._consumer
 
 
 async def topic_partitions(connection: KafkaConnection, topic: str) -> list[int]:
@@ -119,6 +158,10 @@ async def topic_partitions(connection: KafkaConnection, topic: str) -> list[int]
         raise classify_kafka(exc, what=f"partitions of {topic}") from exc
     finally:
         await admin.close()
+    return _partitions_of(described, topic)
+
+
+def _partitions_of(described: list[dict[str, Any]], topic: str) -> list[int]:
     found = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
     if not found:
         raise DependencyUnavailable("kafka", f"topic {topic} has no partitions (yet)")
