@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     max_video_duration_s: float | None = 6 * 3600.0
     #: More sampled frames than this (declared, estimated or decoded) is ``too_many_frames``.
     max_sampled_frames: int = Field(default=100_000, ge=1)
+    #: Threads for BGR conversion, preprocessing and JPEG per extraction, and as many decoder
+    #: lanes for a video of independent chunks (docs/decisions/0010). Two fill two cores.
+    extract_workers: int = Field(default=2, ge=1, le=64)
     work_dir: str | None = None
 
     # --- Runner --------------------------------------------------------------------------

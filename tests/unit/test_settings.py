@@ -54,3 +54,15 @@ def test_a_value_of_the_wrong_type_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("FRAME_EVERY_N", "0")
     with pytest.raises(ValidationError, match="frame_every_n"):
         load_settings()
+
+
+def test_extract_workers_sets_the_threads_and_the_decoder_lanes_of_every_extraction(monkeypatch):
+    """EXTRACT_WORKERS=3: three JPEG threads and three lanes for a video of independent GOPs."""
+    from video_runner.bootstrap.clients import frame_source
+
+    monkeypatch.setenv("EXTRACT_WORKERS", "3")
+    source = frame_source(load_settings())
+    assert (source.workers, source.lanes) == (3, 3)
+    monkeypatch.setenv("EXTRACT_WORKERS", "0")
+    with pytest.raises(ValidationError, match="extract_workers"):
+        load_settings()

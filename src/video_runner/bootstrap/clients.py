@@ -105,7 +105,12 @@ def prediction_store(settings: Settings) -> MongoPredictionStore:
 
 
 def frame_source(settings: Settings) -> VideoFrameSource:
-    return VideoFrameSource(settings.sampling, settings.preprocessing, settings.limits)
+    return VideoFrameSource(
+        settings.sampling,
+        settings.preprocessing,
+        settings.limits,
+        workers=settings.extract_workers,
+    )
 
 
 def detector(settings: Settings) -> Detector:

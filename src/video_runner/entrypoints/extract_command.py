@@ -64,7 +64,9 @@ def extract_to_directory(
         beta=base.beta,
         jpeg_quality=base.jpeg_quality if quality is None else quality,
     )
-    source = VideoFrameSource(sampling, preprocessing, settings.limits)
+    source = VideoFrameSource(
+        sampling, preprocessing, settings.limits, workers=settings.extract_workers
+    )
     info = source.probe(video)
     out.mkdir(parents=True, exist_ok=True)
     frames = []
