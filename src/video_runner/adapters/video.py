@@ -138,16 +138,15 @@ class VideoFrameSource:
             raise
         self._record(decoder)
         selects = decoder.selects if plan.is_time_based else plan.is_selected
-        pipeline = FramePipeline(
+        return FramePipeline(
             decoder,
             self._finish,
             selects,
             self.workers,
             self.max_buffered_frames,
-            lambda finished: self._record(finished, pipeline.chunks_decoded),
+            self._record,
             lanes=self.lanes,
         )
-        return pipeline
 
     def _record(self, decoder: VideoDecoder, chunks: int = 0) -> None:
         self.last_mode = "selective" if decoder.selective else "full"

@@ -45,8 +45,9 @@ class FramePipeline:
     selects: Callable[[int], bool]
     workers: int
     max_buffered_frames: int
-    #: Told about the decoder once it has finished (how it decoded, what it dropped).
-    on_finished: Callable[[VideoDecoder], None] = lambda _: None
+    #: Told about the decoder once it has finished (how it decoded, what it dropped), and how
+    #: many chunks lanes decoded.
+    on_finished: Callable[[VideoDecoder, int], None] = lambda *_: None
     #: Parallel decoders for a video that splits into independent chunks (1: never).
     lanes: int = 1
     #: How many chunks the lanes decoded (0: one decoder took the whole video).
@@ -104,7 +105,7 @@ class FramePipeline:
         try:
             self._feed_frames(decoder)
         finally:
-            self.on_finished(decoder)
+            self.on_finished(decoder, self.chunks_decoded)
 
     def _feed_frames(self, decoder: VideoDecoder) -> None:
         frames = decoder.frames()
