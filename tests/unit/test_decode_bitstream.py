@@ -149,7 +149,10 @@ def test_the_plan_drops_unselected_disposable_pictures_and_keeps_selected_ones()
             "no picture",
         ),
         ([PacketInfo(0, picture(idr=True)), PacketInfo(1, picture(resets=True))], "BLA"),
-        ([PacketInfo(0, picture(idr=True)), PacketInfo(1, picture())], "dropped"),
+        (
+            [PacketInfo(0, picture(idr=True)), PacketInfo(1, picture()), PacketInfo(2, picture())],
+            "dropped",
+        ),
         ([], "no packets"),
     ],
     ids=["missing-pts", "duplicate-pts", "no-idr-start", "no-picture", "reset", "nothing", "empty"],
@@ -169,8 +172,9 @@ def test_only_the_highest_hevc_sub_layer_is_dropped():
         PacketInfo(1, picture(disposable=True, temporal_id=0)),
         PacketInfo(2, picture(disposable=True, temporal_id=1)),
         PacketInfo(3, picture(disposable=True, temporal_id=1)),
+        PacketInfo(4, picture()),  # selected: the pictures before it are still needed or not
     ]
-    assert drops(plan_decoding(packets, every_n=4)) == (False, False, True, True)
+    assert drops(plan_decoding(packets, every_n=4)) == (False, False, True, True, False)
 
 
 def test_intra_only_packets_are_all_droppable_and_every_frame_selected_needs_no_plan():

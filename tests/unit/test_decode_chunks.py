@@ -76,11 +76,12 @@ def test_a_plan_of_closed_gops_splits_at_each_idr_and_expects_each_chunks_decode
 
 
 def test_a_stream_with_nothing_to_drop_still_gets_a_plan_when_it_splits():
-    """No disposable picture (no B-frames): no packet is dropped, yet lanes can share it."""
+    """Every frame selected from a stream of four GOPs: nothing is dropped, yet lanes can
+    share it."""
     packets = [
         PacketInfo(gop * 12 + i, _picture(idr=i == 0)) for gop in range(4) for i in range(12)
     ]
-    plan = plan_decoding(packets, every_n=5)
+    plan = plan_decoding(packets, selected=frozenset(range(48)))
     assert plan.dropped == 0
     assert len(plan.chunks) == 4
 
@@ -94,3 +95,17 @@ def test_an_intra_only_stream_is_not_split():
     """Its one decoder thread is balanced by the JPEG work already; lanes would reread it."""
     plan = plan_decoding([PacketInfo(pts, None) for pts in range(48)], every_n=4)
     assert plan.chunks == ()
+
+
+def test_each_gop_is_decoded_only_up_to_its_last_selected_picture():
+    """Four closed GOPs of 12 pictures, all references: every 5th frame keeps 0, 5, 10 of the
+    first GOP, so its 11th picture goes; in the second (12-23), 15 and 20, so 21-23 go; and a
+    plan by time keeping frames 1 and 30 decodes GOP 0 to 1, GOP 2 to 30, and nothing else."""
+    packets = [
+        PacketInfo(gop * 12 + i, _picture(idr=i == 0)) for gop in range(4) for i in range(12)
+    ]
+    every_5th = plan_decoding(packets, every_n=5)
+    dropped = {i for i in range(48) if every_5th.drop[i]}
+    assert dropped == {11, 21, 22, 23, 46, 47}
+    by_time = plan_decoding(packets, selected=frozenset({1, 30}))
+    assert [i for i in range(48) if not by_time.drop[i]] == [0, 1, *range(24, 31)]

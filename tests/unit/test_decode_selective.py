@@ -34,7 +34,8 @@ REAL = ["bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4"]
 # name -> (file name, how to make it, whether packets must be dropped)
 GENERATED = {
     "h264-b-frames": ("b.mp4", {"output_args": X264}, True),
-    "h264-no-b-frames": ("nob.mp4", {"output_args": (*X264, "-bf", "0")}, False),
+    # Every picture a reference: only those after the last selected one (55) are dropped.
+    "h264-no-b-frames": ("nob.mp4", {"output_args": (*X264, "-bf", "0")}, True),
     "h264-b-pyramid-none": (
         "flat.mp4",
         {"output_args": (*X264, "-x264-params", "b-pyramid=0")},

@@ -172,6 +172,7 @@ def plan_decoding(
         first, last = _needed_span(table, chosen)
     position = np.arange(len(pts))
     drop = (position < first) | (position > last) | (~chosen & _disposable(table))
+    drop |= _after_each_runs_last_chosen(table, pts, chosen)
     chunks = _chunks(table, pts)
     if not drop.any() and not chunks:
         raise PlanRefused("no packet can be dropped, nor the stream split")
@@ -181,6 +182,26 @@ def plan_decoding(
     return DecodePlan(
         pts, drop.astype(np.uint8).tobytes(), ordered, decoded, depth, kept, every_n, chunks
     )
+
+
+def _after_each_runs_last_chosen(
+    table: PacketTable, pts: Int64s, chosen: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """Packets no chosen picture needs: within each run that starts at an IDR picture nothing
+    before is shown after (``independent_starts``), those decoded after the run's last chosen
+    one, and whole runs with none chosen. A picture is only ever referenced by pictures decoded
+    after it, and nothing past the run's end refers into the run: what a plan by time gains
+    most from (one frame a second keeps the first few pictures of a one-second GOP)."""
+    kinds = np.frombuffer(table.kinds, dtype=np.uint8)
+    starts = independent_starts((kinds & (_IDR | _INTRA_ONLY)) != 0, pts)
+    run = np.zeros(len(pts), dtype=np.intp)
+    run[starts] = 1
+    run = np.cumsum(run) - 1
+    position = np.arange(len(pts))
+    last_chosen = np.full(len(starts), -1, dtype=np.intp)
+    np.maximum.at(last_chosen, run, np.where(chosen, position, -1))
+    unneeded: npt.NDArray[np.bool_] = position > last_chosen[run]
+    return unneeded
 
 
 def _chunks(table: PacketTable, pts: Int64s) -> tuple[Chunk, ...]:
