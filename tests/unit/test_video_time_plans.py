@@ -57,3 +57,16 @@ def test_a_range_yields_only_frames_inside_it_with_global_ids_and_skips_earlier_
     assert [f.frame_id for f in frames] == list(range(100, 150, 5))
     assert all(4000 <= f.timestamp_ms < 6000 for f in frames)
     assert source.last_dropped >= 100 + 150
+
+
+def test_a_sparse_plan_by_time_decodes_each_gop_only_up_to_its_last_kept_frame(tmp_path):
+    """1 fps of a 25 fps video with 2 s GOPs keeps frames 0 and 25 of each GOP: the pictures
+    decoded after frame 25 of a GOP are never decoded (over two thirds of all packets are kept
+    from the decoder, against half when only non-reference pictures went), and the frames are
+    exactly those of full decoding."""
+    path = make_ffmpeg_video(tmp_path / "gop.mp4", 300, output_args=X264_GOP)
+    plan = SamplingPlan(every_n=None, fps=1.0)
+    source = VideoFrameSource()
+    frames = list(source.iter_frames(path, plan))
+    assert source.last_dropped > 2 * source.last_packets // 3
+    assert frames == list(VideoFrameSource(decode_all=True).iter_frames(path, plan))
