@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -127,11 +127,7 @@ class GroupOffsets:
         async with self._starting:
             if self._admin is None:
                 admin = AIOKafkaAdminClient(**self._connection.options())
-                try:
-                    await admin.start()
-                except BaseException:
-                    await admin.close()
-                    raise
+                await _start_or_close(admin.start, admin.close)
                 self._admin = admin
             return self._admin
 
@@ -139,13 +135,20 @@ class GroupOffsets:
         async with self._starting:
             if self._consumer is None:
                 consumer = AIOKafkaConsumer(**self._connection.options(), group_id=None)
-                try:
-                    await consumer.start()
-                except BaseException:
-                    await consumer.stop()
-                    raise
+                await _start_or_close(consumer.start, consumer.stop)
                 self._consumer = consumer
             return self._consumer
+
+
+async def _start_or_close(
+    start: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]
+) -> None:
+    """Start a client; one that failed half-way is closed (its sockets) before the error goes."""
+    try:
+        await start()
+    except BaseException:
+        await close()
+        raise
 
 
 async def topic_partitions(connection: KafkaConnection, topic: str) -> list[int]:
