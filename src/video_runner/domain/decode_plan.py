@@ -4,10 +4,11 @@ Input: one entry per coded picture, in demux (decoding) order, from a demux-only
 kept as columns (:class:`PacketTable`, a few bytes per packet) so that the plan of a long video
 stays small. A picture's *presentation index* (its ``frame_id`` under full decoding) is the rank
 of its pts among all pts, because a decoder outputs one frame per picture in presentation order.
-A packet is dropped when its picture is not selected and nothing depends on it. With a set of
-selected frames (a plan by time, or within a range), packets before the last IDR picture that
-precedes every selected one, and packets after the last selected one, are dropped too: decoding
-starts at that keyframe, as a seek would, and stops after the last frame it needs.
+A packet is dropped when its picture is not selected and nothing depends on it, and in each run
+between IDR pictures the packets after the run's last selected one (so also everything after the
+video's last selected frame). With a set of selected frames (a plan by time, or within a range),
+packets before the last IDR picture that precedes every selected one are dropped too: decoding
+starts at that keyframe, as a seek would.
 
 The plan is refused (``None``: decode everything) whenever that reasoning could fail: a missing
 or repeated pts, a stream that does not start with an IDR picture, an end of sequence or a BLA
@@ -166,14 +167,16 @@ def plan_decoding(
     if selected is None:
         assert every_n is not None  # noqa: S101 - checked above
         chosen = index % every_n == 0
-        first, last = 0, len(pts) - 1
+        first = 0
     else:
         chosen = np.isin(index, np.fromiter(selected, dtype=np.int64, count=len(selected)))
-        first, last = _needed_span(table, chosen)
+        first = _start_keyframe(table, chosen)
     position = np.arange(len(pts))
-    drop = (position < first) | (position > last) | (~chosen & _disposable(table))
-    drop |= _after_each_runs_last_chosen(table, pts, chosen)
-    chunks = _chunks(table, pts)
+    kinds = np.frombuffer(table.kinds, dtype=np.uint8)
+    starts = independent_starts((kinds & (_IDR | _INTRA_ONLY)) != 0, pts)
+    drop = (position < first) | (~chosen & _disposable(table))
+    drop |= _after_each_runs_last_chosen(starts, chosen)
+    chunks = _chunks(kinds, starts)
     if not drop.any() and not chunks:
         raise PlanRefused("no packet can be dropped, nor the stream split")
     decoded = np.sort(pts[~drop])
@@ -185,41 +188,39 @@ def plan_decoding(
 
 
 def _after_each_runs_last_chosen(
-    table: PacketTable, pts: Int64s, chosen: npt.NDArray[np.bool_]
+    starts: npt.NDArray[np.intp], chosen: npt.NDArray[np.bool_]
 ) -> npt.NDArray[np.bool_]:
-    """Packets no chosen picture needs: within each run that starts at an IDR picture nothing
-    before is shown after (``independent_starts``), those decoded after the run's last chosen
-    one, and whole runs with none chosen. A picture is only ever referenced by pictures decoded
-    after it, and nothing past the run's end refers into the run: what a plan by time gains
-    most from (one frame a second keeps the first few pictures of a one-second GOP)."""
-    kinds = np.frombuffer(table.kinds, dtype=np.uint8)
-    starts = independent_starts((kinds & (_IDR | _INTRA_ONLY)) != 0, pts)
-    run = np.zeros(len(pts), dtype=np.intp)
+    """Packets no chosen picture needs: within each run from one of ``starts`` (IDR pictures
+    nothing before is shown after) to the next, those decoded after the run's last chosen one,
+    and whole runs with none chosen; so also everything after the video's last chosen picture.
+    A picture is only ever referenced by pictures decoded after it, and nothing past the run's
+    end refers into the run: what a plan by time gains most from (one frame a second keeps the
+    first few pictures of a one-second GOP)."""
+    run = np.zeros(len(chosen), dtype=np.intp)
     run[starts] = 1
     run = np.cumsum(run) - 1
-    position = np.arange(len(pts))
+    position = np.arange(len(chosen))
     last_chosen = np.full(len(starts), -1, dtype=np.intp)
     np.maximum.at(last_chosen, run, np.where(chosen, position, -1))
     unneeded: npt.NDArray[np.bool_] = position > last_chosen[run]
     return unneeded
 
 
-def _chunks(table: PacketTable, pts: Int64s) -> tuple[Chunk, ...]:
+def _chunks(kinds: npt.NDArray[np.uint8], starts: npt.NDArray[np.intp]) -> tuple[Chunk, ...]:
     """The stream's independent chunks when splitting it is worth it, else none.
 
     Intra-only streams are not split, though they could be: FFmpeg decodes them on one thread,
     which the worker pool's JPEG work already balances on two cores, and every lane reads the
     whole file again (measured: 8 % slower on the MJPEG bench file, decision 0010).
     """
-    kinds = np.frombuffer(table.kinds, dtype=np.uint8)
     if (kinds & _INTRA_ONLY).any():
         return ()
-    chunks = group_chunks(independent_starts((kinds & _IDR) != 0, pts), len(pts))
+    chunks = group_chunks(starts, len(kinds))
     return chunks if worth_splitting(chunks) else ()
 
 
-def _needed_span(table: PacketTable, chosen: npt.NDArray[np.bool_]) -> tuple[int, int]:
-    """Demux positions of the keyframe to start from and of the last packet needed."""
+def _start_keyframe(table: PacketTable, chosen: npt.NDArray[np.bool_]) -> int:
+    """Demux position of the keyframe to start from (the end is the runs' rule)."""
     positions = np.flatnonzero(chosen)
     if not len(positions):
         raise PlanRefused("no frame is selected")
@@ -230,7 +231,7 @@ def _needed_span(table: PacketTable, chosen: npt.NDArray[np.bool_]) -> tuple[int
         if kind & (_INTRA_ONLY | _IDR):
             start = position
             break
-    return start, int(positions[-1])
+    return start
 
 
 def _disposable(table: PacketTable) -> npt.NDArray[np.bool_]:
