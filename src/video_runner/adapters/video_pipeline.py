@@ -108,13 +108,13 @@ class FramePipeline:
             self.on_finished(decoder, self.chunks_decoded)
 
     def _feed_frames(self, decoder: VideoDecoder) -> None:
-        frames = decoder.frames()
         chunks = decoder.chunks(self.lanes)
-        if chunks:
-            given = self._feed_chunks(decoder, chunks)
-            if given is None:
-                return
-            frames = decoder.resume_in_full(after=given)
+        if not chunks:
+            frames = decoder.frames()
+        elif (given := self._feed_chunks(decoder, chunks)) is not None:
+            frames = decoder.resume_in_full(after=given)  # the plan broke in a lane
+        else:
+            return
         for index, frame in frames:
             if self._stop.is_set():
                 return
