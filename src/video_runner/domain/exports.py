@@ -76,6 +76,15 @@ def to_coco(document: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Characters a spreadsheet reads as the start of a formula (OWASP's CSV injection rule).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a spreadsheet shows it and never evaluates: a leading quote disarms it."""
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def to_csv(document: Mapping[str, Any]) -> str:
     """One row per detected object, with a header row."""
     out = io.StringIO()
@@ -89,7 +98,7 @@ def to_csv(document: Mapping[str, Any]) -> str:
                 event_id,
                 frame["frame_id"],
                 "" if frame.get("timestamp_ms") is None else frame["timestamp_ms"],
-                obj["class"],
+                spreadsheet_safe(str(obj["class"])),
                 obj["conf"],
                 x1,
                 y1,
