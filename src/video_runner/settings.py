@@ -164,6 +164,11 @@ class Settings(BaseSettings):
     #: Webhook deliveries in flight at once per process; others wait, nothing else does.
     webhook_concurrency: int = Field(default=8, ge=1)
 
+    # --- Copies of one event ----------------------------------------------------------------
+    #: One copy of an event extracts it (a claim); the others wait, and take over after this
+    #: long without the extracting copy's heartbeat (it died).
+    extraction_stale_s: float = Field(default=20.0, gt=0)
+
     # --- HTTP and logs ---------------------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = 8002

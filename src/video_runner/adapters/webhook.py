@@ -8,7 +8,6 @@ import aiohttp
 
 from video_runner.errors import DependencyUnavailable
 
-
 #: The most of a reply's body ever read: only its status matters, and a receiver may answer
 #: with gigabytes.
 REPLY_READ_BYTES = 4096

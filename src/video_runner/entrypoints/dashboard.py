@@ -85,9 +85,7 @@ def add_routes(app: web.Application, reader: DetectionReader) -> None:
     app.router.add_get("/videos/{event_id}/result.coco.json", _guarded(result_json))
     app.router.add_get("/videos/{event_id}/result.csv", _guarded(result_json))
     # ASCII digits only (``\d`` takes any script's), and few enough for an int of the store.
-    app.router.add_get(
-        "/predictions/{event_id}/frames/{frame_id:[0-9]{1,9}}.jpg", _guarded(frame)
-    )
+    app.router.add_get("/predictions/{event_id}/frames/{frame_id:[0-9]{1,9}}.jpg", _guarded(frame))
 
 
 def _guarded(handler: Handler) -> Handler:

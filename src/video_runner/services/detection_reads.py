@@ -152,7 +152,9 @@ class DetectionReader:
             if chunk is None:
                 break
             ranks = range(index * CHUNK_SIZE, index * CHUNK_SIZE + len(chunk.tasks))
-            tasks = [t for r, t in zip(ranks, chunk.tasks, strict=True) if first <= r < first + size]
+            tasks = [
+                t for r, t in zip(ranks, chunk.tasks, strict=True) if first <= r < first + size
+            ]
             results = await self.store.results_of(event_id, [t.frame_id for t in tasks])
             shown.extend(_frame(task, results.get(task.frame_id)) for task in tasks)
         return shown
@@ -224,7 +226,13 @@ def _version(document: Mapping[str, Any]) -> tuple[object, ...]:
     """What changes whenever what a summary shows may change."""
     return tuple(
         document.get(name)
-        for name in ("status", "results_received", "failed_frames", "frames_published", "total_frames")
+        for name in (
+            "status",
+            "results_received",
+            "failed_frames",
+            "frames_published",
+            "total_frames",
+        )
     )
 
 
