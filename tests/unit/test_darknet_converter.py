@@ -7,8 +7,8 @@ import zipfile
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.support.darknet_reference import forward
 
+from support.darknet_reference import forward
 from video_runner.adapters.detectors.bundled import YOLOV4_TINY, install
 from video_runner.adapters.detectors.darknet import convert, read_names
 from video_runner.adapters.detectors.darknet.cfg import Convolutional, parse_cfg

@@ -122,6 +122,9 @@ def _open_session(
     options.log_severity_level = 2
     if threads:
         options.intra_op_num_threads = threads
+    # onnxruntime's pool threads spin between runs by default, burning the cores the event loop,
+    # JPEG decoding and co-located services need while the worker waits for the next batch.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     chosen = choose_providers(providers, ort.get_available_providers())
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
