@@ -214,6 +214,7 @@ def _header(document: Mapping[str, Any], classes: dict[str, int]) -> dict[str, A
         "preprocessing": _pairs(document.get("preprocessing")),
         "options": _pairs(document.get("options")),
         "output_s3": document.get("output_s3"),
+        "models": ", ".join(str(m) for m in document.get("models") or []),
     }
 
 

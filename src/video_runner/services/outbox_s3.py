@@ -89,7 +89,7 @@ class OutboxS3:
         with tempfile.TemporaryDirectory(dir=self._config.work_dir) as folder:
             path = Path(folder) / f"{event_id}.json"
             classes: Counter[str] = Counter()
-            frames = await write_merged(self._store, prediction, path, classes)
+            written = await write_merged(self._store, prediction, path, classes)
             await self._objects.upload_file(bucket, key, path, "application/json")
         moved = await move_and_announce(
             self._store,
@@ -101,6 +101,7 @@ class OutboxS3:
                 "output_s3": f"s3://{bucket}/{key}",
                 # Objects per class, most frequent first: the notice's, and the document's.
                 "detections": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "models": written.models,
             },
         )
         duration = time.monotonic() - started
@@ -114,7 +115,8 @@ class OutboxS3:
                 "event_id": event_id,
                 "stage": "write_result",
                 "output": f"s3://{bucket}/{key}",
-                "frames": frames,
+                "frames": written.frames,
+                "models": written.models,
                 "duration_s": round(duration, 3),
             },
         )
