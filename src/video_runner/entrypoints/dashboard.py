@@ -232,6 +232,7 @@ def _header(document: Mapping[str, Any], summary: Summary) -> dict[str, Any]:
         "preprocessing": _pairs(document.get("preprocessing")),
         "options": _pairs(document.get("options")),
         "output_s3": document.get("output_s3"),
+        "models": ", ".join(str(m) for m in document.get("models") or []),
     }
 
 

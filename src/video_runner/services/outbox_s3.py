@@ -119,7 +119,7 @@ class OutboxS3:
         with tempfile.TemporaryDirectory(dir=self._config.work_dir) as folder:
             path = Path(folder) / f"{event_id}.json"
             classes: Counter[str] = Counter()
-            frames = await write_merged(self._store, prediction, path, classes)
+            written = await write_merged(self._store, prediction, path, classes)
             await self._objects.upload_file(bucket, key, path, "application/json")
         moved = await move_and_announce(
             self._store,
@@ -133,6 +133,7 @@ class OutboxS3:
                 "detections": count_pairs(
                     dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0])))
                 ),
+                "models": written.models,
             },
         )
         duration = time.monotonic() - started
@@ -146,7 +147,8 @@ class OutboxS3:
                 "event_id": event_id,
                 "stage": "write_result",
                 "output": f"s3://{bucket}/{key}",
-                "frames": frames,
+                "frames": written.frames,
+                "models": written.models,
                 "duration_s": round(duration, 3),
             },
         )
