@@ -107,6 +107,7 @@ async def ready_event(settings, store, event_id: str, objects: list[dict], frame
     """An event of ``frames`` 64x48 frames, each with ``objects``, through the results path and
     the outbox to ``ready``."""
     frame_ids = [5 * i for i in range(frames)]
+    await bootstrap.object_store(settings).ensure_bucket(settings.bucket_videos)
     await prepare_event(settings, store, event_id, frame_ids)
     await publish_results(settings, [result(event_id, f, objects) for f in frame_ids])
     return await status_is(store, event_id, "ready", timeout_s=180)

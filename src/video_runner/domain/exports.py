@@ -88,7 +88,9 @@ def spreadsheet_safe(text: str) -> str:
 def to_csv(document: Mapping[str, Any]) -> str:
     """One row per detected object, with a header row."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180's CRLF: the writer quotes a field holding any character of its line terminator,
+    # so with a bare "\n" a class name holding "\r" would be written unquoted and split the row.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     event_id = document["event_id"]
     for frame, obj in _objects(document):

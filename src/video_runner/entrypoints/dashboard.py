@@ -31,6 +31,7 @@ from video_runner.domain.ids import is_valid_id
 from video_runner.domain.preprocess import decode_jpeg, encode_jpeg
 from video_runner.domain.progress import expected_frames, progress_percent
 from video_runner.domain.status import Status
+from video_runner.entrypoints.timeline_svg import timeline_shades
 from video_runner.errors import PermanentError, RetriableError
 from video_runner.runtime import Service
 from video_runner.services.detection_reads import DetectionReader, Summary
@@ -58,6 +59,7 @@ _templates = jinja2.Environment(
     finalize=lambda value: visible(value) if isinstance(value, str) else value,
 )
 _templates.globals["color"] = color_hex
+_templates.globals["shades"] = timeline_shades
 
 
 def install(app: web.Application, service: Service) -> None:
