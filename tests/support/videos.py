@@ -131,3 +131,52 @@ def make_ffmpeg_video(
         check=True,
     )
     return path
+
+
+def make_picture_size_switch(
+    path: Path,
+    *,
+    small: str = "320x240",
+    huge: str = "16000x16000",
+    frames_around: int = 50,
+) -> Path:
+    """An H.264 video (Matroska) of ``frames_around`` small pictures, one ``huge`` picture, then
+    ``frames_around`` small ones again: the stream announces its new size mid-way (a new SPS), so
+    the header checks see only the small size. The huge picture is flat grey: the file stays
+    under a megabyte while decoding it would take hundreds.
+
+    The pieces are raw H.264 without B-frames (each with its own SPS and PPS), concatenated,
+    then muxed without re-encoding by the imageio-ffmpeg binary.
+    """
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    pieces = {
+        "small": (f"testsrc=size={small}:rate=25", frames_around, ("-bf", "0")),
+        "huge": (f"color=c=gray:size={huge}:rate=25", 1, ("-preset", "ultrafast")),
+    }
+    raw: dict[str, bytes] = {}
+    for name, (source, frames, extra) in pieces.items():
+        piece = path.with_name(f"{path.stem}-{name}.h264")
+        subprocess.run(
+            [
+                *(ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", source),
+                *("-frames:v", str(frames), "-c:v", "libx264", *extra),
+                *("-pix_fmt", "yuv420p", "-f", "h264", str(piece)),
+            ],
+            check=True,
+        )
+        raw[name] = piece.read_bytes()
+        piece.unlink()
+    joined = path.with_name(f"{path.stem}-joined.h264")
+    joined.write_bytes(raw["small"] + raw["huge"] + raw["small"])
+    subprocess.run(
+        [
+            *(ffmpeg, "-v", "error", "-y", "-f", "h264", "-i", str(joined), "-c", "copy"),
+            # No B-frames: presentation order is decoding order, one picture every 40 ms.
+            *("-bsf:v", "setts=pts=N/(25*TB):dts=N/(25*TB)", str(path)),
+        ],
+        check=True,
+    )
+    joined.unlink()
+    return path

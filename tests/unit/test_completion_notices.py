@@ -435,8 +435,9 @@ async def test_with_no_allowed_hosts_every_callback_url_is_refused(tmp_path):
 
 
 async def test_a_callback_url_on_an_allowed_host_is_kept_with_the_options(tmp_path):
-    """The host matches case-insensitively, whatever the port; the event is processed."""
-    world, _ = _world_with_hosts(tmp_path, frozenset({"hooks.example"}))
+    """The host matches case-insensitively, on the port its entry names; the event is
+    processed."""
+    world, _ = _world_with_hosts(tmp_path, frozenset({"hooks.example:8080"}))
     await world.path.handle(_with_callback("http://HOOKS.example:8080/done"))
     document = world.store.document("ev-1")
     assert document["status"] == Status.PROCESSING

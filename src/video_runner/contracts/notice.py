@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from video_runner.domain.detection_summary import count_pairs, counts_of
 from video_runner.domain.status import Status
 
 NOTICE_VERSION: Literal[1] = 1
@@ -143,7 +144,7 @@ def notice_for(
             output_s3=str(merged["output_s3"]),
             frames=int(merged.get("total_frames") or 0),
             failed_frames=int(merged.get("failed_frames") or 0),
-            detections=dict(merged.get("detections") or {}),
+            detections=counts_of(merged.get("detections")),
             models=[str(m) for m in merged.get("models") or []],
             **common,
         )
@@ -161,3 +162,19 @@ def notice_for(
 def notice_json(notice: ReadyNotice | FailedNotice) -> dict[str, Any]:
     """The notice as the JSON object published and posted (``at`` as ISO 8601 text)."""
     return notice.model_dump(mode="json")
+
+
+def notice_document(notice: ReadyNotice | FailedNotice) -> dict[str, Any]:
+    """The notice as a store holds it: ``detections`` as pairs, so no class is a key."""
+    stored = notice_json(notice)
+    if "detections" in stored:
+        stored["detections"] = count_pairs(stored["detections"])
+    return stored
+
+
+def notice_from_document(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The notice JSON (as published) from its stored form (``notice_document``)."""
+    notice = dict(stored)
+    if "detections" in notice:
+        notice["detections"] = counts_of(notice["detections"])
+    return notice
