@@ -13,10 +13,12 @@ from video_runner.contracts import (
     DEFAULT_MAX_MESSAGE_BYTES,
     MAX_JSON_DEPTH,
     InferenceTask,
+    PredictableEvent,
     ResultLimits,
     event_id_hint,
     parse_inference_result,
     parse_inference_task,
+    parse_predictable_event,
     parse_video_event,
     result_message,
 )
@@ -38,6 +40,15 @@ def _code(call) -> ErrorCode:
     with pytest.raises(InvalidMessage) as caught:
         call()
     return caught.value.code
+
+
+def _code_or_none(call) -> ErrorCode | None:
+    """The code ``call`` is refused with, or None when it parses."""
+    try:
+        call()
+    except InvalidMessage as exc:
+        return exc.code
+    return None
 
 
 def test_an_outbox_event_is_read_by_its_event_id():
@@ -229,12 +240,34 @@ def test_an_inference_task_with_a_traversing_event_id_is_rejected_as_bad_id():
     assert _code(lambda: parse_inference_task(_raw(document))) == ErrorCode.BAD_ID
 
 
+def test_a_predictable_notice_round_trips_through_its_message():
+    """What the runner publishes on predictable_events is what the outbox-S3 worker parses."""
+    message = PredictableEvent(event_id="ev-1").as_message()
+    assert message == {"event_id": "ev-1", "status": "predictable"}
+    assert parse_predictable_event(_raw(message)) == PredictableEvent(event_id="ev-1")
+
+
+@pytest.mark.parametrize(
+    ("document", "code"),
+    [
+        ({"status": "predictable"}, ErrorCode.SCHEMA),
+        ({"event_id": "ev-1", "status": "ready"}, ErrorCode.SCHEMA),
+        ({"event_id": 7}, ErrorCode.SCHEMA),
+        ({"event_id": "../ev"}, ErrorCode.BAD_ID),
+    ],
+)
+def test_bad_predictable_notices_are_rejected_with_a_stable_code(document, code):
+    """No event id, another status, a number for an id or an id outside the allowlist."""
+    assert _code(lambda: parse_predictable_event(_raw(document))) == code
+
+
 # --- parsing that survives any bytes -----------------------------------------------------------
 
 PARSERS = {
     "outbox_event": lambda raw, **kw: parse_video_event(raw, "videos", **kw),
     "inference_task": parse_inference_task,
     "inference_result": parse_inference_result,
+    "predictable_event": parse_predictable_event,
 }
 
 
@@ -258,7 +291,7 @@ def test_nesting_just_past_the_depth_limit_is_too_deep(parse):
     }
     too_deep = {"event_id": "ev-1", "x": json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)}
     assert _code(lambda: parse(_raw(too_deep))) == ErrorCode.TOO_DEEP
-    assert _code(lambda: parse(_raw(deep))) != ErrorCode.TOO_DEEP
+    assert _code_or_none(lambda: parse(_raw(deep))) != ErrorCode.TOO_DEEP
 
 
 def test_a_message_over_the_size_limit_is_refused_before_decoding(parse):

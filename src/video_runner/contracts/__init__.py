@@ -42,6 +42,7 @@ from video_runner.contracts.outbox_event import (
     VideoEvent,
     parse_video_event,
 )
+from video_runner.contracts.predictable_event import PredictableEvent, parse_predictable_event
 from video_runner.errors import InvalidMessage
 
 
@@ -76,6 +77,7 @@ __all__ = [
     "InferenceTask",
     "OptionsRejected",
     "OutboxEvent",
+    "PredictableEvent",
     "ResultLimits",
     "ResultMessage",
     "VideoEvent",
@@ -83,6 +85,7 @@ __all__ = [
     "event_id_hint",
     "parse_inference_result",
     "parse_inference_task",
+    "parse_predictable_event",
     "parse_video_event",
     "raw_payload",
     "result_message",

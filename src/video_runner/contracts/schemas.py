@@ -19,6 +19,7 @@ from video_runner.contracts.inference_task import InferenceTask
 from video_runner.contracts.notice import PREDICTION_NOTICE
 from video_runner.contracts.options import EventOptions
 from video_runner.contracts.outbox_event import OutboxEvent
+from video_runner.contracts.predictable_event import PredictableEvent
 
 #: What a schema file describes: a model, or the type adapter of a union of models (a message
 #: that is one of several shapes, such as a completion notice).
@@ -30,6 +31,7 @@ MODELS: dict[str, Contract] = {
     "inference_result": InferenceResult,
     "inference_task": InferenceTask,
     "outbox_event": OutboxEvent,
+    "predictable_event": PredictableEvent,
     "prediction_notice": PREDICTION_NOTICE,
 }
 

@@ -13,7 +13,6 @@ documents are kept ``FAILED_RETENTION_S`` for diagnosis, then deleted by the sam
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -22,11 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from video_runner.contracts.predictable_event import parse_predictable_event
 from video_runner.domain.detection_summary import count_pairs
-from video_runner.domain.ids import detection_key, is_valid_id
+from video_runner.domain.ids import detection_key
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.status import Status
-from video_runner.errors import PermanentError
+from video_runner.errors import InvalidMessage, PermanentError
 from video_runner.ports import Message, ObjectStore, PredictionStore
 from video_runner.services.merged_output import write_merged
 from video_runner.services.notices import Notices, move_and_announce
@@ -66,12 +66,16 @@ class OutboxS3:
     # -- the notice consumer ------------------------------------------------------------------
 
     async def handle(self, message: Message) -> None:
-        event_id = _notice_event_id(message.value)
-        if event_id is None:
+        try:
+            notice = parse_predictable_event(message.value)
+        except InvalidMessage as exc:
             # Our own runner writes these; a malformed one is a bug to see, not work to redo.
-            log.error("malformed predictable notice ignored", extra={"offset": message.offset})
+            log.error(  # noqa: TRY400 - the fields say why; a parse's traceback says nothing
+                "malformed predictable notice ignored",
+                extra={"offset": message.offset, "error_code": str(exc.code), "error": str(exc)},
+            )
             return
-        await self.finish(event_id)
+        await self.finish(notice.event_id)
 
     async def dead_letter(self, message: Message, error: PermanentError) -> None:
         log.error(
@@ -194,12 +198,3 @@ class OutboxS3:
         await self._store.annotate(event_id, {"purged_at": datetime.now(UTC)})
         self._telemetry.count("documents_purged", deleted)
         log.info("frame documents purged", extra={"event_id": event_id, "deleted": deleted})
-
-
-def _notice_event_id(raw: bytes | None) -> str | None:
-    try:
-        notice = json.loads(raw or b"")
-    except (ValueError, RecursionError):
-        return None
-    event_id = notice.get("event_id") if isinstance(notice, dict) else None
-    return event_id if isinstance(event_id, str) and is_valid_id(event_id) else None

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from video_runner.contracts import (
+    PredictableEvent,
     ResultLimits,
     ResultMessage,
     parse_inference_result,
@@ -118,7 +119,7 @@ class Completion:
             await self._publisher.publish(
                 self._config.notices_topic,
                 event_id,
-                {"event_id": event_id, "status": Status.PREDICTABLE.value},
+                PredictableEvent(event_id=event_id).as_message(),
             )
         return True
 
