@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import threading
 import time
 import zlib
@@ -24,7 +25,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from video_runner.adapters.mongo import new_event_document, pending_notice_document
 from video_runner.adapters.mongo.documents import prediction_of
@@ -38,6 +39,7 @@ from video_runner.domain.status import Status, can_move, claim_name, claim_names
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 from video_runner.errors import DependencyUnavailable, ErrorCode, InvalidVideo, SourceMissing
 from video_runner.ports import Delivery
+from video_runner.settings import Settings, load_settings
 
 # --------------------------------------------------------------------------------------------
 # Time
@@ -748,3 +750,12 @@ class FakeWebhooks:
         if answer is None:
             raise DependencyUnavailable("webhook", "fake: connection refused")
         return answer
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+def config_of(build: Callable[[Settings], ConfigT], **fields: Any) -> ConfigT:
+    """A service's config as production makes it from default settings (``bootstrap.configs``),
+    with ``fields`` changed: tests start from the defaults production runs with."""
+    return dataclasses.replace(build(load_settings()), **fields)

@@ -15,9 +15,11 @@ from fakes import (
     FakePredictionStore,
     FakeWebhooks,
     RecordingTelemetry,
+    config_of,
 )
 from test_outbox_s3 import _predictable
 
+from video_runner.bootstrap import configs
 from video_runner.contracts.notice import (
     FailedNotice,
     ReadyNotice,
@@ -29,8 +31,8 @@ from video_runner.domain.compact_json import compact_json
 from video_runner.domain.signature import SIGNATURE_HEADER, sign, verify
 from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable
-from video_runner.services.notices import NoticeConfig, Notices
-from video_runner.services.outbox_s3 import OutboxConfig, OutboxS3
+from video_runner.services.notices import Notices
+from video_runner.services.outbox_s3 import OutboxS3
 from video_runner.services.video_path import VideoPath
 
 TOPIC = "prediction_events"
@@ -40,7 +42,8 @@ T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 def _notices(store, notice_log, webhooks=None, telemetry=None, **config) -> Notices:
     return Notices(
-        NoticeConfig(
+        config_of(
+            configs.notice_config,
             **{
                 "topic": TOPIC,
                 "grace_s": 60.0,
@@ -48,7 +51,7 @@ def _notices(store, notice_log, webhooks=None, telemetry=None, **config) -> Noti
                 "webhook_retry_initial_s": 0.001,
                 "webhook_retry_max_s": 0.002,
                 **config,
-            }
+            },
         ),
         store=store,
         notice_log=notice_log,
@@ -60,7 +63,12 @@ def _notices(store, notice_log, webhooks=None, telemetry=None, **config) -> Noti
 
 def _outbox(store, notices, tmp_path) -> OutboxS3:
     return OutboxS3(
-        OutboxConfig(default_bucket="videos", work_dir=tmp_path, keep_frame_documents=True),
+        config_of(
+            configs.outbox_config,
+            default_bucket="videos",
+            work_dir=tmp_path,
+            keep_frame_documents=True,
+        ),
         store=store,
         objects=FakeObjectStore(),
         telemetry=RecordingTelemetry(),

@@ -6,12 +6,20 @@ import asyncio
 import json
 from datetime import datetime
 
-from fakes import FakeClock, FakeMessage, FakeObjectStore, FakePredictionStore, RecordingTelemetry
+from fakes import (
+    FakeClock,
+    FakeMessage,
+    FakeObjectStore,
+    FakePredictionStore,
+    RecordingTelemetry,
+    config_of,
+)
 
+from video_runner.bootstrap import configs
 from video_runner.domain.chunks import CHUNK_SIZE, ChunkAssembler, TaskRecord
 from video_runner.domain.results import FrameResult, ResultCounts, merged_document, merged_header
 from video_runner.domain.status import Status
-from video_runner.services.outbox_s3 import OutboxConfig, OutboxS3
+from video_runner.services.outbox_s3 import OutboxS3
 
 OBJECT = {"class": "person", "box": [1.0, 2.0, 3.0, 4.0], "conf": 0.75}
 
@@ -58,7 +66,9 @@ async def _predictable(
 
 def _worker(store, objects, tmp_path, **config) -> OutboxS3:
     return OutboxS3(
-        OutboxConfig(default_bucket="default-videos", work_dir=tmp_path, **config),
+        config_of(
+            configs.outbox_config, default_bucket="default-videos", work_dir=tmp_path, **config
+        ),
         store=store,
         objects=objects,
         telemetry=RecordingTelemetry(),

@@ -15,14 +15,16 @@ from fakes import (
     FakePredictionStore,
     FakePublisher,
     RecordingTelemetry,
+    config_of,
 )
 
+from video_runner.bootstrap import configs
 from video_runner.domain.chunks import ChunkAssembler, TaskRecord
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable, ErrorCode
 from video_runner.services.repair import Reaper, Reconciler
-from video_runner.services.results_path import Completion, ResultsConfig, ResultsPath
+from video_runner.services.results_path import Completion, ResultsPath
 
 TOPIC = "inference_results"
 PARTITIONS = 4
@@ -64,7 +66,8 @@ class World:
         self.publisher = publisher or FakePublisher(partition_count=PARTITIONS)
         self.offsets = FakeConsumedOffsets()
         self.telemetry = RecordingTelemetry()
-        self.config = ResultsConfig(tasks_topic="inference_tasks", dlq_suffix=".dlq", **config)
+        # The ratio is 0 unless a test sets it: one failed frame is then enough to fail.
+        self.config = config_of(configs.results_config, **{"max_failed_ratio": 0.0, **config})
         self.completion = Completion(self.config, self.store, self.publisher, self.telemetry)
         self.path = ResultsPath(
             self.config,

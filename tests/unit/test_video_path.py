@@ -12,14 +12,16 @@ from fakes import (
     FakePredictionStore,
     FakePublisher,
     RecordingTelemetry,
+    config_of,
 )
 
+from video_runner.bootstrap import configs
 from video_runner.domain.chunks import CHUNK_SIZE, ChunkAssembler, TaskRecord
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.status import Status
 from video_runner.domain.video import ExtractedFrame
 from video_runner.errors import ErrorCode, InvalidVideo, RetriableError
-from video_runner.services.video_path import VideoPath, VideoPathConfig
+from video_runner.services.video_path import VideoPath
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42 pretend this is a video"
 TOPIC = "outbox_events"
@@ -55,18 +57,17 @@ class World:
         self.telemetry = RecordingTelemetry()
         self.extracted: list[str] = []
         self.work_dir = tmp_path / "work"
-        self.config = VideoPathConfig(
+        self.config = config_of(
+            configs.video_path_config,
             videos_bucket="videos",
             frames_bucket="frames",
-            tasks_topic="inference_tasks",
-            results_topic="inference_results",
-            dlq_suffix=".dlq",
             sampling=Sampling(every_n=5),
             preprocessing=Preprocessing(),
             limits=VideoLimits(max_bytes=max_bytes),
             work_dir=self.work_dir,
             upload_concurrency=3,
             publish_batch=publish_batch,
+            allowed_buckets=None,
         )
 
         async def on_extracted(event_id: str) -> None:

@@ -10,6 +10,7 @@ from video_runner.adapters.kafka import GroupOffsets, KafkaNoticeLog, KafkaPubli
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.webhook import HttpWebhookSender
+from video_runner.bootstrap import configs
 from video_runner.bootstrap.clients import (
     consumer_loop,
     detector,
@@ -20,15 +21,14 @@ from video_runner.bootstrap.clients import (
     prediction_store,
     work_dir,
 )
-from video_runner.contracts import ResultLimits
 from video_runner.runtime import Check, Consumer, PeriodicJob, Service, Step, Worker
 from video_runner.runtime.worker import LAG_INTERVAL_S, Closer
-from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker
-from video_runner.services.notices import NoticeConfig, Notices
-from video_runner.services.outbox_s3 import OutboxConfig, OutboxS3
+from video_runner.services.inference import BatchingDetector, InferenceWorker
+from video_runner.services.notices import Notices
+from video_runner.services.outbox_s3 import OutboxS3
 from video_runner.services.repair import Reaper, Reconciler
-from video_runner.services.results_path import Completion, ResultsConfig, ResultsPath
-from video_runner.services.video_path import VideoPath, VideoPathConfig
+from video_runner.services.results_path import Completion, ResultsPath
+from video_runner.services.video_path import VideoPath
 from video_runner.services.work_dir import sweep_work_dir
 from video_runner.settings import Settings
 
@@ -77,42 +77,12 @@ class Runner(_NoticeSending):
         super().__init__(
             settings, "runner", KafkaPublisher(kafka_connection(settings, "runner"), linger_ms=0)
         )
-        results_config = ResultsConfig(
-            tasks_topic=settings.topic_inference_tasks,
-            dlq_suffix=settings.dlq_suffix,
-            notices_topic=settings.topic_predictable_events,
-            inference_group=settings.group_inference,
-            results_topic=settings.topic_inference_results,
-            results_group=settings.group_results,
-            max_failed_ratio=settings.max_failed_frame_ratio,
-            result_deadline_s=settings.result_deadline_s,
-            reaper_max_attempts=settings.reaper_max_attempts,
-            recount_after_s=settings.recount_after_s,
-            max_message_bytes=settings.max_message_bytes,
-            dlq_max_bytes=settings.dlq_max_bytes,
-            limits=ResultLimits(settings.max_objects_per_frame, settings.max_class_name_length),
-        )
+        results_config = configs.results_config(settings)
         self.completion = Completion(
             results_config, self.store, self.publisher, self.telemetry, notices=self.notices
         )
         self.video_path = VideoPath(
-            VideoPathConfig(
-                videos_bucket=settings.bucket_videos,
-                frames_bucket=settings.bucket_frames,
-                tasks_topic=settings.topic_inference_tasks,
-                results_topic=settings.topic_inference_results,
-                dlq_suffix=settings.dlq_suffix,
-                sampling=settings.sampling,
-                preprocessing=settings.preprocessing,
-                limits=settings.limits,
-                work_dir=work_dir(settings),
-                upload_concurrency=settings.upload_concurrency,
-                max_message_bytes=settings.max_message_bytes,
-                dlq_max_bytes=settings.dlq_max_bytes,
-                allowed_buckets=settings.source_buckets,
-                webhook_hosts=settings.webhook_hosts,
-                extraction_stale_s=settings.extraction_stale_s,
-            ),
+            configs.video_path_config(settings),
             store=self.store,
             objects=self.objects,
             publisher=self.publisher,
@@ -209,9 +179,7 @@ class Inference:
             detector(settings), batch_size=settings.inference_batch_size
         )
         self.worker = InferenceWorker(
-            InferenceConfig(
-                results_topic=settings.topic_inference_results, dlq_suffix=settings.dlq_suffix
-            ),
+            configs.inference_config(settings),
             objects=self.objects,
             publisher=self.publisher,
             detector=self.detector,
@@ -256,13 +224,7 @@ class Outbox(_NoticeSending):
         # It produces completion notices: ``ready`` ones, and the sweep's repairs of any.
         super().__init__(settings, "outbox", KafkaPublisher(kafka_connection(settings, "outbox")))
         self.worker = OutboxS3(
-            OutboxConfig(
-                default_bucket=settings.bucket_videos,
-                notice_grace_s=settings.outbox_notice_grace_s,
-                keep_frame_documents=settings.keep_frame_documents,
-                failed_retention_s=settings.failed_retention_s,
-                work_dir=work_dir(settings),
-            ),
+            configs.outbox_config(settings),
             store=self.store,
             objects=self.objects,
             telemetry=self.telemetry,
@@ -313,17 +275,8 @@ def completion_notices(
     role: str,
 ) -> Notices:
     """Completion notices on ``prediction_events`` and webhooks (docs/decisions/0008)."""
-    secret = settings.webhook_secret
     return Notices(
-        NoticeConfig(
-            topic=settings.topic_prediction_events,
-            grace_s=settings.completion_notice_grace_s,
-            webhook_secret=None if secret is None else secret.get_secret_value().encode(),
-            webhook_max_attempts=settings.webhook_max_attempts,
-            webhook_retry_initial_s=settings.webhook_retry_initial_s,
-            webhook_retry_max_s=settings.webhook_retry_max_s,
-            webhook_concurrency=settings.webhook_concurrency,
-        ),
+        configs.notice_config(settings),
         store=store,
         notice_log=KafkaNoticeLog(kafka_connection(settings, role), publisher),
         webhooks=webhooks,

@@ -39,12 +39,12 @@ _PAGE = 100
 class NoticeConfig:
     topic: str
     #: A marker untouched this long is the sweep's: its owner died or gave up.
-    grace_s: float = 120.0
-    webhook_secret: bytes | None = None
-    webhook_max_attempts: int = 8
-    webhook_retry_initial_s: float = 1.0
-    webhook_retry_max_s: float = 60.0
-    webhook_concurrency: int = 8
+    grace_s: float
+    webhook_secret: bytes | None
+    webhook_max_attempts: int
+    webhook_retry_initial_s: float
+    webhook_retry_max_s: float
+    webhook_concurrency: int
 
 
 def _now() -> datetime:

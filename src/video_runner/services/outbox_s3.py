@@ -41,10 +41,10 @@ class OutboxConfig:
     default_bucket: str
     #: A ``predictable`` event this old without ``ready`` is written by the sweep: its notice
     #: was lost (or is very late; writing twice is harmless).
-    notice_grace_s: float = 30.0
-    keep_frame_documents: bool = False
-    failed_retention_s: float = 7 * 24 * 3600.0
-    work_dir: Path | None = None
+    notice_grace_s: float
+    keep_frame_documents: bool
+    failed_retention_s: float
+    work_dir: Path
 
 
 class OutboxS3:

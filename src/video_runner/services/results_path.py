@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from video_runner.contracts import (
@@ -44,21 +44,21 @@ class ResultsConfig:
     tasks_topic: str
     dlq_suffix: str
     #: Where the runner announces a ``predictable`` event to the outbox-S3 workers.
-    notices_topic: str = "predictable_events"
-    inference_group: str = "inference-group"
+    notices_topic: str
+    inference_group: str
     #: The results topic and the runner's group on it: the reaper waits while results that were
     #: on the topic are still unconsumed (a missing result may be among them).
-    results_topic: str = "inference_results"
-    results_group: str = "runner-results-group"
-    max_failed_ratio: float = 0.0
+    results_topic: str
+    results_group: str
+    max_failed_ratio: float
     #: How long a consumed task may stay without a result before it is re-published (doubling).
-    result_deadline_s: float = 120.0
-    reaper_max_attempts: int = 3
+    result_deadline_s: float
+    reaper_max_attempts: int
     #: An event quiet this long has its results recounted once (its counters may be short).
-    recount_after_s: float = 30.0
-    max_message_bytes: int = 1024 * 1024
-    dlq_max_bytes: int = 900 * 1024
-    limits: ResultLimits = field(default_factory=ResultLimits)
+    recount_after_s: float
+    max_message_bytes: int
+    dlq_max_bytes: int
+    limits: ResultLimits
 
 
 class Completion:

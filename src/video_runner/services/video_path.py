@@ -58,17 +58,18 @@ class VideoPathConfig:
     preprocessing: Preprocessing
     limits: VideoLimits
     work_dir: Path
-    upload_concurrency: int = 8
-    publish_batch: int = 32
-    max_message_bytes: int = 1024 * 1024
-    dlq_max_bytes: int = 900 * 1024
-    allowed_buckets: frozenset[str] | None = None
+    upload_concurrency: int
+    max_message_bytes: int
+    dlq_max_bytes: int
+    allowed_buckets: frozenset[str] | None
     #: Hosts an event's ``callback_url`` may name (``WEBHOOK_ALLOWED_HOSTS``); others are
     #: ``bad_options``.
-    webhook_hosts: frozenset[str] = frozenset()
+    webhook_hosts: frozenset[str]
     #: A copy waiting for another copy's extraction takes over after this long without its
     #: heartbeat (``EXTRACTION_STALE_S``).
-    extraction_stale_s: float = 20.0
+    extraction_stale_s: float
+    #: Tasks per Kafka batch (a fixed tuning, not a setting).
+    publish_batch: int = 32
 
 
 class VideoPath:

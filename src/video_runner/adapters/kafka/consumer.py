@@ -41,16 +41,17 @@ class ConsumerLoop:
         group_id: str,
         handler: RecordHandler,
         max_in_flight: int,
-        batch_size: int = 0,
-        batch_wait_ms: int = 50,
-        max_poll_interval_ms: int = 300_000,
-        session_timeout_ms: int = 30_000,
-        heartbeat_interval_ms: int = 3_000,
-        retry_initial_s: float = 0.5,
-        retry_max_s: float = 30.0,
+        batch_size: int,
+        # From the settings (bootstrap.clients.consumer_loop), which state their defaults.
+        batch_wait_ms: int,
+        max_poll_interval_ms: int,
+        session_timeout_ms: int,
+        heartbeat_interval_ms: int,
+        retry_initial_s: float,
+        retry_max_s: float,
+        group_instance_id: str | None,
         max_unexpected_errors: int = 3,
         poll_timeout_ms: int = 250,
-        group_instance_id: str | None = None,
     ) -> None:
         self.topic = topic
         self.group_id = group_id

@@ -37,10 +37,11 @@ class DispatchPolicy:
     """How much runs at once and how failures are retried."""
 
     max_in_flight: int
+    #: The retry delays come from the settings (``RETRY_INITIAL_S``, ``RETRY_MAX_S``).
+    retry_initial_s: float
+    retry_max_s: float
     batch_size: int = 0
     batch_wait_ms: int = 50
-    retry_initial_s: float = 0.5
-    retry_max_s: float = 30.0
     max_unexpected_errors: int = 3
     poll_timeout_ms: int = 250
     #: A commit retries retriable errors forever inside aiokafka: this bounds it.

@@ -1,0 +1,84 @@
+"""Each service's config, made from ``Settings`` and nowhere else.
+
+The configs have no defaults of their own for what a setting decides: ``settings.py`` states every
+default once, and the services, the processes and the unit tests all get their configs here (a
+test changes a field with ``dataclasses.replace``, starting from what production would run).
+"""
+
+from __future__ import annotations
+
+from video_runner.bootstrap.clients import work_dir
+from video_runner.contracts import ResultLimits
+from video_runner.services.inference import InferenceConfig
+from video_runner.services.notices import NoticeConfig
+from video_runner.services.outbox_s3 import OutboxConfig
+from video_runner.services.results_path import ResultsConfig
+from video_runner.services.video_path import VideoPathConfig
+from video_runner.settings import Settings
+
+
+def results_config(settings: Settings) -> ResultsConfig:
+    return ResultsConfig(
+        tasks_topic=settings.topic_inference_tasks,
+        dlq_suffix=settings.dlq_suffix,
+        notices_topic=settings.topic_predictable_events,
+        inference_group=settings.group_inference,
+        results_topic=settings.topic_inference_results,
+        results_group=settings.group_results,
+        max_failed_ratio=settings.max_failed_frame_ratio,
+        result_deadline_s=settings.result_deadline_s,
+        reaper_max_attempts=settings.reaper_max_attempts,
+        recount_after_s=settings.recount_after_s,
+        max_message_bytes=settings.max_message_bytes,
+        dlq_max_bytes=settings.dlq_max_bytes,
+        limits=ResultLimits(settings.max_objects_per_frame, settings.max_class_name_length),
+    )
+
+
+def video_path_config(settings: Settings) -> VideoPathConfig:
+    return VideoPathConfig(
+        videos_bucket=settings.bucket_videos,
+        frames_bucket=settings.bucket_frames,
+        tasks_topic=settings.topic_inference_tasks,
+        results_topic=settings.topic_inference_results,
+        dlq_suffix=settings.dlq_suffix,
+        sampling=settings.sampling,
+        preprocessing=settings.preprocessing,
+        limits=settings.limits,
+        work_dir=work_dir(settings),
+        upload_concurrency=settings.upload_concurrency,
+        max_message_bytes=settings.max_message_bytes,
+        dlq_max_bytes=settings.dlq_max_bytes,
+        allowed_buckets=settings.source_buckets,
+        webhook_hosts=settings.webhook_hosts,
+        extraction_stale_s=settings.extraction_stale_s,
+    )
+
+
+def inference_config(settings: Settings) -> InferenceConfig:
+    return InferenceConfig(
+        results_topic=settings.topic_inference_results, dlq_suffix=settings.dlq_suffix
+    )
+
+
+def outbox_config(settings: Settings) -> OutboxConfig:
+    return OutboxConfig(
+        default_bucket=settings.bucket_videos,
+        notice_grace_s=settings.outbox_notice_grace_s,
+        keep_frame_documents=settings.keep_frame_documents,
+        failed_retention_s=settings.failed_retention_s,
+        work_dir=work_dir(settings),
+    )
+
+
+def notice_config(settings: Settings) -> NoticeConfig:
+    secret = settings.webhook_secret
+    return NoticeConfig(
+        topic=settings.topic_prediction_events,
+        grace_s=settings.completion_notice_grace_s,
+        webhook_secret=None if secret is None else secret.get_secret_value().encode(),
+        webhook_max_attempts=settings.webhook_max_attempts,
+        webhook_retry_initial_s=settings.webhook_retry_initial_s,
+        webhook_retry_max_s=settings.webhook_retry_max_s,
+        webhook_concurrency=settings.webhook_concurrency,
+    )
