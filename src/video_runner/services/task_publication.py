@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from video_runner.contracts import InferenceTask, VideoEvent
 from video_runner.domain.chunks import ChunkAssembler, TaskRecord
@@ -17,13 +17,19 @@ from video_runner.domain.video import ExtractedFrame
 from video_runner.ports import PredictionStore, RawPublisher
 from video_runner.services.telemetry import Telemetry
 
-if TYPE_CHECKING:
-    from video_runner.services.video_path import VideoPathConfig
-
 #: The end marker of the queue of uploaded frames.
 DONE = None
 #: How often ``frames_published`` is written while a video is published.
 PROGRESS_EVERY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class PublishTo:
+    """Where a video's frames and tasks go, and how many tasks go in one batch."""
+
+    frames_bucket: str
+    tasks_topic: str
+    publish_batch: int
 
 
 class Publication:
@@ -36,7 +42,7 @@ class Publication:
 
     def __init__(
         self,
-        config: VideoPathConfig,
+        config: PublishTo,
         event: VideoEvent,
         *,
         store: PredictionStore,

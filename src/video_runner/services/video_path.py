@@ -39,7 +39,7 @@ from video_runner.ports import FrameSource, Message, ObjectStore, PredictionStor
 from video_runner.services.dead_letters import DeadLetters
 from video_runner.services.extraction_claim import ExtractionClaims
 from video_runner.services.notices import Notices, move_and_announce
-from video_runner.services.task_publication import DONE, Publication
+from video_runner.services.task_publication import DONE, Publication, PublishTo
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class VideoPath:
         slots = asyncio.Semaphore(config.upload_concurrency)
         plan = self.plan_of(event)
         publication = Publication(
-            config,
+            PublishTo(config.frames_bucket, config.tasks_topic, config.publish_batch),
             event,
             store=self._store,
             publisher=self._publisher,
