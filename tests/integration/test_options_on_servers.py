@@ -7,7 +7,7 @@ import json
 import pytest
 
 from support.documents import stored_document
-from support.options import submit_with_options, with_known_detector
+from support.options import known_inference, submit_with_options
 from support.stack import running, store_of, wait_for
 from support.videos import decode_all_bgr, make_ffmpeg_video, make_video
 from video_runner import bootstrap
@@ -51,7 +51,7 @@ async def test_options_hold_in_the_final_json_of_each_video(settings, store, tmp
     vfr = make_video(tmp_path / "vfr.mp4", len(VFR_MS), pts_ms=VFR_MS)
     gop = make_ffmpeg_video(tmp_path / "gop.mp4", 300, output_args=X264_GOP)
     runner, outbox = bootstrap.Runner(settings), bootstrap.Outbox(settings)
-    inference = with_known_detector(bootstrap.Inference(settings))
+    inference = known_inference(settings)
     async with running(runner), running(inference), running(outbox):
         await submit_with_options(settings, vfr, "opt-vfr", {"fps": 2, "tag": "vfr"})
         await submit_with_options(

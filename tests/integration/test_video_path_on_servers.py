@@ -208,8 +208,9 @@ async def test_a_video_slower_than_max_poll_interval_is_processed_once_without_r
     settings = isolated_settings(
         tmp_path / "work", kafka_max_poll_interval_ms=10_000, kafka_session_timeout_ms=10_000
     )
-    runner = bootstrap.Runner(settings)
-    runner.video_path._frames = SlowFrames(runner.video_path._frames, delay_s=0.6)
+    runner = bootstrap.Runner(
+        settings, frames=SlowFrames(bootstrap.frame_source(settings), delay_s=0.6)
+    )
     started = time.monotonic()
     async with running(runner):
         event_id = await submit_video(settings, real_video("carphone_pristine.mp4"))  # 24 frames

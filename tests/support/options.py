@@ -9,7 +9,6 @@ from typing import Any
 from support.stack import publish
 from video_runner import bootstrap
 from video_runner.domain.detections import Detection
-from video_runner.services.inference import BatchingDetector
 from video_runner.settings import Settings
 
 #: What :class:`KnownDetector` finds in every image: two classes, confidences either side of 0.5.
@@ -31,11 +30,9 @@ class KnownDetector:
         return [list(KNOWN) for _ in images]
 
 
-def with_known_detector(inference: bootstrap.Inference) -> bootstrap.Inference:
+def known_inference(settings: Settings) -> bootstrap.Inference:
     """An in-process inference worker that answers with :data:`KNOWN`."""
-    inference.detector = BatchingDetector(KnownDetector(), batch_size=4)
-    inference.worker._detector = inference.detector  # a test's stand-in
-    return inference
+    return bootstrap.Inference(settings, detector_override=KnownDetector())
 
 
 async def submit_with_options(

@@ -21,6 +21,7 @@ from video_runner.bootstrap.clients import (
     prediction_store,
     work_dir,
 )
+from video_runner.ports import Detector, FrameSource
 from video_runner.runtime import Check, Consumer, PeriodicJob, Service, Step, Worker
 from video_runner.runtime.worker import LAG_INTERVAL_S, Closer
 from video_runner.services.inference import BatchingDetector, InferenceWorker
@@ -72,7 +73,8 @@ class _NoticeSending:
 class Runner(_NoticeSending):
     """The runner service: video path, results path, reconciler and reaper in one process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, frames: FrameSource | None = None) -> None:
+        """``frames`` replaces the frame source the settings choose (a test's stand-in)."""
         # The runner sends explicit batches (publish_many): lingering would only add latency.
         super().__init__(
             settings, "runner", KafkaPublisher(kafka_connection(settings, "runner"), linger_ms=0)
@@ -86,7 +88,7 @@ class Runner(_NoticeSending):
             store=self.store,
             objects=self.objects,
             publisher=self.publisher,
-            frames=frame_source(settings),
+            frames=frames or frame_source(settings),
             telemetry=self.telemetry,
             on_extracted=self.completion.check,
             notices=self.notices,
@@ -170,13 +172,20 @@ class Runner(_NoticeSending):
 class Inference:
     """The inference worker process: ``inference_tasks`` -> detector -> ``inference_results``."""
 
-    def __init__(self, settings: Settings, *, max_in_flight: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_in_flight: int | None = None,
+        detector_override: Detector | None = None,
+    ) -> None:
+        """``detector_override`` replaces the detector the settings choose (a test's stand-in)."""
         self.settings = settings
         self.telemetry = PrometheusTelemetry()
         self.objects = object_store(settings)
         self.publisher = KafkaPublisher(kafka_connection(settings, "inference"))
         self.detector = BatchingDetector(
-            detector(settings), batch_size=settings.inference_batch_size
+            detector_override or detector(settings), batch_size=settings.inference_batch_size
         )
         self.worker = InferenceWorker(
             configs.inference_config(settings),
