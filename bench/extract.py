@@ -36,9 +36,9 @@ import av
 import cv2
 import imageio_ffmpeg
 
-from video_runner.adapters.video import VideoFrameSource
 from video_runner.domain.params import Preprocessing
 from video_runner.domain.preprocess import Image, encode_jpeg, preprocess
+from video_runner.extraction.frame_source import VideoFrameSource
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

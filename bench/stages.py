@@ -36,7 +36,7 @@ import numpy as np
 from extract import ensure_videos  # type: ignore[import-not-found]
 from video_runner.domain.params import Preprocessing
 from video_runner.domain.preprocess import Image, encode_jpeg, preprocess
-from video_runner.domain.preprocess_buffers import PreprocessBuffers
+from video_runner.extraction.preprocess_buffers import PreprocessBuffers
 
 T = TypeVar("T")
 SAMPLES = 50

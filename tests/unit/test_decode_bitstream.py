@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from video_runner.domain.bitstream import (
+from video_runner.extraction.bitstream import (
     BitstreamError,
     Codec,
     NalFormat,
@@ -12,7 +12,12 @@ from video_runner.domain.bitstream import (
     split_annex_b,
     split_length_prefixed,
 )
-from video_runner.domain.decode_plan import PacketInfo, PlanRefused, plan_decoding, reorder_depth
+from video_runner.extraction.decode_plan import (
+    PacketInfo,
+    PlanRefused,
+    plan_decoding,
+    reorder_depth,
+)
 
 AVCC = bytes([1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0])  # avcC header, 4-byte NAL lengths
 H264_IDR = bytes([0x65, 0x88])  # nal_ref_idc 3, type 5

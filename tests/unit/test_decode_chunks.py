@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from video_runner.domain.bitstream import Picture
-from video_runner.domain.decode_chunks import group_chunks, independent_starts, worth_splitting
-from video_runner.domain.decode_plan import PacketInfo, plan_decoding
+from video_runner.extraction.bitstream import Picture
+from video_runner.extraction.decode_chunks import group_chunks, independent_starts, worth_splitting
+from video_runner.extraction.decode_plan import PacketInfo, plan_decoding
 
 
 def _picture(*, idr: bool = False, disposable: bool = False) -> Picture:

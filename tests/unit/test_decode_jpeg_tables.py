@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from video_runner.domain.jpeg_tables import JpegTables, TableUse, tables_of
+from video_runner.extraction.jpeg_tables import JpegTables, TableUse, tables_of
 
 SOI, SOS = b"\xff\xd8", b"\xff\xda\x00\x02"
 

@@ -8,7 +8,7 @@ import pytest
 
 from video_runner.domain.params import Preprocessing
 from video_runner.domain.preprocess import encode_jpeg, preprocess
-from video_runner.domain.preprocess_buffers import PreprocessBuffers, contrast_table
+from video_runner.extraction.preprocess_buffers import PreprocessBuffers, contrast_table
 
 
 def images(seed, shapes):

@@ -16,16 +16,16 @@ from support.videos import (
     real_video,
     truncate,
 )
-from video_runner.adapters import video_decoder
-from video_runner.adapters.video import VideoFrameSource
-from video_runner.adapters.video_chunks import ChunkDecoder
-from video_runner.adapters.video_container import open_video
-from video_runner.adapters.video_decoder import VideoDecoder
-from video_runner.adapters.video_plan import read_plan
-from video_runner.domain.decode_plan import PlanRefused
-from video_runner.domain.intra_stream import IntraOnlyStream
 from video_runner.domain.params import Sampling, VideoLimits
 from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction import decoder as video_decoder
+from video_runner.extraction.container import open_video
+from video_runner.extraction.decode_plan import PlanRefused
+from video_runner.extraction.decoder import VideoDecoder
+from video_runner.extraction.frame_source import VideoFrameSource
+from video_runner.extraction.intra_stream import IntraOnlyStream
+from video_runner.extraction.parallel_chunks import ChunkDecoder
+from video_runner.extraction.planning import read_plan
 
 X264 = ("-c:v", "libx264", "-pix_fmt", "yuv420p")
 X265 = ("-c:v", "libx265", "-pix_fmt", "yuv420p", "-x265-params", "log-level=error")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from video_runner.domain.decode_plan import PlanRefused
-from video_runner.domain.intra_stream import IntraOnlyStream
+from video_runner.extraction.decode_plan import PlanRefused
+from video_runner.extraction.intra_stream import IntraOnlyStream
 
 # Minimal JPEG headers: SOI, then DQT and/or DHT segments (empty bodies), then SOS.
 _SOI, _SOS = b"\xff\xd8", b"\xff\xda\x00\x02"

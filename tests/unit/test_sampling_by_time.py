@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from video_runner.domain.bitstream import Picture
-from video_runner.domain.decode_plan import PacketInfo, plan_decoding
 from video_runner.domain.results import is_expected_under
 from video_runner.domain.sampling import SamplingPlan
+from video_runner.extraction.bitstream import Picture
+from video_runner.extraction.decode_plan import PacketInfo, plan_decoding
 
 VFR_MS = [0, 40, 80, 200, 210, 220, 500, 540, 1000, 1040, 1500, 1900, 2000]
 

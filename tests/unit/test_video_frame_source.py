@@ -18,10 +18,10 @@ from support.videos import (
     real_video,
     truncate,
 )
-from video_runner.adapters.video import VideoFrameSource
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.preprocess import decode_jpeg, preprocess
 from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction.frame_source import VideoFrameSource
 from video_runner.ports import FrameSource
 
 RAW = Preprocessing(blur_ksize=1, alpha=1.0, beta=0.0)

@@ -15,10 +15,10 @@ import av
 import pytest
 
 from support.videos import make_video
-from video_runner.adapters.video import VideoFrameSource
-from video_runner.adapters.video_plan import read_plan
 from video_runner.domain.params import Sampling, VideoLimits
 from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction.frame_source import VideoFrameSource
+from video_runner.extraction.planning import read_plan
 from video_runner.settings import load_settings
 
 
@@ -205,7 +205,7 @@ def test_a_picture_just_above_the_limit_is_still_refused_once_decoded(tmp_path):
 
 def test_the_decoder_bound_comes_from_the_frame_pixel_setting():
     """MAX_FRAME_PIXELS is the one source of the limit: the decoder's bound is derived from it."""
-    from video_runner.adapters.video_container import decoder_pixel_bound
+    from video_runner.extraction.container import decoder_pixel_bound
 
     limit = load_settings().limits.max_pixels
     assert limit == 3840 * 2160

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from support.videos import decode_all_bgr, make_ffmpeg_video, make_video
-from video_runner.adapters.video import VideoFrameSource
 from video_runner.domain.sampling import SamplingPlan
+from video_runner.extraction.frame_source import VideoFrameSource
 
 VFR_MS = [0, 40, 80, 200, 210, 220, 500, 540, 1000, 1040, 1500, 1900, 2000]
 X264_GOP = ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "50")

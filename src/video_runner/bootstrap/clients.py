@@ -15,7 +15,7 @@ from video_runner.adapters.kafka import (
 )
 from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.s3 import S3ObjectStore
-from video_runner.adapters.video import VideoFrameSource
+from video_runner.extraction.frame_source import VideoFrameSource
 from video_runner.ports import Detector
 from video_runner.settings import Settings
 

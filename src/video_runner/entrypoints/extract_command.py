@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from video_runner.adapters.video import VideoFrameSource
 from video_runner.domain.params import Preprocessing, Sampling
 from video_runner.errors import InvalidVideo
+from video_runner.extraction.frame_source import VideoFrameSource
 from video_runner.settings import load_settings
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from video_runner.domain.bitstream import Picture
-from video_runner.domain.decode_chunks import (
+from video_runner.extraction.bitstream import Picture
+from video_runner.extraction.decode_chunks import (
     Chunk,
     group_chunks,
     independent_starts,

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, cast
 
 import cv2
 
-from video_runner.adapters.video_container import open_video
-from video_runner.adapters.video_decoder import VideoDecoder
-from video_runner.adapters.video_pipeline import FrameJob, FramePipeline
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.preprocess import Image, encode_jpeg
-from video_runner.domain.preprocess_buffers import PreprocessBuffers
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.video import ExtractedFrame, VideoInfo
+from video_runner.extraction.container import open_video
+from video_runner.extraction.decoder import VideoDecoder
+from video_runner.extraction.pipeline import FrameJob, FramePipeline
+from video_runner.extraction.preprocess_buffers import PreprocessBuffers
 
 if TYPE_CHECKING:
     from pathlib import Path

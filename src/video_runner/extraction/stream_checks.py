@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import av
 
-from video_runner.adapters.video_container import check_pixels, ms_of
 from video_runner.domain.video import VideoInfo
 from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction.container import check_pixels, ms_of
 
 if TYPE_CHECKING:
     from av.container import InputContainer

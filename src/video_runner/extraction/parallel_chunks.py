@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import av.error
 
-from video_runner.adapters.video_container import (
+from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction.container import (
     bound_decoder,
     decoding_failed,
     open_video,
     reorder_delay,
 )
-from video_runner.domain.decode_chunks import Chunk
-from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction.decode_chunks import Chunk
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from av.video.frame import VideoFrame
     from av.video.stream import VideoStream
 
-    from video_runner.domain.decode_plan import DecodePlan
     from video_runner.domain.params import VideoLimits
+    from video_runner.extraction.decode_plan import DecodePlan
 
 T = TypeVar("T")
 _POLL_S = 0.1

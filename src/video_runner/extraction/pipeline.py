@@ -11,10 +11,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from video_runner.adapters.video_chunks import ChunkLanes, PlanBroken
-from video_runner.adapters.video_decoder import VideoDecoder
-from video_runner.domain.decode_chunks import Chunk
 from video_runner.domain.video import ExtractedFrame
+from video_runner.extraction.decode_chunks import Chunk
+from video_runner.extraction.decoder import VideoDecoder
+from video_runner.extraction.parallel_chunks import ChunkLanes, PlanBroken
 
 if TYPE_CHECKING:
     from av.video.frame import VideoFrame

@@ -1,6 +1,6 @@
 """The demux-only first pass: read every packet header of the video stream, decode nothing.
 
-It yields the :class:`~video_runner.domain.decode_plan.DecodePlan` the extractor follows, or
+It yields the :class:`~video_runner.extraction.decode_plan.DecodePlan` the extractor follows, or
 ``None`` when the stream must be decoded in full (unknown codec, or any doubt: see
 docs/decisions/0005-decode-only-what-sampling-needs.md).
 """
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 import av
 import av.error
 
-from video_runner.domain.bitstream import BitstreamError, Codec, NalFormat, Picture
-from video_runner.domain.decode_plan import DecodePlan, PacketTable, PlanRefused, plan_decoding
-from video_runner.domain.intra_stream import IntraOnlyStream
-from video_runner.domain.jpeg_tables import TableUse
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction.bitstream import BitstreamError, Codec, NalFormat, Picture
+from video_runner.extraction.decode_plan import DecodePlan, PacketTable, PlanRefused, plan_decoding
+from video_runner.extraction.intra_stream import IntraOnlyStream
+from video_runner.extraction.jpeg_tables import TableUse
 
 if TYPE_CHECKING:
     from av.video.stream import VideoStream

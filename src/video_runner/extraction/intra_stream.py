@@ -8,7 +8,7 @@ is read: no demux-only first pass over the whole file is needed (for MJPEG that 
 
 The rule is checked as the stream is read, and any doubt raises :class:`PlanRefused`: a missing
 or non-increasing pts, a frame out of its expected place, or an MJPEG picture kept after the
-stream read so far borrowed tables (:class:`~video_runner.domain.jpeg_tables.TableUse`). The
+stream read so far borrowed tables (:class:`~video_runner.extraction.jpeg_tables.TableUse`). The
 caller then decodes everything again and gives only the frames after the last one it gave
 (docs/decisions/0005-decode-only-what-sampling-needs.md).
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from video_runner.domain.decode_plan import PlanRefused
-from video_runner.domain.jpeg_tables import TableUse
+from video_runner.extraction.decode_plan import PlanRefused
+from video_runner.extraction.jpeg_tables import TableUse
 
 
 class IntraOnlyStream:

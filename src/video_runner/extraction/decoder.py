@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 import av
 import av.error
 
-from video_runner.adapters.video_chunks import ChunkDecoder, PlanBroken
-from video_runner.adapters.video_container import (
+from video_runner.domain.params import VideoLimits
+from video_runner.domain.sampling import SamplingPlan
+from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction.container import (
     bound_decoder,
     decoding_failed,
     ms_of,
@@ -22,19 +24,17 @@ from video_runner.adapters.video_container import (
     reorder_delay,
     video_stream,
 )
-from video_runner.adapters.video_plan import (
+from video_runner.extraction.decode_chunks import Chunk
+from video_runner.extraction.decode_plan import DecodePlan, PlanRefused
+from video_runner.extraction.intra_stream import IntraOnlyStream
+from video_runner.extraction.parallel_chunks import ChunkDecoder, PlanBroken
+from video_runner.extraction.planning import (
     TimePlan,
     intra_only_stream,
     read_plan,
     read_time_plan,
 )
-from video_runner.adapters.video_stream_checks import StreamChecks
-from video_runner.domain.decode_chunks import Chunk
-from video_runner.domain.decode_plan import DecodePlan, PlanRefused
-from video_runner.domain.intra_stream import IntraOnlyStream
-from video_runner.domain.params import VideoLimits
-from video_runner.domain.sampling import SamplingPlan
-from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction.stream_checks import StreamChecks
 
 if TYPE_CHECKING:
     from pathlib import Path
