@@ -5,7 +5,7 @@
 # test-containers target calls this). Needs root for apt; does nothing that is already there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PODMAN_COMPOSE_VERSION=1.5.0
+PODMAN_COMPOSE_VERSION=1.6.0
 missing=()
 for tool in podman runc mmdebstrap; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if ((${#missing[@]})); then

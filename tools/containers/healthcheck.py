@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import urllib.error
 import urllib.request
+from itertools import pairwise
 from pathlib import Path
 
 from video_runner.settings import load_settings
@@ -26,7 +27,7 @@ def service_port(argv: list[str]) -> int | None:
     command = next((word for word in argv[1:] if word in ports), None)
     if command is None:
         return None
-    for flag, value in zip(argv, argv[1:], strict=False):
+    for flag, value in pairwise(argv):
         if flag == "--port":
             return int(value)
     return ports[command]
