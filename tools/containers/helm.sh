@@ -12,6 +12,12 @@ if [[ -n ${HELM:-} ]]; then
 fi
 dir="$CACHE/helm-$HELM_VERSION"
 if [[ ! -x $dir/bin/helm ]]; then
+  # one build at a time (.ci/run starts it in the background, `make test` may ask meanwhile)
+  mkdir -p "$CACHE"
+  exec 8>"$CACHE/.helm-$HELM_VERSION.lock"
+  flock -w 1800 8
+fi
+if [[ ! -x $dir/bin/helm ]]; then
   command -v go >/dev/null 2>&1 || { echo "go is required to build helm $HELM_VERSION" >&2; exit 1; }
   mkdir -p "$CACHE"
   tmp=$(mktemp -d "$CACHE/.helm-$HELM_VERSION.XXXXXX")
