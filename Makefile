@@ -23,6 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	bash tools/fetch_test_videos.sh
+	$(VENV)/bin/video-runner models install
 	touch $@
 
 lint: install ## ruff, formatting, mypy --strict and the import contracts

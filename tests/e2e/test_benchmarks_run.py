@@ -38,6 +38,8 @@ def test_the_extraction_and_stage_benchmarks_run_on_tiny_inputs():
     assert "extractor / ffmpeg -f null - (decode all, CLI):" in extract
     stages = run_bench("bench/stages.py", "--tiny", timeout_s=120)
     assert "work per sampled frame:" in stages
+    inference = run_bench("bench/inference.py", "--tiny", timeout_s=120)
+    assert "ours/bare" in inference
 
 
 @pytest.mark.timeout(300)

@@ -12,6 +12,9 @@ from video_runner.adapters.detectors import HogPeopleDetector, build_detector
 # bikes.mp4 (640 x 272): at frame 110 a cyclist stands by his bike, body around x 380..520.
 CYCLIST_FRAME = 110
 
+#: The factory's ONNX tuning besides the thresholds, as settings would give it.
+ONNX_TUNING = {"model_dir": "unused", "threads": 1, "providers": ("CPUExecutionProvider",)}
+
 
 def draw_person(image: np.ndarray, x: int, y: int, scale: float) -> tuple[int, int, int, int]:
     """Draw a dark stick figure 48 x 96 units at (x, y); return its box in pixels."""
@@ -181,7 +184,9 @@ def test_nonsense_parameters_are_refused_at_construction(kwargs):
 
 def test_the_factory_builds_hog_by_name_ignoring_case_and_spaces():
     """DETECTOR=hog (the default) needs no model path."""
-    detector = build_detector(" HOG ", onnx_model_path=None, confidence=0.25, iou=0.45)
+    detector = build_detector(
+        " HOG ", onnx_model_path=None, confidence=0.25, iou=0.45, **ONNX_TUNING
+    )
 
     assert isinstance(detector, HogPeopleDetector)
     assert detector.name == "hog-people"

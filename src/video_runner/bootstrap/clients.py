@@ -117,8 +117,11 @@ def detector(settings: Settings) -> Detector:
     return build_detector(
         settings.detector,
         onnx_model_path=settings.onnx_model_path,
+        model_dir=settings.model_dir,
         confidence=settings.onnx_confidence,
         iou=settings.onnx_iou,
+        threads=settings.onnx_threads,
+        providers=settings.execution_providers,
     )
 
 

@@ -15,6 +15,7 @@ from video_runner.entrypoints import (
     client_commands,
     deps_command,
     extract_command,
+    models_command,
     process_command,
     render_command,
     service_commands,
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_commands.add_parsers(subparsers)
     deps_command.add_parser(subparsers)
     extract_command.add_parser(subparsers)
+    models_command.add_parser(subparsers)
     process_command.add_parser(subparsers)
     render_command.add_parser(subparsers)
     return parser

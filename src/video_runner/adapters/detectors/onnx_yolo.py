@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 _DEFAULT_SIZE = 640
+_CPU = "CPUExecutionProvider"
 _BOX_CHANNELS = 4
 _INPUT_RANK = 4
 _OUTPUT_RANK = 3
@@ -95,16 +96,38 @@ def _static(dim: object) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
-def _open_session(path: Path, threads: int | None) -> ort.InferenceSession:
+def choose_providers(wanted: Sequence[str], available: Sequence[str]) -> list[str]:
+    """``wanted`` in order, less those this onnxruntime lacks (logged), CPU always last."""
+    chosen = []
+    for name in wanted:
+        if name == _CPU:
+            continue
+        if name in available:
+            chosen.append(name)
+        else:
+            _log.warning(
+                "ONNX execution provider %s is not available in this onnxruntime (it has %s); "
+                "falling back to the CPU",
+                name,
+                ", ".join(available),
+            )
+    return [*chosen, _CPU]
+
+
+def _open_session(
+    path: Path, threads: int | None, providers: Sequence[str]
+) -> ort.InferenceSession:
     options = ort.SessionOptions()
     # Warnings and up: onnxruntime's info level prints a line per graph optimisation.
     options.log_severity_level = 2
-    if threads is not None:
+    if threads:
         options.intra_op_num_threads = threads
+    # onnxruntime's pool threads spin between runs by default, burning the cores the event loop,
+    # JPEG decoding and co-located services need while the worker waits for the next batch.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    chosen = choose_providers(providers, ort.get_available_providers())
     try:
-        return ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own, unexported exception types
         raise ConfigurationError(f"cannot load ONNX model {path}: {exc}") from exc
 
@@ -180,7 +203,9 @@ class OnnxYoloDetector:
         class_names: names by class index; default the model's ``names`` metadata, and
             ``class_<i>`` for any index neither provides.
         max_detections: keep at most this many per image, the most confident.
-        threads: onnxruntime intra-op threads; ``None`` lets it use every core.
+        threads: onnxruntime intra-op threads; ``None`` or 0 lets it use every core.
+        providers: execution providers by preference; those this onnxruntime lacks are
+            skipped with a warning, and the CPU provider is always the last resort.
 
     Raises:
         ConfigurationError: the file is missing, is not an ONNX model onnxruntime can load,
@@ -196,6 +221,7 @@ class OnnxYoloDetector:
         *,
         max_detections: int = 300,
         threads: int | None = None,
+        providers: Sequence[str] = (_CPU,),
     ) -> None:
         if not 0.0 <= confidence < 1.0:
             raise ConfigurationError(f"ONNX confidence must be in [0, 1), got {confidence}")
@@ -211,7 +237,7 @@ class OnnxYoloDetector:
         self._iou = iou
         self._max_detections = max_detections
 
-        self._session = _open_session(path, threads)
+        self._session = _open_session(path, threads, providers)
         model_input, model_output = _check_layout(path, self._session)
         self._input_name: str = model_input.name
         self._output_name: str = model_output.name
@@ -226,10 +252,21 @@ class OnnxYoloDetector:
         self._size = (height, width)
         _check_metadata(path, metadata, _static(model_output.shape[1]))
         self._names = _resolve_names(path, class_names, metadata)
+        # A converted model names itself; a user's export is named by its file.
+        self._model_name = metadata.get("model_name") or f"onnx-yolo:{path.name}"
+        self._model_version = metadata.get("model_version")
 
     @property
     def name(self) -> str:
-        return f"onnx-yolo:{self._path.name}"
+        """The model, and its version where the file states one (``yolov4-tiny@<version>``)."""
+        if self._model_version:
+            return f"{self._model_name}@{self._model_version}"
+        return self._model_name
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session runs on, in order."""
+        return list(self._session.get_providers())
 
     @property
     def input_size(self) -> tuple[int, int]:
