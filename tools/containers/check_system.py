@@ -163,7 +163,7 @@ def main() -> int:
     exactly_one_result(event_id, view)
 
     long = long_video(work, video)
-    event_id = cli("submit", str(long)).splitlines()[0].strip()
+    event_id = cli("submit", str(long), "--every-n", "10").splitlines()[0].strip()
     say(f"submitted {long.name} as {event_id}; waiting for a runner to take it")
     deadline = time.monotonic() + 120
     victim = None

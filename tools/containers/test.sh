@@ -38,9 +38,10 @@ compilers=$(podman run --rm --entrypoint /bin/sh "$IMAGE" -c \
 for label in title version revision created licenses; do
   [[ -n $(inspect "{{index .Labels \"org.opencontainers.image.$label\"}}") ]] || fail "no OCI label $label"
 done
-# The default model is in the image (once `video-runner models install` exists; see Containerfile).
-podman run --rm --read-only --entrypoint /bin/sh "$IMAGE" -c 'ls -la "$MODEL_DIR"' >&2
-# A whole video through the pipeline in one process, on a read-only root (the work directory is
+# The default detector's model is in the image, and nothing else beside it.
+models=$(podman run --rm --read-only --entrypoint /bin/sh "$IMAGE" -c 'ls "$MODEL_DIR"')
+[[ $models == *.onnx && $models != *$'\n'* ]] || fail "MODEL_DIR holds '$models', expected one .onnx file"
+# A whole video through the pipeline in one process with the default detector, on a read-only root (the work directory is
 # the anonymous volume of the image's VOLUME, owned by its user).
 podman run --rm --read-only -v "$VIDEO:/videos/bikes.mp4:ro" \
   "$IMAGE" process /videos/bikes.mp4 --out /var/lib/video-runner/out.json >/dev/null ||
