@@ -60,20 +60,26 @@ set +a
 "$ROOT/.venv/bin/python" "$CONTAINERS_HERE/check_system.py" "$VIDEO" "$WORK"
 
 step "the running containers"
-for service in runner-2 inference outbox-s3; do
-  name="video-runner_${service}_1"
+# the runner replica check_system.py did not kill
+runner=""
+for name in video-runner_runner-1_1 video-runner_runner-2_1; do
+  [[ $(podman inspect --format '{{.State.Running}}' "$name") == true ]] && runner=$name
+done
+[[ -n $runner ]] || fail "no runner replica is running"
+for name in "$runner" video-runner_inference_1 video-runner_outbox-s3_1; do
   [[ $(podman inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$name") == true ]] || fail "$name: root not read-only"
   if podman exec "$name" touch /opt/video-runner/probe 2>/dev/null; then fail "$name: wrote to its root"; fi
-  [[ $(podman exec "$name" id -u) == 10001 ]] || fail "$name runs as root"
+  uid=$(podman exec "$name" id -u) || fail "$name: cannot exec in it"
+  [[ $uid == 10001 ]] || fail "$name runs as uid $uid"
   podman healthcheck run "$name" 2>/dev/null || fail "$name: HEALTHCHECK not healthy"
 done
-say "runner-2, inference, outbox-s3: read-only root, non-root, HEALTHCHECK healthy"
+say "$runner, inference, outbox-s3: read-only root, non-root, HEALTHCHECK healthy"
 t=$(now)
-podman stop --time 60 video-runner_runner-2_1 >/dev/null
-code=$(podman inspect --format '{{.State.ExitCode}}' video-runner_runner-2_1)
-[[ $code == 0 ]] || fail "runner-2 exited $code on SIGTERM (expected a drain and 0)"
-podman logs video-runner_runner-2_1 2>&1 | grep -q '"msg": "stopped"' || fail "runner-2 did not log its drained stop"
-say "runner-2: SIGTERM -> drained and exited 0 in $(since "$t")s"
+podman stop --time 60 "$runner" >/dev/null
+code=$(podman inspect --format '{{.State.ExitCode}}' "$runner")
+[[ $code == 0 ]] || fail "$runner exited $code on SIGTERM (expected a drain and 0)"
+podman logs "$runner" 2>&1 | grep -q '"msg": "stopped"' || fail "$runner did not log its drained stop"
+say "$runner: SIGTERM -> drained and exited 0 in $(since "$t")s"
 
 step "compose down"
 bash "$CONTAINERS_HERE/compose.sh" down --purge
