@@ -64,6 +64,40 @@ def videos_in_progress(port: int) -> float:
     return 0.0
 
 
+def view_from(port: int, event_id: str) -> dict[str, object] | None:
+    """The event's status view as a runner serves it, or None if that runner does not answer."""
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/predictions/{event_id}", timeout=2
+        ) as answer:
+            view: dict[str, object] = json.loads(answer.read())
+    except (OSError, ValueError):
+        return None
+    return view
+
+
+def extracting(event_id: str, timeout: float) -> tuple[str, dict[str, object]]:
+    """The runner container extracting event_id, caught while frames are still being published."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, port in RUNNERS.items():
+            if videos_in_progress(port) <= 0:
+                continue
+            view = view_from(port, event_id)
+            published = view and view.get("frames_published")
+            expected = view and view.get("expected_frames")
+            if (
+                view
+                and view["status"] == "processing"
+                and isinstance(published, int)
+                and isinstance(expected, int)
+                and 0 < published < expected
+            ):
+                return name, view
+        time.sleep(0.05)
+    sys.exit(f"no runner was seen extracting {event_id}: {status(event_id)}")
+
+
 def wait_for(event_id: str, timeout: float) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -163,22 +197,14 @@ def main() -> int:
     exactly_one_result(event_id, view)
 
     long = long_video(work, video)
-    event_id = cli("submit", str(long), "--every-n", "10").splitlines()[0].strip()
-    say(f"submitted {long.name} as {event_id}; waiting for a runner to take it")
-    deadline = time.monotonic() + 120
-    victim = None
-    while victim is None and time.monotonic() < deadline:
-        victim = next(
-            (name for name, port in RUNNERS.items() if videos_in_progress(port) > 0), None
-        )
-        time.sleep(0.1)
-    if victim is None:
-        sys.exit(f"no runner reported {event_id} in progress: {status(event_id)}")
-    before = status(event_id)
+    event_id = cli("submit", str(long)).splitlines()[0].strip()
+    say(f"submitted {long.name} as {event_id}; waiting for a runner to extract it")
+    victim, before = extracting(event_id, timeout=120)
     subprocess.run([PODMAN, "kill", "--signal", "KILL", victim], check=True, capture_output=True)
-    say(f"SIGKILLed {victim} mid-video ({before['frames_published']} frames published)")
-    if before["status"] != "processing":
-        sys.exit(f"{event_id} was {before['status']} when its runner was killed: not mid-video")
+    say(
+        f"SIGKILLed {victim} mid-extraction ({before['frames_published']} of "
+        f"{before['expected_frames']} frames published)"
+    )
     view = wait_for(event_id, timeout=600)
     exactly_one_result(event_id, view)
     return 0
