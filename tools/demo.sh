@@ -48,11 +48,15 @@ tail -n +2 "$demo/result.json" >"$demo/$event_id.json"
 .venv/bin/python - "$demo/$event_id.json" <<'PY'
 import json
 import sys
+from collections import Counter
 
 document = json.load(open(sys.argv[1], encoding="utf-8"))
 frames = document["frames"]
 with_objects = [f for f in frames if f["objects"]]
 print(json.dumps({k: document[k] for k in ("event_id", "status", "video", "sampling")}, indent=2))
+classes = Counter(o["class"] for f in frames for o in f["objects"])
+print("detected by", ", ".join(document["models"]) + ":",
+      ", ".join(f"{n} {name}" for name, n in classes.most_common()))
 print(f"{len(frames)} frames (ids {frames[0]['frame_id']}, {frames[1]['frame_id']}, ... "
       f"{frames[-1]['frame_id']}); {len(with_objects)} with detections, e.g.:")
 for frame in with_objects[:3]:

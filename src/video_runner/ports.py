@@ -172,8 +172,16 @@ class PredictionStore(Protocol):
         """The stored results of these frames, by frame id (frames without one are absent)."""
         ...
 
-    async def transition(self, event_id: str, target: Status, fields: Mapping[str, Any]) -> bool:
-        """Move to ``target`` if the state machine allows it and no other move won first.
+    async def transition(
+        self,
+        event_id: str,
+        target: Status,
+        fields: Mapping[str, Any],
+        *,
+        source: Status | None = None,
+    ) -> bool:
+        """Move to ``target`` if the state machine allows it and no other move won first;
+        with ``source``, only from that state (and the moves only a named source may make).
 
         True for exactly one caller: the one that made the move. A caller that finds the move
         claimed but not applied (its winner died half-way) applies it, and gets False.

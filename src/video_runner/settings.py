@@ -167,7 +167,8 @@ class Settings(BaseSettings):
     #: finished by the outbox-S3 sweep. Keep it above twice ``KAFKA_REQUEST_TIMEOUT_MS``: a send
     #: still in flight is then acknowledged or expired before the sweep looks.
     completion_notice_grace_s: float = Field(default=120.0, gt=0)
-    #: Comma-separated hosts a ``callback_url`` may name (``webhook_hosts``); empty: none.
+    #: Comma-separated ``host[:port]`` entries a ``callback_url`` may name (``webhook_hosts``):
+    #: a host alone allows only its scheme's default port (80, 443); empty: none.
     webhook_allowed_hosts: str = ""
     #: The HMAC-SHA256 key of ``X-Signature-SHA256``; without it webhooks go unsigned.
     webhook_secret: SecretStr | None = None
@@ -178,6 +179,11 @@ class Settings(BaseSettings):
     webhook_retry_max_s: float = Field(default=60.0, gt=0)
     #: Webhook deliveries in flight at once per process; others wait, nothing else does.
     webhook_concurrency: int = Field(default=8, ge=1)
+
+    # --- Copies of one event ----------------------------------------------------------------
+    #: One copy of an event extracts it (a claim); the others wait, and take over after this
+    #: long without the extracting copy's heartbeat (it died).
+    extraction_stale_s: float = Field(default=20.0, gt=0)
 
     # --- HTTP and logs ---------------------------------------------------------------------
     http_host: str = "127.0.0.1"
@@ -235,7 +241,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def webhook_hosts(self) -> frozenset[str]:
-        """``WEBHOOK_ALLOWED_HOSTS`` as a set of lower-case host names (blanks ignored)."""
+        """``WEBHOOK_ALLOWED_HOSTS`` as a set of lower-case ``host[:port]`` entries."""
         names = (name.strip().lower() for name in self.webhook_allowed_hosts.split(","))
         return frozenset(name for name in names if name)
 

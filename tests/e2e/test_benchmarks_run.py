@@ -40,6 +40,8 @@ def test_the_extraction_and_stage_benchmarks_run_on_tiny_inputs():
     assert "work per sampled frame:" in stages
     inference = run_bench("bench/inference.py", "--tiny", timeout_s=120)
     assert "ours/bare" in inference
+    process = run_bench("bench/process.py", "--tiny", timeout_s=120)
+    assert "the model's share of the run's CPU" in process
 
 
 @pytest.mark.timeout(300)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.videos import real_video
+from video_runner.adapters.detectors.bundled import YOLOV4_TINY
 
 VIDEO_RUNNER = Path(sys.executable).with_name("video-runner")
 
@@ -20,7 +21,8 @@ VIDEO_RUNNER = Path(sys.executable).with_name("video-runner")
 @pytest.mark.timeout(180)
 def test_process_without_settings_or_network_finds_people_cars_and_bicycles(tmp_path):
     """In a network namespace of its own (no interface but loopback, which is down), the
-    default detector runs from the installed model: people, cars and bicycles in bikes.mp4."""
+    default detector runs from the installed model: people, cars and bicycles in bikes.mp4,
+    and the final JSON names that model and its version."""
     unshare = shutil.which("unshare")
     assert unshare, "util-linux's unshare is part of Debian's base system"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DETECTOR", "ONNX_"))}
@@ -49,3 +51,4 @@ def test_process_without_settings_or_network_finds_people_cars_and_bicycles(tmp_
     assert classes["person"] >= 10, classes
     assert classes["car"] >= 20, classes
     assert classes["bicycle"] >= 5, classes
+    assert result["models"] == [f"yolov4-tiny@{YOLOV4_TINY.model_version}"]

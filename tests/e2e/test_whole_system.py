@@ -34,7 +34,8 @@ def detections(document):
 async def test_two_videos_submitted_at_once_end_ready_with_the_same_detections_as_process(tmp_path):
     """Both videos end ready with detection/{id}.json in S3, every 5th frame id, and the
     detections equal those `video-runner process` computes in one process for the same file;
-    `result --format csv|coco` export them with one row / annotation per object."""
+    both name the same one model; `result --format csv|coco` export them with one row /
+    annotation per object."""
     settings = isolated_settings(tmp_path / "work")
     videos = {"bikes.mp4": 250, "bigbuckbunny.mp4": 132}
     with (
@@ -66,7 +67,10 @@ async def test_two_videos_submitted_at_once_end_ready_with_the_same_detections_a
         assert json.loads(stored) == document
         local = cli(settings, "process", str(real_video(name)))
         assert local.returncode == 0, local.stderr
-        assert detections(json.loads(local.stdout)) == detections(document)
+        in_one_process = json.loads(local.stdout)
+        assert detections(in_one_process) == detections(document)
+        assert len(document["models"]) == 1
+        assert document["models"] == in_one_process["models"]
         objects = sum(len(f["objects"]) for f in document["frames"])
         rows = cli(settings, "result", event_id, "--format", "csv").stdout.splitlines()
         assert len(rows) == 1 + objects

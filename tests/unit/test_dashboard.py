@@ -43,6 +43,7 @@ async def seeded():
         total_frames=4,
         results_received=4,
         output_s3="s3://videos/detection/ready-1.json",
+        models=["yolov4-tiny@cf9fbfd0f6d4.c1"],
     )
     final = {
         "event_id": "ready-1",
@@ -151,7 +152,8 @@ async def test_text_from_documents_is_escaped_in_the_pages():
 
 
 async def test_a_ready_video_page_reads_its_final_json_and_shows_frames_timeline_and_links():
-    """With its per-frame documents purged, the page still shows every frame and class."""
+    """With its per-frame documents purged, the page still shows every frame and class, and
+    names the model that found them."""
     client = await client_of(*await seeded())
     try:
         response = await client.get("/videos/ready-1")
@@ -168,6 +170,7 @@ async def test_a_ready_video_page_reads_its_final_json_and_shows_frames_timeline
     assert 'aria-label="car along the video"' in html
     assert "every 5th frame" in html
     assert "2.0 KB" in html
+    assert '<code id="models">yolov4-tiny@cf9fbfd0f6d4.c1</code>' in html
     assert 'href="/videos/ready-1/result.json"' in html
     assert final.status == 200
     assert body["event_id"] == "ready-1"

@@ -183,10 +183,10 @@ def test_nonsense_parameters_are_refused_at_construction(kwargs):
 
 
 def test_the_factory_builds_hog_by_name_ignoring_case_and_spaces():
-    """DETECTOR=hog (the default) needs no model path."""
+    """DETECTOR=hog needs no model path; its name carries the OpenCV whose SVM it uses."""
     detector = build_detector(
         " HOG ", onnx_model_path=None, confidence=0.25, iou=0.45, **ONNX_TUNING
     )
 
     assert isinstance(detector, HogPeopleDetector)
-    assert detector.name == "hog-people"
+    assert detector.name == f"hog-people@opencv-{cv2.__version__}"

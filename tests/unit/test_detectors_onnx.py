@@ -18,6 +18,9 @@ anchor   box (cx, cy, w, h)    scores (class 0, 1)     role
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -204,7 +207,8 @@ def test_class_names_come_from_the_models_names_metadata(model_path):
 
     assert detector.class_names == {0: "person", 1: "bicycle"}
     assert detector.input_size == (SIZE, SIZE)
-    assert detector.name == "onnx-yolo:yolo_like.onnx"
+    digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
+    assert detector.name == f"onnx-yolo:yolo_like.onnx@{digest[:12]}"
 
 
 def test_given_class_names_win_over_the_metadata(model_path):

@@ -118,6 +118,39 @@ def test_the_csv_export_has_a_header_and_one_row_per_object():
     ]
 
 
+def test_csv_cells_a_spreadsheet_would_run_get_a_quote_and_line_breaks_stay_in_the_cell():
+    """OWASP's rule: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR is prefixed
+    with a quote; a CR or LF inside a name is quoted, so it never splits the row."""
+    names = [
+        '=HYPERLINK("http://x")',
+        "+1",
+        "-2",
+        "@SUM(A1)",
+        "\tTAB",
+        "\rCR",
+        "a\rb",
+        "c\nd",
+        "ok",
+    ]
+    frame = {
+        "frame_id": 0,
+        "timestamp_ms": 0,
+        "objects": [{"class": n, "conf": 0.5, "box": [0, 0, 1, 1]} for n in names],
+    }
+    rows = list(csv.reader(io.StringIO(to_csv({**FINAL, "frames": [frame]}), newline="")))
+    assert [row[3] for row in rows[1:]] == [
+        '\'=HYPERLINK("http://x")',
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "'\tTAB",
+        "'\rCR",
+        "a\rb",
+        "c\nd",
+        "ok",
+    ]
+
+
 def test_a_video_without_detections_exports_images_and_no_rows():
     """No object anywhere: COCO images with no annotation or category; the CSV header alone."""
     empty = {**FINAL, "frames": [{"frame_id": 0, "timestamp_ms": None, "objects": []}]}

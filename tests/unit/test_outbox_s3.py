@@ -20,7 +20,7 @@ async def _predictable(
     store: FakePredictionStore, event_id: str = "ev-1", *, bucket="videos", frames: int = 3
 ):
     """A predictable event with its task chunks and one result per frame, stored out of order;
-    frame 0's result is a detector error."""
+    frame 0's result is a detector error (without a model, as an older worker sends it)."""
     source = {"object": f"input/{event_id}.mp4", "media_type": "video"}
     if bucket is not None:
         source["bucket"] = bucket
@@ -32,7 +32,12 @@ async def _predictable(
     for chunk in chunks.finish():
         await store.record_chunk(event_id, chunk)
     results = [
-        FrameResult(frame_id=o * 5, timestamp_ms=o * 200, objects=[OBJECT] if o % 2 else [])
+        FrameResult(
+            frame_id=o * 5,
+            timestamp_ms=o * 200,
+            objects=[OBJECT] if o % 2 else [],
+            model="yolov4-tiny@abc.c1",
+        )
         for o in range(1, frames)
     ]
     results.append(FrameResult(frame_id=0, timestamp_ms=0, error="bad_image"))
@@ -81,10 +86,12 @@ async def test_a_notice_gets_the_json_into_the_source_bucket_and_makes_the_event
     assert [p["frame"] for p in parsed["prediction"]] == [0, 5, 10]
     assert parsed["frames"][0]["error"] == "bad_image"
     assert parsed["frames"][1]["timestamp_ms"] == 200
+    assert parsed["models"] == ["yolov4-tiny@abc.c1"]
 
     after = store.document("ev-1")
     assert after["status"] == Status.READY
     assert after["output_s3"] == "s3://videos/detection/ev-1.json"
+    assert after["models"] == ["yolov4-tiny@abc.c1"]
     assert isinstance(after["ready_at"], datetime)
     assert list(tmp_path.iterdir()) == []
 

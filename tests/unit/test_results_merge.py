@@ -120,15 +120,30 @@ def test_the_second_pass_is_checked_for_order_too():
 
 def test_no_frames_renders_empty_lists():
     """An event with no result yet renders ``frames`` and ``prediction`` as empty lists."""
-    assert merged_document(HEADER, []) == {**HEADER, "frames": [], "prediction": []}
+    assert merged_document(HEADER, []) == {**HEADER, "frames": [], "prediction": [], "models": []}
 
 
 def test_an_empty_header_still_renders_valid_json():
-    """Without header fields the document is just the two lists."""
+    """Without header fields the document is just the two lists and the models."""
     assert merged_document({}, _frames()[:1]) == {
         "frames": [{"frame_id": 0, "timestamp_ms": 0, "objects": [PERSON]}],
         "prediction": [{"frame": 0, "objects": [PERSON]}],
+        "models": [],
     }
+
+
+def test_the_document_names_every_model_that_answered_once_sorted():
+    """``models`` lists the distinct detectors of the frames (a rolling upgrade gives two);
+    a frame without a model (an older worker's result) adds none."""
+    frames = [
+        FrameResult(frame_id=0, timestamp_ms=0, model="yolov4-tiny@b.c1"),
+        FrameResult(frame_id=5, timestamp_ms=200, model="hog-people@a"),
+        FrameResult(frame_id=10, timestamp_ms=400, model="yolov4-tiny@b.c1"),
+        FrameResult(frame_id=15, timestamp_ms=600),
+    ]
+    document = merged_document(HEADER, frames)
+    assert document["models"] == ["hog-people@a", "yolov4-tiny@b.c1"]
+    assert all("model" not in entry for entry in document["frames"])
 
 
 def test_error_frames_keep_their_error_in_frames_but_not_in_prediction():
@@ -208,7 +223,7 @@ def test_the_streaming_walker_agrees_with_json_loads_on_a_small_document():
     """The element-by-element parser used below reads what json.loads reads."""
     text = "".join(render_merged(HEADER, _frames()))
     header, ids = _walk_compact_merged(text)
-    assert header == HEADER
+    assert header == {**HEADER, "models": []}
     assert ids == {"frames": [0, 5, 10], "prediction": [0, 5, 10]}
     with pytest.raises((AssertionError, json.JSONDecodeError)):
         _walk_compact_merged(text.replace("],", ",],", 1))
@@ -225,7 +240,7 @@ def test_a_three_hour_video_renders_as_a_stream_into_valid_json_above_16_mb(tmp_
 
     def frames():  # a generator: the frames are never held together, like a database cursor
         for i in range(frame_count):
-            yield FrameResult(frame_id=i * 5, timestamp_ms=i * 200, objects=objects)
+            yield FrameResult(frame_id=i * 5, timestamp_ms=i * 200, objects=objects, model="m@1")
 
     writer = MergedJson({"event_id": "three-hours", "status": "predictable"})
     path = tmp_path / "merged.json"
@@ -240,7 +255,7 @@ def test_a_three_hour_video_renders_as_a_stream_into_valid_json_above_16_mb(tmp_
 
     assert path.stat().st_size > 16 * 1024 * 1024
     header, ids = _walk_compact_merged(path.read_text(encoding="utf-8"))
-    assert header == {"event_id": "three-hours", "status": "predictable"}
+    assert header == {"event_id": "three-hours", "status": "predictable", "models": ["m@1"]}
     expected = [i * 5 for i in range(frame_count)]
     assert ids["frames"] == expected
     assert ids["prediction"] == expected

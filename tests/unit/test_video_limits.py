@@ -164,7 +164,8 @@ def test_a_picture_too_large_in_an_unsampled_frame_fails_the_video(tmp_path):
     (64x48) still refuses the video, because every decoded frame is checked."""
     path = _concatenated_h264(tmp_path / "grows.h264", [(1, 64, 48), (3, 128, 96)])
     source = VideoFrameSource(Sampling(every_n=5), limits=_limits(None, max_pixels=64 * 48))
-    assert source.probe(path).width == 64  # the header and the first frame are within the limit
+    with av.open(str(path)) as container:  # the header is within the limit
+        assert container.streams.video[0].codec_context.width == 64
     error = _failure(lambda: list(source.iter_frames(path)))
     assert error.code == ErrorCode.FRAME_TOO_LARGE
     assert "128x96" in str(error)
@@ -175,3 +176,37 @@ def test_the_same_growing_stream_passes_without_a_pixel_limit(tmp_path):
     path = _concatenated_h264(tmp_path / "grows.h264", [(1, 64, 48), (3, 128, 96)])
     source = VideoFrameSource(Sampling(every_n=5), limits=_limits(None, max_pixels=None))
     assert [f.frame_id for f in source.iter_frames(path)] == [0]
+
+
+def test_a_picture_far_above_the_limit_is_refused_by_the_decoder_before_it_is_allocated(
+    tmp_path,
+):
+    """64x48 pictures, then a 640x480 one, then 64x48 again, limit 64x48: FFmpeg's decoder
+    (``max_pixels``, set from the limit) refuses the big picture itself, and the refusal is
+    ``frame_too_large`` naming its size, not a decoding error."""
+    path = _concatenated_h264(tmp_path / "jump.h264", [(5, 64, 48), (1, 640, 480), (5, 64, 48)])
+    for every_n in (1, 5):
+        source = VideoFrameSource(Sampling(every_n=every_n), limits=_limits(None, 64 * 48))
+        error = _failure(lambda source=source: list(source.iter_frames(path)))
+        assert error.code == ErrorCode.FRAME_TOO_LARGE
+        assert "640x480" in str(error)
+        assert "refused before it was decoded" in str(error)
+
+
+def test_a_picture_just_above_the_limit_is_still_refused_once_decoded(tmp_path):
+    """The decoder's bound leaves a little room (FFmpeg counts the stride-aligned width): a
+    picture a few pixels over the limit gets through it, and the exact check refuses it."""
+    path = _concatenated_h264(tmp_path / "nudge.h264", [(1, 64, 48), (3, 64, 50)])
+    source = VideoFrameSource(Sampling(every_n=1), limits=_limits(None, max_pixels=64 * 49))
+    error = _failure(lambda: list(source.iter_frames(path)))
+    assert error.code == ErrorCode.FRAME_TOO_LARGE
+    assert "frames of 64x50 exceed" in str(error)
+
+
+def test_the_decoder_bound_comes_from_the_frame_pixel_setting():
+    """MAX_FRAME_PIXELS is the one source of the limit: the decoder's bound is derived from it."""
+    from video_runner.adapters.video_container import decoder_pixel_bound
+
+    limit = load_settings().limits.max_pixels
+    assert limit == 3840 * 2160
+    assert limit < decoder_pixel_bound(limit) <= limit * 9 // 8

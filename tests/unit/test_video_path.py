@@ -213,17 +213,38 @@ def _assert_dead_lettered(world, message, code: ErrorCode):
     [
         (b"{not json", ErrorCode.BAD_JSON),
         ({"event_id": "../../x", "payload": {"object": "input/a.mp4"}}, ErrorCode.BAD_ID),
-        ({"event_id": "ev-1", "payload": {"object": "/etc/passwd"}}, ErrorCode.BAD_ID),
-        ({"event_id": "ev-1"}, ErrorCode.SCHEMA),
     ],
 )
-async def test_an_unreadable_event_is_dead_lettered_without_a_document(tmp_path, value, code):
-    """Bad JSON, bad ids or a schema violation: copied to outbox_events.dlq with the reason."""
+async def test_an_event_without_a_usable_id_is_dead_lettered_without_a_document(
+    tmp_path, value, code
+):
+    """Bad JSON or an id outside the allowlist: copied to outbox_events.dlq with the reason,
+    and no document (there is no id to name it by)."""
     world = World(tmp_path, _frames(1))
     message = _message(value)
     await world.path.handle(message)
     _assert_dead_lettered(world, message, code)
     assert world.store.documents == {}
+    assert world.tasks() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ({"event_id": "ev-1", "payload": {"object": "/etc/passwd"}}, ErrorCode.BAD_ID),
+        ({"event_id": "ev-1"}, ErrorCode.SCHEMA),
+    ],
+)
+async def test_a_refused_event_with_a_usable_id_is_dead_lettered_and_fails(tmp_path, value, code):
+    """A traversal key or a schema violation with a valid event id: dead-lettered, and the
+    event's document is failed with the code, so status and notices say why."""
+    world = World(tmp_path, _frames(1))
+    message = _message(value)
+    await world.path.handle(message)
+    _assert_dead_lettered(world, message, code)
+    document = world.store.document("ev-1")
+    assert document["status"] == Status.FAILED
+    assert document["error"]["code"] == code
     assert world.tasks() == []
 
 

@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import av.error
 
-from video_runner.adapters.video_container import open_video, reorder_delay
+from video_runner.adapters.video_container import (
+    bound_decoder,
+    decoding_failed,
+    open_video,
+    reorder_delay,
+)
 from video_runner.domain.decode_chunks import Chunk
 from video_runner.errors import ErrorCode, InvalidVideo
 
@@ -56,6 +61,8 @@ class ChunkDecoder:
         # One thread per decoder: the lanes are the parallelism, and frame threads cost CPU.
         self.stream.thread_type = "NONE"
         self.stream.thread_count = 1
+        bound_decoder(self.stream, limits)
+        self.limits = limits
         self._packets: Iterator[Packet[VideoStream]] = iter(self.container.demux(self.stream))
         self._position = 0
         self.decoded = 0
@@ -91,9 +98,10 @@ class ChunkDecoder:
             yield from self._checked(codec.decode(None), expected)
             codec.flush_buffers()
         except av.error.FFmpegError as error:
-            raise InvalidVideo(
+            raise decoding_failed(
+                self.stream,
+                self.limits,
                 f"decoding failed after {self.decoded} frames of a chunk: {error}",
-                code=ErrorCode.CORRUPT,
             ) from error
         if next(expected, None) is not None:
             raise PlanBroken

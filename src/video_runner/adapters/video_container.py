@@ -1,5 +1,10 @@
 """Opening a video file for decoding: refusals by size and format, its video stream, and the
-small conversions the decoder shares (pixel limits, timestamps in ms, the reorder delay)."""
+small conversions the decoder shares (pixel limits, timestamps in ms, the reorder delay).
+
+The pixel limit is enforced twice: by FFmpeg itself, before a decoder allocates a picture
+(``bound_decoder``: its ``max_pixels`` option, for every codec), so one huge picture in the
+middle of a small stream never costs its size in memory; and exactly, on the header and on
+every decoded frame (``check_pixels``)."""
 
 from __future__ import annotations
 
@@ -62,6 +67,42 @@ def reorder_delay(stream: VideoStream) -> int:
     """The decoder's output delay in frames (FFmpeg's ``has_b_frames``); 0 if PyAV hides it."""
     # PyAV's ``has_b_frames`` is a bool; the raw count is ``reorder_depth`` (not in the stubs).
     return int(getattr(stream.codec_context, "reorder_depth", 0))
+
+
+#: The decoder's own bound is an eighth above ``max_pixels``: FFmpeg checks the picture's
+#: width rounded up to its stride alignment (up to 64 pixels), so a picture at the exact limit
+#: must still be allocated; ``check_pixels`` then applies the exact limit to what was decoded.
+_DECODER_PIXEL_SLACK = 8
+
+
+def decoder_pixel_bound(max_pixels: int) -> int:
+    """FFmpeg's ``max_pixels`` for a decoder whose pictures may hold ``max_pixels`` pixels."""
+    return max_pixels + max_pixels // _DECODER_PIXEL_SLACK
+
+
+def bound_decoder(stream: VideoStream, limits: VideoLimits) -> None:
+    """Make the stream's decoder refuse, before allocating it, a picture far above the limit.
+
+    Must run before the first packet is decoded: options are read when the codec context opens.
+    """
+    if limits.max_pixels is None:
+        return
+    codec = stream.codec_context
+    codec.options = {**codec.options, "max_pixels": str(decoder_pixel_bound(limits.max_pixels))}
+
+
+def decoding_failed(stream: VideoStream, limits: VideoLimits, what: str) -> InvalidVideo:
+    """The refusal for an FFmpeg decoding error: ``frame_too_large`` if the decoder refused a
+    picture above the limit (it keeps the size the stream announced), else ``corrupt``."""
+    codec = stream.codec_context
+    width, height = codec.width, codec.height
+    if limits.max_pixels is not None and width * height > limits.max_pixels:
+        return InvalidVideo(
+            f"a picture of {width}x{height} exceeds the limit of {limits.max_pixels} pixels"
+            " (refused before it was decoded)",
+            code=ErrorCode.FRAME_TOO_LARGE,
+        )
+    return InvalidVideo(what, code=ErrorCode.CORRUPT)
 
 
 def check_pixels(width: int, height: int, limits: VideoLimits) -> None:

@@ -15,6 +15,8 @@ import av.error
 
 from video_runner.adapters.video_chunks import ChunkDecoder, PlanBroken
 from video_runner.adapters.video_container import (
+    bound_decoder,
+    decoding_failed,
     ms_of,
     open_video,
     reorder_delay,
@@ -74,6 +76,7 @@ class VideoDecoder(StreamChecks):
         self.stream = video_stream(container)
         # Frame threading; FFmpeg's threads decode without the GIL.
         self.stream.thread_type = "AUTO"
+        bound_decoder(self.stream, limits)
         self.declared_frames = self.stream.frames or None
         self.stream_duration_ms = ms_of(self.stream.duration, self.stream.time_base)
         self.fps = float(self.stream.average_rate or self.stream.guessed_rate or 0)
@@ -219,6 +222,7 @@ class VideoDecoder(StreamChecks):
         self.container = open_video(self.path, self.limits)
         self.stream = video_stream(self.container)
         self.stream.thread_type = "AUTO"
+        bound_decoder(self.stream, self.limits)
         self.decode_plan = None
         self._reset_counts()
         self._frames = self._decode()
@@ -246,8 +250,8 @@ class VideoDecoder(StreamChecks):
                         self._last_frame_seen(frame.pts, frame.time_base)
                     yield frame
         except av.error.FFmpegError as error:
-            raise InvalidVideo(
-                f"decoding failed after {self.decoded} frames: {error}", code=ErrorCode.CORRUPT
+            raise decoding_failed(
+                self.stream, self.limits, f"decoding failed after {self.decoded} frames: {error}"
             ) from error
 
     def _dropped(self, plan: DecodePlan, position: int, packet: Packet[VideoStream]) -> bool:

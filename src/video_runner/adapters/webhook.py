@@ -8,10 +8,15 @@ import aiohttp
 
 from video_runner.errors import DependencyUnavailable
 
+#: The most of a reply's body ever read: only its status matters, and a receiver may answer
+#: with gigabytes.
+REPLY_READ_BYTES = 4096
+
 
 class HttpWebhookSender:
     """Implements ``ports.WebhookSender``. Redirects are not followed: the allowlisted host is
-    the only one ever called."""
+    the only one ever called. Of the reply, the status is kept and at most ``REPLY_READ_BYTES``
+    of the body are read; the connection is then closed, not drained."""
 
     def __init__(self, timeout_s: float) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -25,7 +30,8 @@ class HttpWebhookSender:
             async with self._session.post(
                 url, data=body, headers=dict(headers), allow_redirects=False
             ) as response:
-                await response.read()
+                await response.content.read(REPLY_READ_BYTES)
+                response.close()  # the rest of the body is never read
                 return response.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise DependencyUnavailable(

@@ -111,6 +111,7 @@ class Runner(_NoticeSending):
                 dlq_max_bytes=settings.dlq_max_bytes,
                 allowed_buckets=settings.source_buckets,
                 webhook_hosts=settings.webhook_hosts,
+                extraction_stale_s=settings.extraction_stale_s,
             ),
             store=self.store,
             objects=self.objects,

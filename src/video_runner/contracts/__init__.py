@@ -23,6 +23,8 @@ frame or whose class name is too long are dropped and counted in ``rejected_obje
 
 from __future__ import annotations
 
+from typing import Any
+
 from video_runner.contracts.inference_result import (
     DetectedObject,
     InferenceResult,
@@ -56,6 +58,16 @@ def event_id_hint(raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYT
     return event_id_in(document) if isinstance(document, dict) else None
 
 
+def raw_payload(raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """The ``payload`` object of a message as given (``{}`` if there is none); never raises."""
+    try:
+        document = decode_json(raw, max_bytes=max_bytes)
+    except InvalidMessage:
+        return {}
+    payload = document.get("payload") if isinstance(document, dict) else None
+    return payload if isinstance(payload, dict) else {}
+
+
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "MAX_JSON_DEPTH",
@@ -72,5 +84,6 @@ __all__ = [
     "parse_inference_result",
     "parse_inference_task",
     "parse_video_event",
+    "raw_payload",
     "result_message",
 ]

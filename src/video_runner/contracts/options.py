@@ -8,6 +8,7 @@ message whose options break it is dead-lettered and its event fails with ``bad_o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -56,8 +57,8 @@ class EventOptions(BaseModel):
             raise ValueError("every_n and fps exclude each other")
         if self.end_ms is not None and self.end_ms <= (self.start_ms or 0):
             raise ValueError("end_ms must be after start_ms")
-        if self.callback_url is not None and callback_host(self.callback_url) is None:
-            raise ValueError("callback_url must name a host")
+        if self.callback_url is not None and callback_endpoint(self.callback_url) is None:
+            raise ValueError("callback_url must name a host, and a port from 1 to 65535 if any")
         return self
 
     def sampling(self, default_every_n: int) -> SamplingPlan:
@@ -72,13 +73,38 @@ class EventOptions(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-def callback_host(url: str) -> str | None:
-    """The host a callback URL names, lower case, without port; None if it names none."""
+@dataclass(frozen=True, slots=True)
+class CallbackEndpoint:
+    """Where a callback URL points: its scheme, lower-case host and port (the default if none)."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def allowed_by(self, entries: frozenset[str]) -> bool:
+        """Whether a ``WEBHOOK_ALLOWED_HOSTS`` entry names it: ``host:port``, or ``host`` alone
+        for the scheme's default port (an allowed host's other ports are other services)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if f"{host}:{self.port}" in entries:
+            return True
+        return host in entries and self.port == _DEFAULT_PORTS[self.scheme]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def callback_endpoint(url: str) -> CallbackEndpoint | None:
+    """The endpoint of a callback URL, fully parsed; None if it names no host or no valid port
+    (``:99999``, ``:8811:80``), so it is refused before anything tries to call it."""
     try:
-        host = urlsplit(url).hostname
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return None
-    return host.lower() if host else None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or port == 0:
+        return None
+    return CallbackEndpoint(scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme])
 
 
 def callback_refusal(options: EventOptions, allowed_hosts: frozenset[str]) -> str | None:
@@ -89,7 +115,12 @@ def callback_refusal(options: EventOptions, allowed_hosts: frozenset[str]) -> st
     """
     if options.callback_url is None:
         return None
-    host = callback_host(options.callback_url)
-    if host is None or host not in {h.lower() for h in allowed_hosts}:
-        return f"payload.options.callback_url: host {host!r} is not in WEBHOOK_ALLOWED_HOSTS"
+    endpoint = callback_endpoint(options.callback_url)
+    if endpoint is None:
+        return "payload.options.callback_url: not a valid http(s) URL with a host and port"
+    if not endpoint.allowed_by(frozenset(entry.lower() for entry in allowed_hosts)):
+        return (
+            f"payload.options.callback_url: {endpoint.host}:{endpoint.port} is not in "
+            "WEBHOOK_ALLOWED_HOSTS"
+        )
     return None

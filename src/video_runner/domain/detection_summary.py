@@ -16,6 +16,23 @@ def class_counts(frames: Iterable[FrameObjects]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
+def count_pairs(counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Counts per class as stored: a list of ``{"class", "count"}``, never class names as
+    document keys (a name may hold ``.`` or start with ``$``, which a store refuses as a key)."""
+    return [{"class": name, "count": count} for name, count in counts.items()]
+
+
+def counts_of(stored: object) -> dict[str, int]:
+    """Counts per class from their stored form (pairs; a mapping in older documents)."""
+    if isinstance(stored, Mapping):
+        return {str(name): int(count) for name, count in stored.items()}
+    if isinstance(stored, list):
+        return {
+            str(pair["class"]): int(pair["count"]) for pair in stored if isinstance(pair, Mapping)
+        }
+    return {}
+
+
 def class_timeline(
     frames: Iterable[FrameObjects], span_frames: int, bins: int
 ) -> dict[str, list[int]]:

@@ -76,10 +76,21 @@ def to_coco(document: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Characters a spreadsheet reads as the start of a formula (OWASP's CSV injection rule).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a spreadsheet shows it and never evaluates: a leading quote disarms it."""
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def to_csv(document: Mapping[str, Any]) -> str:
     """One row per detected object, with a header row."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180's CRLF: the writer quotes a field holding any character of its line terminator,
+    # so with a bare "\n" a class name holding "\r" would be written unquoted and split the row.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     event_id = document["event_id"]
     for frame, obj in _objects(document):
@@ -89,7 +100,7 @@ def to_csv(document: Mapping[str, Any]) -> str:
                 event_id,
                 frame["frame_id"],
                 "" if frame.get("timestamp_ms") is None else frame["timestamp_ms"],
-                obj["class"],
+                spreadsheet_safe(str(obj["class"])),
                 obj["conf"],
                 x1,
                 y1,

@@ -117,15 +117,18 @@ class MergedJson:
     """Renders the final JSON in pieces, so it can be streamed in two passes over sorted frames.
 
     The document is ``header`` (event_id, status, video, sampling, preprocessing, ...) plus
-    ``frames`` and its older twin ``prediction`` ({"frame", "objects"}) that earlier consumers
-    read. Writing ``frames`` in a first pass and ``prediction`` in a second keeps memory flat for
-    any length of video: a caller streams each pass from its store, sorted by ``frame_id``.
+    ``frames``, its older twin ``prediction`` ({"frame", "objects"}) that earlier consumers
+    read, and ``models``: the detectors (name@version) that answered, known only once every
+    frame was seen, hence last. Writing ``frames`` in a first pass and ``prediction`` in a second
+    keeps memory flat for any length of video: a caller streams each pass from its store, sorted
+    by ``frame_id``.
     """
 
     def __init__(self, header: Mapping[str, Any]) -> None:
         self._header = dict(header)
         self._last: int | None = None
         self._count = 0
+        self._models: set[str] = set()
 
     def head(self) -> str:
         text = json.dumps(self._header, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -133,7 +136,14 @@ class MergedJson:
 
     def frame(self, result: FrameResult) -> str:
         """The ``frames`` element of the next frame; raises if frames come out of order."""
+        if result.model:
+            self._models.add(result.model)
         return self._element(result, frame_entry(result))
+
+    @property
+    def models(self) -> list[str]:
+        """The distinct detectors of the frames written so far, sorted."""
+        return sorted(self._models)
 
     def middle(self) -> str:
         self._last = None
@@ -152,9 +162,9 @@ class MergedJson:
         comma = "," if self._count > 1 else ""
         return comma + _COMPACT.encode(entry)
 
-    @staticmethod
-    def tail() -> str:
-        return "]}"
+    def tail(self) -> str:
+        """The end of the document, naming the models of the frames this writer wrote."""
+        return '],"models":' + _COMPACT.encode(self.models) + "}"
 
 
 def render_merged(header: Mapping[str, Any], frames: Sequence[FrameResult]) -> Iterator[str]:

@@ -1,7 +1,10 @@
 """The life of a prediction document: a small state machine.
 
-``processing`` -> ``predictable`` -> ``ready``; ``processing`` -> ``failed``. A document in a
-terminal state never moves again, so redelivered events and duplicate results change nothing.
+``processing`` -> ``predictable`` -> ``ready``; ``processing`` -> ``failed``. One more move is
+made only by a caller that names its source: ``predictable`` -> ``failed`` when writing the
+result is refused for good (a permanent error must end the video, not retry it forever); a late
+timeout never fails a predictable event. A document in a terminal state never moves again, so
+redelivered events and duplicate results change nothing.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ _NEXT: dict[Status, frozenset[Status]] = {
 }
 
 
-def can_move(current: Status, target: Status) -> bool:
-    """Whether ``current`` may move to ``target``."""
-    return target in _NEXT[current]
+#: Moves only a caller naming ``current`` as its source makes (``transition(source=...)``).
+_NAMED_ONLY = frozenset({(Status.PREDICTABLE, Status.FAILED)})
+
+
+def can_move(current: Status, target: Status, *, named: bool = False) -> bool:
+    """Whether ``current`` may move to ``target`` (``named``: the caller named ``current``)."""
+    return target in _NEXT[current] or (named and (current, target) in _NAMED_ONLY)
 
 
 def sources_of(target: Status) -> list[Status]:
@@ -39,6 +46,14 @@ def is_finished(status: Status) -> bool:
     return status in {Status.PREDICTABLE, Status.READY, Status.FAILED}
 
 
-def claim_name(target: Status) -> str:
-    """The one-time claim a move to ``target`` takes: ``finish`` ends processing either way."""
-    return "ready" if target is Status.READY else "finish"
+def claim_name(current: Status) -> str:
+    """The one-time claim a move out of ``current`` takes: ``finish`` ends processing either
+    way (predictable or failed), ``ready`` ends predictable either way (ready or failed)."""
+    return "ready" if current is Status.PREDICTABLE else "finish"
+
+
+def claim_names(target: Status) -> tuple[str, ...]:
+    """The claims that can hold the move to ``target`` (and its notice)."""
+    if target is Status.FAILED:
+        return ("finish", "ready")
+    return ("ready",) if target is Status.READY else ("finish",)

@@ -25,21 +25,25 @@ from aiohttp import web
 
 from video_runner import bootstrap
 from video_runner.domain.annotate import color_hex, draw_detections
-from video_runner.domain.detection_summary import class_counts, class_timeline, spread
+from video_runner.domain.display_text import visible
 from video_runner.domain.exports import FORMATS, export
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.preprocess import decode_jpeg, encode_jpeg
 from video_runner.domain.progress import expected_frames, progress_percent
 from video_runner.domain.status import Status
+from video_runner.entrypoints.timeline_svg import timeline_shades
 from video_runner.errors import PermanentError, RetriableError
 from video_runner.runtime import Service
-from video_runner.services.detection_reads import DetectionReader
+from video_runner.services.detection_reads import DetectionReader, Summary
 
 READER_KEY = web.AppKey("detection_reader", DetectionReader)
-#: Videos listed per status on ``/``, and frames shown in a video's grid.
+#: Videos listed per status on ``/``, frames per page of a video's grid, classes named per
+#: row of ``/`` (the summary names at most ``SUMMARY_CLASSES``; the rest are "N more").
 PER_STATUS = 50
 GRID_FRAMES = 60
-TIMELINE_BINS = 100
+ROW_CLASSES = 5
+#: The highest ``?page=`` asked for: a page number is an index, not a place for big numbers.
+MAX_PAGE = 1_000_000
 REFRESH_S = 3
 ANNOTATED_QUALITY = 90
 _IN_FLIGHT = {Status.PROCESSING.value, Status.PREDICTABLE.value}
@@ -51,8 +55,11 @@ _templates = jinja2.Environment(
     autoescape=jinja2.select_autoescape(["html"]),
     undefined=jinja2.StrictUndefined,
     enable_async=False,
+    # Every shown value: control and bidi characters made visible, whatever template shows it.
+    finalize=lambda value: visible(value) if isinstance(value, str) else value,
 )
 _templates.globals["color"] = color_hex
+_templates.globals["shades"] = timeline_shades
 
 
 def install(app: web.Application, service: Service) -> None:
@@ -79,7 +86,8 @@ def add_routes(app: web.Application, reader: DetectionReader) -> None:
     app.router.add_get("/videos/{event_id}/result.json", _guarded(result_json))
     app.router.add_get("/videos/{event_id}/result.coco.json", _guarded(result_json))
     app.router.add_get("/videos/{event_id}/result.csv", _guarded(result_json))
-    app.router.add_get(r"/predictions/{event_id}/frames/{frame_id:\d+}.jpg", _guarded(frame))
+    # ASCII digits only (``\d`` takes any script's), and few enough for an int of the store.
+    app.router.add_get("/predictions/{event_id}/frames/{frame_id:[0-9]{1,9}}.jpg", _guarded(frame))
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -100,8 +108,8 @@ def _guarded(handler: Handler) -> Handler:
 async def index(request: web.Request) -> web.Response:
     reader = request.app[READER_KEY]
     documents = await reader.recent(PER_STATUS)
-    counts = await asyncio.gather(*(reader.class_counts(d) for d in documents))
-    rows = [_row(d, c) for d, c in zip(documents, counts, strict=True)]
+    summaries = await asyncio.gather(*(reader.summary(d) for d in documents))
+    rows = [_row(d, s, ROW_CLASSES) for d, s in zip(documents, summaries, strict=True)]
     in_flight = any(row["status"] in _IN_FLIGHT for row in rows)
     return _page("index.html", in_flight, rows=rows)
 
@@ -109,20 +117,30 @@ async def index(request: web.Request) -> web.Response:
 async def video(request: web.Request) -> web.Response:
     reader = request.app[READER_KEY]
     document = await _known(reader, request.match_info["event_id"])
-    frames = await reader.frames(document)
-    pairs = [(f.frame_id, f.objects) for f in frames]
-    span = int((document.get("video") or {}).get("frame_count") or 0)
-    span = max(span, max((f.frame_id + 1 for f in frames), default=1))
-    by_id = {f.frame_id: f for f in frames}
-    shown = [by_id[i] for i in spread(sorted(by_id), GRID_FRAMES)]
+    summary = await reader.summary(document)
+    pages = max(-(-len(summary.frame_ids) // GRID_FRAMES), 1)
+    page = min(_page_number(request.query.get("page", "1")), pages) - 1
+    shown = await reader.frames_page(document, page, GRID_FRAMES)
     return _page(
         "video.html",
         document["status"] in _IN_FLIGHT,
-        v=_header(document, class_counts(pairs)),
-        timeline=class_timeline(pairs, span, min(TIMELINE_BINS, max(len(frames), 1))),
+        v=_header(document, summary),
+        timeline=summary.timeline,
         shown=shown,
-        frame_count=len(frames),
+        frame_count=len(summary.frame_ids),
+        page=page + 1,
+        pages=pages,
     )
+
+
+def _page_number(text: str) -> int:
+    """A 1-based ``?page=``: ASCII digits, at most ``MAX_PAGE``; anything else is a 400."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_PAGE)):
+        raise web.HTTPBadRequest(text="page must be a number from 1")
+    number = int(text)
+    if not 1 <= number <= MAX_PAGE:
+        raise web.HTTPBadRequest(text="page must be a number from 1")
+    return number
 
 
 async def result_json(request: web.Request) -> web.Response:
@@ -176,7 +194,8 @@ def _page(template: str, in_flight: bool, **context: object) -> web.Response:
     return web.Response(text=text, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
-def _row(document: Mapping[str, Any], classes: dict[str, int]) -> dict[str, Any]:
+def _row(document: Mapping[str, Any], summary: Summary, named: int) -> dict[str, Any]:
+    classes = dict(list(summary.classes.items())[:named])
     return {
         "event_id": document["_id"],
         "status": document["status"],
@@ -186,13 +205,14 @@ def _row(document: Mapping[str, Any], classes: dict[str, int]) -> dict[str, Any]
         "failed_frames": int(document.get("failed_frames") or 0),
         "duration": _duration((document.get("video") or {}).get("duration_ms")),
         "classes": classes,
+        "more_classes": summary.more_classes + len(summary.classes) - len(classes),
         "error": document.get("error"),
         "source": _source(document),
         "created": _when(document.get("created_at")),
     }
 
 
-def _header(document: Mapping[str, Any], classes: dict[str, int]) -> dict[str, Any]:
+def _header(document: Mapping[str, Any], summary: Summary) -> dict[str, Any]:
     info = document.get("video") or {}
     every_n = (document.get("sampling") or {}).get("every_n")
     fps = info.get("fps")
@@ -207,13 +227,14 @@ def _header(document: Mapping[str, Any], classes: dict[str, int]) -> dict[str, A
         )
     source = document.get("source") or {}
     return {
-        **_row(document, classes),
+        **_row(document, summary, len(summary.classes)),
         "size": _size(source.get("size_bytes")),
         "video": video,
         "sampling": f"every {every_n}th frame" if every_n else "unknown",
         "preprocessing": _pairs(document.get("preprocessing")),
         "options": _pairs(document.get("options")),
         "output_s3": document.get("output_s3"),
+        "models": ", ".join(str(m) for m in document.get("models") or []),
     }
 
 

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from video_runner.domain.detection_summary import class_counts
+from video_runner.domain.chunks import CHUNK_SIZE, TaskRecord
+from video_runner.domain.detection_summary import class_counts, class_timeline
 from video_runner.domain.ids import frame_key
+from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
 from video_runner.errors import SourceMissing
 from video_runner.ports import ObjectStore, PredictionStore
@@ -28,6 +30,12 @@ from video_runner.services.paging import find_all
 READY_CACHE_EVENTS = 8
 #: Ready events whose counts per class are kept: a few bytes each, read on every list refresh.
 COUNTS_CACHE_EVENTS = 1000
+#: Events whose summary (classes, timeline, frame ids) is kept, each until the event changes.
+SUMMARY_CACHE_EVENTS = 256
+#: Classes a summary keeps by name (the most frequent); the others are only counted.
+SUMMARY_CLASSES = 20
+#: Slices of the video in a summary's per-class timeline.
+TIMELINE_BINS = 100
 #: A scan of one status stops after this many documents (``find`` is a scan; see ``recent``).
 SCAN_CAP = 1000
 _EPOCH = datetime.min.replace(tzinfo=UTC)
@@ -44,6 +52,18 @@ class FrameDetections:
     done: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a page shows of a whole event, bounded whatever the event holds: the
+    ``SUMMARY_CLASSES`` most frequent classes (and how many others), their timeline, and the
+    ids of the sampled frames known so far (for paging)."""
+
+    classes: dict[str, int]
+    more_classes: int
+    timeline: dict[str, list[int]]
+    frame_ids: list[int]
+
+
 class DetectionReader:
     """Reads events, their frames' detections and their JPEGs; caches ready events' results."""
 
@@ -53,7 +73,7 @@ class DetectionReader:
         self.frames_bucket = frames_bucket
         self._ready: OrderedDict[str, dict[int, FrameDetections]] = OrderedDict()
         self._ready_lock = asyncio.Lock()
-        self._counts: OrderedDict[str, dict[str, int]] = OrderedDict()
+        self._summaries: OrderedDict[str, tuple[tuple[object, ...], Summary]] = OrderedDict()
 
     async def event(self, event_id: str) -> dict[str, Any] | None:
         """The event's document with live counts (``status_of``), or None if unknown."""
@@ -90,19 +110,54 @@ class DetectionReader:
             return list((await self._ready_frames(document)).values())
         return [frame async for frame in self._stored_frames(str(document["_id"]))]
 
-    async def class_counts(self, document: Mapping[str, Any]) -> dict[str, int]:
-        """Objects per class over the frames that have a result so far."""
+    async def summary(self, document: Mapping[str, Any]) -> Summary:
+        """The event's summary, computed once per change of the event (not once per view)."""
         event_id = str(document["_id"])
-        ready = document.get("status") == Status.READY.value
-        if ready and event_id in self._counts:
-            return self._counts[event_id]
+        version = _version(document)
+        cached = self._summaries.get(event_id)
+        if cached is not None and cached[0] == version:
+            self._summaries.move_to_end(event_id)
+            return cached[1]
         frames = await self.frames(document)
-        counts = class_counts((f.frame_id, f.objects) for f in frames)
-        if ready:
-            self._counts[event_id] = counts
-            while len(self._counts) > COUNTS_CACHE_EVENTS:
-                self._counts.popitem(last=False)
-        return counts
+        pairs = [(f.frame_id, f.objects) for f in frames]
+        counts = class_counts(pairs)
+        top = dict(list(counts.items())[:SUMMARY_CLASSES])
+        span = int((document.get("video") or {}).get("frame_count") or 0)
+        span = max(span, max((f.frame_id + 1 for f in frames), default=1))
+        timeline = class_timeline(pairs, span, min(TIMELINE_BINS, max(len(frames), 1)))
+        summary = Summary(
+            classes=top,
+            more_classes=len(counts) - len(top),
+            timeline={name: timeline[name] for name in top},
+            frame_ids=sorted(f.frame_id for f in frames),
+        )
+        self._summaries[event_id] = (version, summary)
+        while len(self._summaries) > SUMMARY_CACHE_EVENTS:
+            self._summaries.popitem(last=False)
+        return summary
+
+    async def frames_page(
+        self, document: Mapping[str, Any], page: int, size: int
+    ) -> list[FrameDetections]:
+        """The ``page``-th run of ``size`` sampled frames (from 0), in frame order."""
+        first = page * size
+        if document.get("status") == Status.READY.value:
+            ready = await self._ready_frames(document)
+            return [ready[i] for i in sorted(ready)[first : first + size]]
+        # Chunk k holds the frames of rank 64k..64k+63: read only the chunks of this page.
+        event_id = str(document["_id"])
+        shown: list[FrameDetections] = []
+        for index in range(first // CHUNK_SIZE, (first + size - 1) // CHUNK_SIZE + 1):
+            chunk = await self.store.read_chunk(event_id, index)
+            if chunk is None:
+                break
+            ranks = range(index * CHUNK_SIZE, index * CHUNK_SIZE + len(chunk.tasks))
+            tasks = [
+                t for r, t in zip(ranks, chunk.tasks, strict=True) if first <= r < first + size
+            ]
+            results = await self.store.results_of(event_id, [t.frame_id for t in tasks])
+            shown.extend(_frame(task, results.get(task.frame_id)) for task in tasks)
+        return shown
 
     async def objects_of(self, document: Mapping[str, Any], frame_id: int) -> list[dict[str, Any]]:
         """The detections of one frame ([] when it has none, or none yet)."""
@@ -153,15 +208,32 @@ class DetectionReader:
         while (chunk := await self.store.read_chunk(event_id, index)) is not None:
             results = await self.store.results_of(event_id, chunk.frame_ids())
             for task in chunk.tasks:
-                result = results.get(task.frame_id)
-                yield FrameDetections(
-                    frame_id=task.frame_id,
-                    timestamp_ms=task.timestamp_ms,
-                    objects=[] if result is None else list(result.objects),
-                    error=None if result is None else result.error,
-                    done=result is not None,
-                )
+                yield _frame(task, results.get(task.frame_id))
             index += 1
+
+
+def _frame(task: TaskRecord, result: FrameResult | None) -> FrameDetections:
+    return FrameDetections(
+        frame_id=task.frame_id,
+        timestamp_ms=task.timestamp_ms,
+        objects=[] if result is None else list(result.objects),
+        error=None if result is None else result.error,
+        done=result is not None,
+    )
+
+
+def _version(document: Mapping[str, Any]) -> tuple[object, ...]:
+    """What changes whenever what a summary shows may change."""
+    return tuple(
+        document.get(name)
+        for name in (
+            "status",
+            "results_received",
+            "failed_frames",
+            "frames_published",
+            "total_frames",
+        )
+    )
 
 
 def _created(document: Mapping[str, Any]) -> datetime:

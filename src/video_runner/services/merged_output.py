@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from video_runner.domain.prediction import Prediction
@@ -21,13 +22,21 @@ from video_runner.ports import PredictionStore
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class MergedSummary:
+    """What a written final JSON holds: its frames, and the detectors that answered them."""
+
+    frames: int
+    models: list[str]
+
+
 async def write_merged(
     store: PredictionStore,
     prediction: Prediction,
     path: Path,
     classes: Counter[str] | None = None,
-) -> int:
-    """Write the final JSON of ``prediction``'s event to ``path``; returns the number of frames.
+) -> MergedSummary:
+    """Write the final JSON of ``prediction``'s event to ``path``; returns what it holds.
 
     ``classes``, when given, counts the written objects per class (the completion notice's).
     """
@@ -70,6 +79,6 @@ async def write_merged(
         out.write(frames_part.middle())
         legacy.seek(0)
         shutil.copyfileobj(legacy, out)
-        out.write(MergedJson.tail())
+        out.write(frames_part.tail())
     side.unlink(missing_ok=True)
-    return frames
+    return MergedSummary(frames=frames, models=frames_part.models)

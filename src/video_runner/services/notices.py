@@ -307,9 +307,11 @@ async def move_and_announce(
     event_id: str,
     target: Status,
     fields: Mapping[str, Any],
+    *,
+    source: Status | None = None,
 ) -> bool:
     """Make a move; the one caller that wins it publishes its completion notice (if terminal)."""
-    moved = await store.transition(event_id, target, fields)
+    moved = await store.transition(event_id, target, fields, source=source)
     if moved and notices is not None:
         await notices.announce(event_id, target)
     return moved

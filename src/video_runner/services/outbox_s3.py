@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from video_runner.domain.detection_summary import count_pairs
 from video_runner.domain.ids import detection_key, is_valid_id
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.status import Status
@@ -83,13 +84,42 @@ class OutboxS3:
         prediction = await self._store.get(event_id)
         if prediction is None or prediction.status is not Status.PREDICTABLE:
             return False  # ready already (a duplicate notice), or not ours to write
+        try:
+            return await self._write_and_move(prediction)
+        except PermanentError as exc:
+            # Refused for good (a document the store will not take, an object S3 will not):
+            # retrying every sweep would wedge the event, so it ends failed, with its notice.
+            await self._fail(event_id, exc)
+            return False
+
+    async def _fail(self, event_id: str, error: PermanentError) -> None:
+        moved = await move_and_announce(
+            self._store,
+            self._notices,
+            event_id,
+            Status.FAILED,
+            {
+                "error": {"code": str(error.code), "message": str(error)[:1000]},
+                "failed_at": datetime.now(UTC),
+            },
+            source=Status.PREDICTABLE,
+        )
+        if moved:
+            self._telemetry.count("events_failed", error_code=str(error.code))
+            log.error(
+                "event failed writing its result",
+                extra={"event_id": event_id, "error_code": str(error.code), "reason": str(error)},
+            )
+
+    async def _write_and_move(self, prediction: Prediction) -> bool:
+        event_id = prediction.event_id
         bucket = prediction.output_bucket(self._config.default_bucket)
         key = detection_key(event_id)
         started = time.monotonic()
         with tempfile.TemporaryDirectory(dir=self._config.work_dir) as folder:
             path = Path(folder) / f"{event_id}.json"
             classes: Counter[str] = Counter()
-            frames = await write_merged(self._store, prediction, path, classes)
+            written = await write_merged(self._store, prediction, path, classes)
             await self._objects.upload_file(bucket, key, path, "application/json")
         moved = await move_and_announce(
             self._store,
@@ -99,8 +129,11 @@ class OutboxS3:
             {
                 "ready_at": datetime.now(UTC),
                 "output_s3": f"s3://{bucket}/{key}",
-                # Objects per class, most frequent first: the notice's, and the document's.
-                "detections": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
+                # Objects per class, most frequent first, as pairs: class names are never keys.
+                "detections": count_pairs(
+                    dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0])))
+                ),
+                "models": written.models,
             },
         )
         duration = time.monotonic() - started
@@ -114,7 +147,8 @@ class OutboxS3:
                 "event_id": event_id,
                 "stage": "write_result",
                 "output": f"s3://{bucket}/{key}",
-                "frames": frames,
+                "frames": written.frames,
+                "models": written.models,
                 "duration_s": round(duration, 3),
             },
         )

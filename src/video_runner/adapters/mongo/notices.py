@@ -14,7 +14,8 @@ from video_runner.adapters.mongo.collections import Collections, raise_classifie
 from video_runner.adapters.mongo.documents import (
     claim_doc_id,
 )
-from video_runner.domain.status import Status, claim_name
+from video_runner.contracts.notice import notice_from_document
+from video_runner.domain.status import Status, claim_names
 
 
 class NoticeRecords(Collections):
@@ -22,22 +23,26 @@ class NoticeRecords(Collections):
 
     async def read_notice(self, event_id: str, status: Status) -> dict[str, Any] | None:
         """The claim of the move to ``status`` if it holds that move's notice, else None."""
-        try:
-            claim = await self._claims.find_one({"_id": claim_doc_id(event_id, claim_name(status))})
-        except PyMongoError as exc:
-            raise_classified(exc)
-        if claim is None or claim.get("notice_id") != f"{event_id}/{status.value}":
-            return None
-        return claim
+        for name in claim_names(status):
+            try:
+                claim = await self._claims.find_one({"_id": claim_doc_id(event_id, name)})
+            except PyMongoError as exc:
+                raise_classified(exc)
+            if claim is not None and claim.get("notice_id") == f"{event_id}/{status.value}":
+                return {**claim, "notice": notice_from_document(claim["notice"])}
+        return None
 
     async def set_notice(self, event_id: str, status: Status, fields: Mapping[str, Any]) -> None:
         """``$set`` delivery bookkeeping (``log_position``, ``notified_at``) on the claim."""
-        try:
-            await self._claims.update_one(
-                {"_id": claim_doc_id(event_id, claim_name(status))}, {"$set": dict(fields)}
-            )
-        except PyMongoError as exc:
-            raise_classified(exc)
+        notice_id = f"{event_id}/{status.value}"
+        for name in claim_names(status):
+            try:
+                await self._claims.update_one(
+                    {"_id": claim_doc_id(event_id, name), "notice_id": notice_id},
+                    {"$set": dict(fields)},
+                )
+            except PyMongoError as exc:
+                raise_classified(exc)
 
     async def pending_notices(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
         """Pending markers last touched before ``before`` (a scan of a collection that holds

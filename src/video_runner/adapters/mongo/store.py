@@ -21,7 +21,7 @@ from video_runner.adapters.mongo.documents import (
 )
 from video_runner.adapters.mongo.notices import NoticeRecords
 from video_runner.adapters.mongo.results import ResultRecords
-from video_runner.contracts.notice import notice_for, notice_json
+from video_runner.contracts.notice import notice_document, notice_for
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.status import Status, can_move, claim_name
 
@@ -73,7 +73,14 @@ class MongoPredictionStore(ResultRecords, NoticeRecords):
     async def annotate(self, event_id: str, fields: Mapping[str, Any]) -> None:
         await self._set(event_id, fields)
 
-    async def transition(self, event_id: str, target: Status, fields: Mapping[str, Any]) -> bool:
+    async def transition(
+        self,
+        event_id: str,
+        target: Status,
+        fields: Mapping[str, Any],
+        *,
+        source: Status | None = None,
+    ) -> bool:
         """Claim the move, then apply it by ``_id``.
 
         The claim (a unique insert) is what makes one caller win even where conditional updates
@@ -85,9 +92,11 @@ class MongoPredictionStore(ResultRecords, NoticeRecords):
         without a scan of the claims (docs/decisions/0008).
         """
         current = await self.get(event_id)
-        if current is None or not can_move(current.status, target):
+        if current is None or (source is not None and current.status is not source):
             return False
-        name = claim_name(target)
+        if not can_move(current.status, target, named=source is not None):
+            return False
+        name = claim_name(current.status)
         applied = {**fields, "status": target.value}
         now = utc_now()
         claim: dict[str, Any] = {
@@ -98,7 +107,7 @@ class MongoPredictionStore(ResultRecords, NoticeRecords):
         }
         notice = notice_for(current.document, target, applied)
         if notice is not None:
-            claim["notice"] = notice_json(notice)
+            claim["notice"] = notice_document(notice)
             claim["notice_id"] = notice.notice_id
             claim["callback_url"] = current.callback_url
             await self._insert_once(

@@ -132,7 +132,7 @@ def build_graph(
                 )
             )
         elif isinstance(layer, Route):
-            outputs.append(_route(builder, network, layer, outputs, prefix))
+            outputs.append(_route(builder, layer, outputs, prefix))
         elif isinstance(layer, Shortcut):
             added = builder.node("Add", [source, outputs[layer.other]], f"{prefix}_add")
             outputs.append(builder.activation(layer.activation, added, prefix))
@@ -191,9 +191,7 @@ def layer_output_name(index: int) -> str:
     return f"layer{index}_out"
 
 
-def _route(
-    builder: _Builder, network: Network, layer: Route, outputs: list[str], prefix: str
-) -> str:
+def _route(builder: _Builder, layer: Route, outputs: list[str], prefix: str) -> str:
     inputs = [outputs[s] for s in layer.sources]
     joined = (
         inputs[0]
@@ -202,8 +200,7 @@ def _route(
     )
     if layer.groups == 1:
         return joined
-    channels = sum(network.layers[s].shape.c for s in layer.sources)
-    width = channels // layer.groups
+    width = layer.shape.c  # one group's channels, as the cfg parser worked them out
     start = builder.constant(f"{prefix}_start", np.array([layer.group_id * width], np.int64))
     end = builder.constant(f"{prefix}_end", np.array([(layer.group_id + 1) * width], np.int64))
     axis = builder.constant(f"{prefix}_axis", np.array([1], np.int64))
