@@ -11,7 +11,7 @@ STACK := bash tools/stack/stack.sh
 WITH_STACK_ENV := set -a && source .stack/env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help install lint schemas test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench bench-video-path bench-results clean
+.PHONY: help install lint schemas helm test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench bench-video-path bench-results image compose-up compose-down test-containers clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -35,11 +35,15 @@ lint: install ## ruff, formatting, mypy --strict and the import contracts
 schemas: install ## regenerate the message JSON Schemas from their pydantic models
 	$(PY) -m video_runner.contracts.schemas
 
-test: install ## unit, integration and e2e tests against a local stack it starts and stops
+# The chart tests (tests/unit/test_helm_chart.py) run helm: built once with `go install`, cached.
+helm: ## build the helm binary the chart tests use (cached by version, minutes cold)
+	bash tools/containers/helm.sh >/dev/null
+
+test: install helm ## unit, integration and e2e tests against a local stack it starts and stops
 	$(STACK) up
 	$(WITH_STACK_ENV) rc=0; $(PY) -m pytest tests -m "not soak" $(PYTEST_ARGS) || rc=$$?; $(STACK) down; exit $$rc
 
-test-unit: install ## the fast tests that need no server
+test-unit: install helm ## the fast tests that need no server
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: install ## integration tests; leaves the stack running for the next run
@@ -82,6 +86,19 @@ bench-video-path: install ## the runner's whole video path on the local stack ag
 bench-results: install ## results-path benchmark on the local stack; writes bench/results/results_path.txt
 	$(STACK) up
 	$(WITH_STACK_ENV) $(PY) bench/results_path.py | tee bench/results/results_path.txt
+
+image: install ## build the video-runner image and the local server images with podman
+	bash tools/containers/install.sh
+	bash tools/containers/build.sh all
+
+compose-up: image ## the containerised system (deploy/compose.yaml); host settings in .stack/compose/host.env
+	bash tools/containers/compose.sh up --no-build
+
+compose-down: ## stop the containerised system (its volumes stay; compose.sh down --purge drops them)
+	bash tools/containers/compose.sh down
+
+test-containers: install ## build the images, run the compose system, kill a runner mid-video, check the image
+	bash tools/containers/test.sh
 
 clean: demo-stop stack-down ## remove the venv and the stack's state (caches outside the repo stay)
 	rm -rf $(VENV) .stack
