@@ -31,7 +31,7 @@ _BY_NAL = {"h264": Codec.H264, "hevc": Codec.HEVC}
 
 def intra_only_stream(stream: VideoStream, every_n: int) -> IntraOnlyStream | None:
     """A plan made while reading, for an intra-only stream sampled every ``every_n``-th frame:
-    it needs no first pass (``domain.intra_stream``); ``None`` for any other stream."""
+    it needs no first pass (``intra_stream``); ``None`` for any other stream."""
     codec = stream.codec_context
     if every_n < 2 or codec.name not in INTRA_ONLY or not codec.codec.intra_only:  # noqa: PLR2004
         return None
