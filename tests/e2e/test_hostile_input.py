@@ -34,6 +34,7 @@ from support.stack import (
     create_topic,
     isolated_settings,
     publish,
+    publish_video_event,
     read_topic,
     running,
     service_process,
@@ -252,18 +253,11 @@ async def test_a_webhook_receiver_answering_200_with_an_endless_body_costs_the_r
     store = store_of(settings)
     try:
         with service_process("serve", settings, tmp_path / "runner.log") as runner:
-            await publish(
+            await publish_video_event(
                 settings,
-                settings.topic_outbox_events,
                 "endless-reply",
-                {
-                    "event_id": "endless-reply",
-                    "payload": {
-                        "bucket": settings.bucket_videos,
-                        "object": "input/absent.mp4",
-                        "options": {"callback_url": f"http://127.0.0.1:{receiver.port}/hook"},
-                    },
-                },
+                "input/absent.mp4",
+                {"callback_url": f"http://127.0.0.1:{receiver.port}/hook"},
             )
 
             async def delivered():
@@ -309,18 +303,8 @@ async def test_callback_urls_with_bad_ports_or_a_port_the_allowlist_does_not_nam
     try:
         async with system(settings, outbox=False):
             for event_id, url in urls.items():
-                await publish(
-                    settings,
-                    settings.topic_outbox_events,
-                    event_id,
-                    {
-                        "event_id": event_id,
-                        "payload": {
-                            "bucket": settings.bucket_videos,
-                            "object": f"input/{event_id}.mp4",
-                            "options": {"callback_url": url},
-                        },
-                    },
+                await publish_video_event(
+                    settings, event_id, f"input/{event_id}.mp4", {"callback_url": url}
                 )
             documents = {e: await status_is(store, e, "failed", timeout_s=60) for e in urls}
             notices = await notices_of(settings, expected=len(urls))
@@ -382,15 +366,7 @@ async def test_one_huge_picture_mid_stream_is_frame_too_large_without_allocating
     )
     try:
         with service_process("serve", settings, tmp_path / "runner.log") as runner:
-            await publish(
-                settings,
-                settings.topic_outbox_events,
-                "size-switch",
-                {
-                    "event_id": "size-switch",
-                    "payload": {"bucket": settings.bucket_videos, "object": "input/switch.mkv"},
-                },
-            )
+            await publish_video_event(settings, "size-switch", "input/switch.mkv")
             document = await status_is(store, "size-switch", "failed", timeout_s=120)
             notices = await notices_of(settings, expected=1, settle_s=1.0)
             runner_peak = peak_rss_mb(runner.process.pid)
@@ -618,19 +594,7 @@ async def test_dashboard_refuses_hostile_frame_ids_sends_security_headers_and_ne
     base = f"http://127.0.0.1:{settings.http_port}"
     try:
         async with system(settings, outbox=False, http=True):
-            await publish(
-                settings,
-                settings.topic_outbox_events,
-                "junk",
-                {
-                    "event_id": "junk",
-                    "payload": {
-                        "bucket": settings.bucket_videos,
-                        "object": "input/junk.mp4",
-                        "options": {"tag": tag},
-                    },
-                },
-            )
+            await publish_video_event(settings, "junk", "input/junk.mp4", {"tag": tag})
             document = await status_is(store, "junk", "failed", timeout_s=60)
             await dashboard_up(settings)
             pages = {

@@ -112,6 +112,18 @@ async def publish(
         await producer.stop()
 
 
+async def publish_video_event(
+    settings: Settings, event_id: str, key: str, options: Mapping[str, Any] | None = None
+) -> None:
+    """An ``outbox_events`` message for the video at ``key`` in the videos bucket."""
+    payload: dict[str, Any] = {"bucket": settings.bucket_videos, "object": key}
+    if options is not None:
+        payload["options"] = dict(options)
+    await publish(
+        settings, settings.topic_outbox_events, event_id, {"event_id": event_id, "payload": payload}
+    )
+
+
 async def read_topic(
     settings: Settings,
     topic: str,
