@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pydantic
 import pytest
-from fakes import (
+from test_outbox_s3 import _predictable
+
+from support.fakes import (
     FakeClock,
     FakeNoticeLog,
     FakeObjectStore,
@@ -17,8 +19,6 @@ from fakes import (
     RecordingTelemetry,
     config_of,
 )
-from test_outbox_s3 import _predictable
-
 from video_runner.bootstrap import configs
 from video_runner.contracts.notice import (
     FailedNotice,

@@ -8,8 +8,8 @@ import re
 import numpy as np
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from fakes import FakeObjectStore, FakePredictionStore
 
+from support.fakes import FakeObjectStore, FakePredictionStore
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.domain.chunks import TaskChunk, TaskRecord
 from video_runner.domain.preprocess import decode_jpeg, encode_jpeg

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from fakes import FakeMessage, FakePublisher
 
+from support.fakes import FakeMessage, FakePublisher
 from video_runner.errors import ErrorCode, InvalidMessage, PermanentError
 from video_runner.services.dead_letters import (
     DEFAULT_DLQ_MAX_BYTES,

@@ -7,8 +7,8 @@ tests/integration/test_deps_command.py.
 from __future__ import annotations
 
 import pytest
-from fakes import FakeObjectStore
 
+from support.fakes import FakeObjectStore
 from video_runner.entrypoints import deps_command
 from video_runner.entrypoints.cli import build_parser
 

@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime
 
 from aiohttp.test_utils import TestClient, TestServer
-from fakes import FakePredictionStore
 
+from support.fakes import FakePredictionStore
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.entrypoints.http import build_app
 from video_runner.errors import DependencyUnavailable

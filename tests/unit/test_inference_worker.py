@@ -7,8 +7,14 @@ import json
 
 import numpy as np
 import pytest
-from fakes import FakeDetector, FakeMessage, FakeObjectStore, FakePublisher, RecordingTelemetry
 
+from support.fakes import (
+    FakeDetector,
+    FakeMessage,
+    FakeObjectStore,
+    FakePublisher,
+    RecordingTelemetry,
+)
 from video_runner.domain.preprocess import encode_jpeg
 from video_runner.errors import ErrorCode
 from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from fakes import FakeObjectStore, FakePublisher
 
+from support.fakes import FakeObjectStore, FakePublisher
 from video_runner.entrypoints.cli import build_parser
 from video_runner.entrypoints.option_args import duration_ms, options_of
 from video_runner.errors import ErrorCode, InvalidMessage

@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from fakes import FakeDetector, FakeMessage, FakeObjectStore, FakePublisher, RecordingTelemetry
 from test_video_path import World, _frames, _message
 
+from support.fakes import (
+    FakeDetector,
+    FakeMessage,
+    FakeObjectStore,
+    FakePublisher,
+    RecordingTelemetry,
+)
 from video_runner.domain.preprocess import encode_jpeg
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status

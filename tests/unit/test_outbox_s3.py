@@ -6,7 +6,7 @@ import asyncio
 import json
 from datetime import datetime
 
-from fakes import (
+from support.fakes import (
     FakeClock,
     FakeMessage,
     FakeObjectStore,
@@ -14,7 +14,6 @@ from fakes import (
     RecordingTelemetry,
     config_of,
 )
-
 from video_runner.bootstrap import configs
 from video_runner.domain.chunks import CHUNK_SIZE, ChunkAssembler, TaskRecord
 from video_runner.domain.results import FrameResult, ResultCounts, merged_document, merged_header

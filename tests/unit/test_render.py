@@ -8,8 +8,8 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from fakes import FakeObjectStore, FakePredictionStore
 
+from support.fakes import FakeObjectStore, FakePredictionStore
 from support.videos import make_video
 from video_runner.adapters.h264 import H264Writer
 from video_runner.domain.preprocess import encode_jpeg

@@ -8,7 +8,8 @@ import random
 from collections.abc import Sequence
 
 import pytest
-from fakes import (
+
+from support.fakes import (
     FakeClock,
     FakeConsumedOffsets,
     FakeMessage,
@@ -17,7 +18,6 @@ from fakes import (
     RecordingTelemetry,
     config_of,
 )
-
 from video_runner.bootstrap import configs
 from video_runner.domain.chunks import ChunkAssembler, TaskRecord
 from video_runner.domain.results import FrameResult

@@ -6,8 +6,8 @@ import asyncio
 import json
 
 import pytest
-from fakes import FakePredictionStore
 
+from support.fakes import FakePredictionStore
 from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable
 from video_runner.services.client import WaitTimeout, wait_for_notice

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes import (
+
+from support.fakes import (
     FakeFrameSource,
     FakeMessage,
     FakeObjectStore,
@@ -14,7 +15,6 @@ from fakes import (
     RecordingTelemetry,
     config_of,
 )
-
 from video_runner.bootstrap import configs
 from video_runner.domain.chunks import CHUNK_SIZE, ChunkAssembler, TaskRecord
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits

@@ -7,9 +7,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from broker import InMemoryBroker
-from fakes import FakeDetector, FakeObjectStore, FakePredictionStore, RecordingTelemetry, config_of
 
+from support.broker import InMemoryBroker
+from support.fakes import (
+    FakeDetector,
+    FakeObjectStore,
+    FakePredictionStore,
+    RecordingTelemetry,
+    config_of,
+)
 from support.videos import make_video
 from video_runner import bootstrap
 from video_runner.bootstrap import configs

@@ -15,8 +15,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from fakes import FakeMessage, FakePublisher, Sent
-
+from support.fakes import FakeMessage, FakePublisher, Sent
 from video_runner.domain.compact_json import compact_json
 from video_runner.errors import PermanentError
 from video_runner.ports import Delivery, Message
