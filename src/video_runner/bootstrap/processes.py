@@ -88,7 +88,7 @@ class Runner(_NoticeSending):
             store=self.store,
             objects=self.objects,
             publisher=self.publisher,
-            frames=frames or frame_source(settings),
+            frames=frame_source(settings) if frames is None else frames,
             telemetry=self.telemetry,
             on_extracted=self.completion.check,
             notices=self.notices,
@@ -185,7 +185,8 @@ class Inference:
         self.objects = object_store(settings)
         self.publisher = KafkaPublisher(kafka_connection(settings, "inference"))
         self.detector = BatchingDetector(
-            detector_override or detector(settings), batch_size=settings.inference_batch_size
+            detector(settings) if detector_override is None else detector_override,
+            batch_size=settings.inference_batch_size,
         )
         self.worker = InferenceWorker(
             configs.inference_config(settings),
