@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -16,6 +16,7 @@ from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status
+from video_runner.domain.tracks import Box
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 
 Image = npt.NDArray[np.uint8]
@@ -39,6 +40,27 @@ class ObjectStore(Protocol):
     async def ensure_bucket(self, bucket: str) -> None: ...
 
     async def ping(self) -> None: ...
+
+
+class ObjectStream(Protocol):
+    """Reads an object piece by piece, so a large one (a long video's result) is never whole in
+    memory. Errors: those of ``ObjectStore.get_bytes``."""
+
+    def stream(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        """The object's bytes, in pieces of a few hundred KB, in order."""
+        ...
+
+
+class ObjectSweeper(Protocol):
+    """Deletes what retention no longer keeps, by key prefix (no lifecycle rule needed)."""
+
+    async def keys_under(self, bucket: str, prefix: str, limit: int = 1000) -> list[str]:
+        """Up to ``limit`` keys that start with ``prefix`` (the first ones, in key order)."""
+        ...
+
+    async def delete_keys(self, bucket: str, keys: Sequence[str]) -> int:
+        """Delete these keys (missing ones are no error); how many were asked to go."""
+        ...
 
 
 class Publisher(Protocol):
@@ -81,6 +103,24 @@ class Detector(Protocol):
     def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
         """Return one list of detections per image, boxes in that image's pixels."""
         ...
+
+
+class BoxTracker(Protocol):
+    """Follows objects over one video's sampled frames, fed in frame order (one per video)."""
+
+    def update(
+        self, boxes: Sequence[Box], scores: Sequence[float], labels: Sequence[str]
+    ) -> list[int | None]:
+        """The next frame's objects; per object, the id of its track (None: not tracked).
+
+        Objects only join tracks of their own label (class); a frame without objects is
+        still fed, so that tracks not seen for a while end.
+        """
+        ...
+
+
+#: Makes the tracker of one video (each video starts with no tracks).
+TrackerFactory = Callable[[], BoxTracker]
 
 
 class Delivery(NamedTuple):

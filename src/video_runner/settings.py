@@ -137,6 +137,20 @@ class Settings(BaseSettings):
     keep_frame_documents: bool = False
     #: How long a failed event's per-frame documents are kept for diagnosis.
     failed_retention_s: float = 7 * 24 * 3600.0
+    #: How long an event's frame JPEGs stay in ``BUCKET_FRAMES`` after its last run ended (a
+    #: re-run with another detector needs them); then the frames sweep deletes them. Unset
+    #: ("off"): kept for ever.
+    frames_retention_s: float | None = Field(default=30 * 24 * 3600.0, gt=0)
+    #: How often an outbox-S3 worker looks for events whose frames retention no longer keeps.
+    frames_sweep_interval_s: float = Field(default=600.0, gt=0)
+
+    # --- Tracks (docs/decisions/0014) -------------------------------------------------------
+    #: Link objects into tracks across sampled frames for events that do not say (``track``).
+    track_default: bool = False
+    #: A box continues a track of its class when it overlaps the track's predicted box by more.
+    track_min_iou: float = Field(default=0.3, gt=0.0, lt=1.0)
+    #: Sampled frames a track survives unseen before it ends (a new sighting is a new track).
+    track_lost_frames: int = Field(default=10, ge=1)
 
     # --- Detector (docs/detectors.md) ------------------------------------------------------
     #: ``onnx``: a YOLO model in ONNX, by default the bundled YOLOv4-tiny (80 COCO classes);
@@ -158,6 +172,10 @@ class Settings(BaseSettings):
     #: onnxruntime intra-op threads per process; 0 lets it take one per core.
     onnx_threads: int = Field(default=0, ge=0)
     inference_batch_size: int = Field(default=8, ge=1)
+    #: Detector kinds an inference worker builds when a task asks for one other than its own
+    #: ``DETECTOR`` (a re-run with another model); a task asking for any other kind gets a
+    #: result with ``error`` ``detector_unavailable``. Comma-separated; empty: its own only.
+    detectors_served: str = "hog,onnx"
 
     #: On SIGTERM, how long in-flight videos may run on before they are abandoned (uncommitted).
     shutdown_drain_s: float = 10.0
@@ -201,6 +219,7 @@ class Settings(BaseSettings):
         "max_video_duration_s",
         "s3_endpoint_url",
         "onnx_model_path",
+        "frames_retention_s",
         mode="before",
     )
     @classmethod
@@ -256,6 +275,12 @@ class Settings(BaseSettings):
             "claims": self.mongo_claims_collection,
             "notices": self.mongo_notices_collection,
         }
+
+    @cached_property
+    def served_detectors(self) -> frozenset[str]:
+        """``DETECTORS_SERVED`` as a set of lower-case kinds (blanks ignored)."""
+        names = (name.strip().lower() for name in self.detectors_served.split(","))
+        return frozenset(name for name in names if name)
 
     @cached_property
     def execution_providers(self) -> tuple[str, ...]:

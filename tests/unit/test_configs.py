@@ -35,6 +35,7 @@ CHANGED = {
     "topic_inference_results": "t-results",
     "topic_inference_tasks": "t-tasks",
     "topic_prediction_events": "t-notices",
+    "track_default": True,
 }
 
 #: Config field -> the setting it comes from, per config.
@@ -64,6 +65,7 @@ EXPECTED = {
         "notice_grace_s": "outbox_notice_grace_s",
         "failed_retention_s": "failed_retention_s",
         "keep_frame_documents": "keep_frame_documents",
+        "track_default": "track_default",
     },
     configs.notice_config: {
         "topic": "topic_prediction_events",

@@ -13,6 +13,7 @@ from video_runner.bootstrap.clients import (
     publisher,
     secrets_of,
     topics_of,
+    trackers,
     work_dir,
 )
 from video_runner.bootstrap.processes import Inference, Outbox, Runner
@@ -32,5 +33,6 @@ __all__ = [
     "publisher",
     "secrets_of",
     "topics_of",
+    "trackers",
     "work_dir",
 ]

@@ -15,8 +15,9 @@ from video_runner.adapters.kafka import (
 )
 from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.s3 import S3ObjectStore
+from video_runner.adapters.trackers import norfair_trackers
 from video_runner.extraction.frame_source import VideoFrameSource
-from video_runner.ports import Detector
+from video_runner.ports import Detector, TrackerFactory
 from video_runner.settings import Settings
 
 
@@ -123,6 +124,10 @@ def detector(settings: Settings) -> Detector:
         threads=settings.onnx_threads,
         providers=settings.execution_providers,
     )
+
+
+def trackers(settings: Settings) -> TrackerFactory:
+    return norfair_trackers(min_iou=settings.track_min_iou, lost_frames=settings.track_lost_frames)
 
 
 def work_dir(settings: Settings) -> Path:

@@ -68,6 +68,7 @@ def outbox_config(settings: Settings) -> OutboxConfig:
         keep_frame_documents=settings.keep_frame_documents,
         failed_retention_s=settings.failed_retention_s,
         work_dir=work_dir(settings),
+        track_default=settings.track_default,
     )
 
 

@@ -19,6 +19,7 @@ from video_runner.bootstrap.clients import (
     kafka_connection,
     object_store,
     prediction_store,
+    trackers,
     work_dir,
 )
 from video_runner.ports import Detector, FrameSource
@@ -239,6 +240,7 @@ class Outbox(_NoticeSending):
             objects=self.objects,
             telemetry=self.telemetry,
             notices=self.notices,
+            trackers=trackers(settings),
         )
         self.loop = consumer_loop(
             settings,

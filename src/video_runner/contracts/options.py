@@ -34,6 +34,8 @@ class EventOptions(BaseModel):
     classes: list[ClassName] | None = Field(default=None, min_length=1, max_length=100)
     min_confidence: float | None = Field(default=None, ge=0, le=1)
     tag: str | None = Field(default=None, max_length=256)
+    #: Link objects into tracks across sampled frames (unset: the service's TRACK_DEFAULT).
+    track: bool | None = None
     #: Where to POST the completion notice (a webhook). Only hosts in ``WEBHOOK_ALLOWED_HOSTS``
     #: pass (``callback_refusal``); none do by default.
     callback_url: str | None = Field(

@@ -3,7 +3,10 @@
 Pure functions of the final JSON (docs/contracts.md, "The final JSON"): each sampled frame is a
 COCO image (``id`` = frame_id, its stored JPEG as ``file_name``), each object an annotation with
 its box as COCO's ``[x, y, width, height]`` and its confidence as ``score``; the CSV has one row
-per object. Frames without objects are COCO images with no annotation and no CSV row.
+per object. Frames without objects are COCO images with no annotation and no CSV row. A tracked
+video's objects carry their ``track_id`` in both (COCO's video extensions name it so), and its
+COCO document lists the ``tracks``. JSON Lines has one line per frame (``frame_line``); the
+streaming reader in ``services.result_stream`` writes the same lines without loading the JSON.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 #: The export formats, and the media type each is served with.
-FORMATS = {"json": "application/json", "coco": "application/json", "csv": "text/csv"}
+FORMATS = {
+    "json": "application/json",
+    "coco": "application/json",
+    "csv": "text/csv",
+    "jsonl": "application/jsonl",
+}
 
 CSV_COLUMNS = (
     "event_id",
@@ -27,6 +35,7 @@ CSV_COLUMNS = (
     "y1",
     "x2",
     "y2",
+    "track_id",
 )
 
 
@@ -57,23 +66,37 @@ def to_coco(document: Mapping[str, Any]) -> dict[str, Any]:
     for number, (frame, obj) in enumerate(_objects(document), start=1):
         x1, y1, x2, y2 = (float(v) for v in obj["box"])
         width, height = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
-        annotations.append(
-            {
-                "id": number,
-                "image_id": int(frame["frame_id"]),
-                "category_id": category[str(obj["class"])],
-                "bbox": [x1, y1, width, height],
-                "area": width * height,
-                "score": float(obj["conf"]),
-                "iscrowd": 0,
-            }
-        )
-    return {
+        annotation = {
+            "id": number,
+            "image_id": int(frame["frame_id"]),
+            "category_id": category[str(obj["class"])],
+            "bbox": [x1, y1, width, height],
+            "area": width * height,
+            "score": float(obj["conf"]),
+            "iscrowd": 0,
+        }
+        if obj.get("track_id") is not None:
+            annotation["track_id"] = int(obj["track_id"])
+        annotations.append(annotation)
+    coco: dict[str, Any] = {
         "info": {"description": f"video-runner detections of {event_id}", "version": "1.0"},
         "images": images,
         "annotations": annotations,
         "categories": [{"id": number, "name": name} for name, number in category.items()],
     }
+    if "tracks" in document:
+        coco["tracks"] = [
+            {
+                "id": int(track["track_id"]),
+                "category_id": category.get(str(track.get("class"))),
+                "first_image_id": track.get("first_frame_id"),
+                "last_image_id": track.get("last_frame_id"),
+                "frames": track.get("frames"),
+                "best_score": track.get("best_conf"),
+            }
+            for track in document["tracks"]
+        ]
+    return coco
 
 
 #: Characters a spreadsheet reads as the start of a formula (OWASP's CSV injection rule).
@@ -106,9 +129,28 @@ def to_csv(document: Mapping[str, Any]) -> str:
                 y1,
                 x2,
                 y2,
+                "" if obj.get("track_id") is None else obj["track_id"],
             ]
         )
     return out.getvalue()
+
+
+def frame_line(frame: Mapping[str, Any]) -> str:
+    """One frame of the final JSON as a JSON Lines record: frame id, timestamp, objects (and
+    the error of a failed frame), compact, with its newline."""
+    entry: dict[str, Any] = {
+        "frame_id": frame["frame_id"],
+        "timestamp_ms": frame.get("timestamp_ms"),
+        "objects": frame.get("objects") or [],
+    }
+    if frame.get("error") is not None:
+        entry["error"] = frame["error"]
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def to_jsonl(document: Mapping[str, Any]) -> str:
+    """Every frame of a final JSON held in memory, one line each (small results, tests)."""
+    return "".join(frame_line(frame) for frame in document.get("frames") or [])
 
 
 def export(final_json: bytes, fmt: str) -> str:
@@ -120,4 +162,6 @@ def export(final_json: bytes, fmt: str) -> str:
         return json.dumps(to_coco(document), separators=(",", ":"))
     if fmt == "csv":
         return to_csv(document)
+    if fmt == "jsonl":
+        return to_jsonl(document)
     raise ValueError(f"unknown export format {fmt!r}: use one of {sorted(FORMATS)}")

@@ -162,24 +162,38 @@ class MergedJson:
         comma = "," if self._count > 1 else ""
         return comma + _COMPACT.encode(entry)
 
-    def tail(self) -> str:
-        """The end of the document, naming the models of the frames this writer wrote."""
-        return '],"models":' + _COMPACT.encode(self.models) + "}"
+    def tail(self, extra: Mapping[str, Any] | None = None) -> str:
+        """The end of the document, naming the models of the frames this writer wrote, then
+        ``extra`` fields known only at the end (a tracked video's ``tracks``)."""
+        fields = "".join(
+            f",{_COMPACT.encode(name)}:{_COMPACT.encode(value)}"
+            for name, value in (extra or {}).items()
+        )
+        return '],"models":' + _COMPACT.encode(self.models) + fields + "}"
 
 
-def render_merged(header: Mapping[str, Any], frames: Sequence[FrameResult]) -> Iterator[str]:
+def render_merged(
+    header: Mapping[str, Any],
+    frames: Sequence[FrameResult],
+    extra: Mapping[str, Any] | None = None,
+) -> Iterator[str]:
     """The final JSON as text chunks, from frames held in memory and sorted by ``frame_id``."""
     writer = MergedJson(header)
     yield writer.head()
     yield from (writer.frame(result) for result in frames)
     yield writer.middle()
     yield from (writer.legacy(result) for result in frames)
-    yield writer.tail()
+    yield writer.tail(extra)
 
 
-def merged_document(header: Mapping[str, Any], frames: Iterable[FrameResult]) -> dict[str, Any]:
+def merged_document(
+    header: Mapping[str, Any],
+    frames: Iterable[FrameResult],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The merged JSON as a dict (small videos, tests and the one-process ``process`` command)."""
-    parsed: dict[str, Any] = json.loads("".join(render_merged(header, sorted_frames(frames))))
+    text = "".join(render_merged(header, sorted_frames(frames), extra))
+    parsed: dict[str, Any] = json.loads(text)
     return parsed
 
 
@@ -204,4 +218,8 @@ def merged_header(document: Mapping[str, Any]) -> dict[str, Any]:
     }
     if document.get("options"):
         header["options"] = document["options"]
+    # A re-run (another detector on the stored frames) names what it is a version of.
+    for name in ("version", "version_of", "detector"):
+        if document.get(name) is not None:
+            header[name] = document[name]
     return header

@@ -42,6 +42,12 @@ def add_option_arguments(parser: argparse.ArgumentParser, *, callback_url: bool 
     group.add_argument("--start", type=duration_ms, help="from this time, e.g. 10s")
     group.add_argument("--end", type=duration_ms, help="up to this time, e.g. 1m")
     group.add_argument("--tag", help="client text echoed in the result and notices (<= 256)")
+    group.add_argument(
+        "--track",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="link objects into tracks across frames (default: the services' TRACK_DEFAULT)",
+    )
     if callback_url:
         group.add_argument(
             "--callback-url",
@@ -61,6 +67,7 @@ def options_of(args: argparse.Namespace) -> EventOptions:
         "start_ms": args.start,
         "end_ms": args.end,
         "tag": args.tag,
+        "track": getattr(args, "track", None),
         "callback_url": getattr(args, "callback_url", None),
     }
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from video_runner import bootstrap
 from video_runner.domain.ids import is_valid_id
+from video_runner.domain.tracks import wants_tracks
 from video_runner.entrypoints.option_args import add_option_arguments, options_of
 from video_runner.errors import PermanentError
 from video_runner.services.inference import BatchingDetector
@@ -36,6 +37,7 @@ def _process(args: argparse.Namespace) -> int:
         raise PermanentError(f"{args.video}: no such file")
     options = options_of(args)
     settings = load_settings()
+    tracked = wants_tracks(options.as_document(), settings.track_default)
     event_id = args.event_id or (args.video.stem if is_valid_id(args.video.stem) else "local")
     batching = BatchingDetector(
         bootstrap.detector(settings), batch_size=settings.inference_batch_size
@@ -51,6 +53,7 @@ def _process(args: argparse.Namespace) -> int:
                 sampling=settings.sampling,
                 preprocessing=settings.preprocessing,
                 options=options,
+                trackers=bootstrap.trackers(settings) if tracked else None,
             )
         finally:
             await batching.close()

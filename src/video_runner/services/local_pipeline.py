@@ -16,10 +16,16 @@ from video_runner.contracts.options import EventOptions
 from video_runner.domain.detections import keep_wanted
 from video_runner.domain.params import Preprocessing, Sampling
 from video_runner.domain.preprocess import decode_jpeg
-from video_runner.domain.results import FrameResult, merged_document, merged_header
+from video_runner.domain.results import (
+    FrameResult,
+    merged_document,
+    merged_header,
+    sorted_frames,
+)
 from video_runner.domain.video import ExtractedFrame
-from video_runner.ports import FrameSource
+from video_runner.ports import FrameSource, TrackerFactory
 from video_runner.services.inference import BatchingDetector
+from video_runner.services.tracking import FrameTracking
 
 
 async def process_locally(
@@ -32,11 +38,13 @@ async def process_locally(
     preprocessing: Preprocessing,
     concurrency: int = 8,
     options: EventOptions | None = None,
+    trackers: TrackerFactory | None = None,
 ) -> dict[str, Any]:
     """Extract, detect and merge ``video``; returns the final JSON as a dict.
 
     ``options`` are an event's (sampling, classes, confidence floor, tag), applied as the
-    runner and the inference workers apply them.
+    runner and the inference workers apply them. With ``trackers``, the objects are linked into
+    tracks, as the outbox-S3 worker links a tracked event's.
     """
     options = options or EventOptions()
     plan = options.sampling(sampling.every_n)
@@ -78,4 +86,9 @@ async def process_locally(
         "total_frames": len(results),
         "failed_frames": 0,
     }
-    return merged_document(merged_header(document), results)
+    header = merged_header(document)
+    if trackers is None:
+        return merged_document(header, results)
+    tracking = FrameTracking(trackers)
+    linked = await asyncio.to_thread(tracking.link, sorted_frames(results))
+    return merged_document(header, linked, {"tracks": tracking.summaries()})

@@ -8,6 +8,7 @@ own frames, however many documents other events keep in the store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from collections import Counter
@@ -18,6 +19,7 @@ from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, MergedJson, merged_header
 from video_runner.errors import DependencyUnavailable
 from video_runner.ports import PredictionStore
+from video_runner.services.tracking import FrameTracking
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ class MergedSummary:
 
     frames: int
     models: list[str]
+    #: Tracks linked (0 when the video was not tracked).
+    tracks: int = 0
 
 
 async def write_merged(
@@ -35,10 +39,13 @@ async def write_merged(
     prediction: Prediction,
     path: Path,
     classes: Counter[str] | None = None,
+    tracking: FrameTracking | None = None,
 ) -> MergedSummary:
     """Write the final JSON of ``prediction``'s event to ``path``; returns what it holds.
 
     ``classes``, when given, counts the written objects per class (the completion notice's).
+    ``tracking``, when given, links the objects into tracks as the frames go by: each tracked
+    object gets its ``track_id`` and the JSON ends with the summary of every track.
     """
     event_id = prediction.event_id
     header = merged_header(prediction.document)
@@ -53,6 +60,7 @@ async def write_merged(
                 # Written before total_frames was set, so a store that lost it is not ready yet.
                 raise DependencyUnavailable("mongodb", f"task chunk {index} of {event_id} missing")
             results = await store.results_of(event_id, chunk.frame_ids())
+            merged: list[FrameResult] = []
             for task in chunk.tasks:
                 stored = results.get(task.frame_id)
                 if stored is None:
@@ -64,13 +72,18 @@ async def write_merged(
                 timestamp = task.timestamp_ms
                 if timestamp is None and stored is not None:
                     timestamp = stored.timestamp_ms
-                result = FrameResult(
-                    frame_id=task.frame_id,
-                    timestamp_ms=timestamp,
-                    objects=[] if stored is None else stored.objects,
-                    error="no result stored" if stored is None else stored.error,
-                    model=None if stored is None else stored.model,
+                merged.append(
+                    FrameResult(
+                        frame_id=task.frame_id,
+                        timestamp_ms=timestamp,
+                        objects=[] if stored is None else stored.objects,
+                        error="no result stored" if stored is None else stored.error,
+                        model=None if stored is None else stored.model,
+                    )
                 )
+            if tracking is not None:
+                merged = await asyncio.to_thread(tracking.link, merged)
+            for result in merged:
                 out.write(frames_part.frame(result))
                 if classes is not None:
                     classes.update(str(obj.get("class", "?")) for obj in result.objects)
@@ -79,6 +92,7 @@ async def write_merged(
         out.write(frames_part.middle())
         legacy.seek(0)
         shutil.copyfileobj(legacy, out)
-        out.write(frames_part.tail())
+        tracks = None if tracking is None else tracking.summaries()
+        out.write(frames_part.tail(None if tracks is None else {"tracks": tracks}))
     side.unlink(missing_ok=True)
-    return MergedSummary(frames=frames, models=frames_part.models)
+    return MergedSummary(frames=frames, models=frames_part.models, tracks=len(tracks or ()))

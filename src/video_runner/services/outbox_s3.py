@@ -26,12 +26,14 @@ from video_runner.domain.detection_summary import count_pairs
 from video_runner.domain.ids import detection_key
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.status import Status
+from video_runner.domain.tracks import wants_tracks
 from video_runner.errors import InvalidMessage, PermanentError
-from video_runner.ports import Message, ObjectStore, PredictionStore
+from video_runner.ports import Message, ObjectStore, PredictionStore, TrackerFactory
 from video_runner.services.merged_output import write_merged
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.paging import find_all
 from video_runner.services.telemetry import Telemetry
+from video_runner.services.tracking import FrameTracking
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class OutboxConfig:
     keep_frame_documents: bool
     failed_retention_s: float
     work_dir: Path
+    #: Whether an event that does not say (its ``track`` option) is tracked.
+    track_default: bool
 
 
 class OutboxS3:
@@ -56,7 +60,10 @@ class OutboxS3:
         objects: ObjectStore,
         telemetry: Telemetry,
         notices: Notices | None = None,
+        trackers: TrackerFactory | None = None,
     ) -> None:
+        """``trackers`` makes each tracked video's tracker; without it nothing is tracked."""
+        self._trackers = trackers
         self._config = config
         self._store = store
         self._objects = objects
@@ -123,7 +130,9 @@ class OutboxS3:
         with tempfile.TemporaryDirectory(dir=self._config.work_dir) as folder:
             path = Path(folder) / f"{event_id}.json"
             classes: Counter[str] = Counter()
-            written = await write_merged(self._store, prediction, path, classes)
+            written = await write_merged(
+                self._store, prediction, path, classes, self._tracking_of(prediction)
+            )
             await self._objects.upload_file(bucket, key, path, "application/json")
         moved = await move_and_announce(
             self._store,
@@ -153,12 +162,20 @@ class OutboxS3:
                 "output": f"s3://{bucket}/{key}",
                 "frames": written.frames,
                 "models": written.models,
+                "tracks": written.tracks,
                 "duration_s": round(duration, 3),
             },
         )
         if not self._config.keep_frame_documents:
             await self.purge(prediction)
         return True
+
+    def _tracking_of(self, prediction: Prediction) -> FrameTracking | None:
+        if self._trackers is None or not wants_tracks(
+            prediction.options, self._config.track_default
+        ):
+            return None
+        return FrameTracking(self._trackers)
 
     # -- the sweep ----------------------------------------------------------------------------
 
