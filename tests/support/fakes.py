@@ -21,7 +21,7 @@ import dataclasses
 import threading
 import time
 import zlib
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -380,6 +380,8 @@ class FakeObjectStore:
         self.content_types: dict[tuple[str, str], str] = {}
         self.buckets: set[str] = set()
         self.downloads: list[tuple[str, str]] = []
+        #: Objects read piece by piece (``ports.ObjectStream``).
+        self.streamed: list[tuple[str, str]] = []
         self._unavailable = 0
 
     def fail_next(self, times: int = 1) -> None:
@@ -432,6 +434,24 @@ class FakeObjectStore:
     async def ensure_bucket(self, bucket: str) -> None:
         await self._round_trip()
         self.buckets.add(bucket)
+
+    async def stream(self, bucket: str, key: str, piece: int = 64 * 1024) -> AsyncIterator[bytes]:
+        await self._round_trip()
+        data = self._read(bucket, key, "get")
+        self.streamed.append((bucket, key))
+        for start in range(0, len(data), piece):
+            await asyncio.sleep(0)
+            yield data[start : start + piece]
+
+    async def keys_under(self, bucket: str, prefix: str, limit: int = 1000) -> list[str]:
+        await self._round_trip()
+        return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))[:limit]
+
+    async def delete_keys(self, bucket: str, keys: Sequence[str]) -> int:
+        await self._round_trip()
+        for key in keys:
+            self.objects.pop((bucket, key), None)
+        return len(keys)
 
     async def ping(self) -> None:
         await self._round_trip()
@@ -770,6 +790,8 @@ if TYPE_CHECKING:
 
     _store: ports.PredictionStore = FakePredictionStore()
     _objects: ports.ObjectStore = FakeObjectStore()
+    _stream: ports.ObjectStream = FakeObjectStore()
+    _sweeper: ports.ObjectSweeper = FakeObjectStore()
     _publisher: ports.RawPublisher = FakePublisher()
     _offsets: ports.ConsumedOffsets = FakeConsumedOffsets()
     _frames: ports.FrameSource = FakeFrameSource([])

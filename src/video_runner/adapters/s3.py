@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -219,6 +220,49 @@ class S3ObjectStore:
             return data
 
         return await self._call(f"get s3://{bucket}/{key}", get, source=True)
+
+    async def stream(self, bucket: str, key: str) -> AsyncIterator[bytes]:
+        """Implements ``ports.ObjectStream``: one GET, its body read a piece at a time in a
+        worker thread, so no more than a piece is in memory."""
+        what = f"get s3://{bucket}/{key}"
+        body = await self._call(
+            what, lambda: self._client.get_object(Bucket=bucket, Key=key)["Body"], source=True
+        )
+        try:
+            while True:
+                piece: bytes = await self._call(what, lambda: body.read(_CHUNK_BYTES))
+                if not piece:
+                    return
+                yield piece
+        finally:
+            await asyncio.to_thread(body.close)
+
+    async def keys_under(self, bucket: str, prefix: str, limit: int = 1000) -> list[str]:
+        """Implements ``ports.ObjectSweeper``: the first ``limit`` keys under ``prefix``."""
+        page = await self._call(
+            f"list s3://{bucket}/{prefix}",
+            lambda: self._client.list_objects_v2(
+                Bucket=bucket, Prefix=prefix, MaxKeys=min(limit, 1000)
+            ),
+        )
+        return [str(item["Key"]) for item in page.get("Contents") or []]
+
+    async def delete_keys(self, bucket: str, keys: Sequence[str]) -> int:
+        """Deletes in batches of 1,000 (the API's most); a missing key is no error. Returns how
+        many the server did not refuse (a refused one is left for the next sweep)."""
+        deleted = 0
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            answer = await self._call(
+                f"delete {len(batch)} objects in s3://{bucket}",
+                functools.partial(
+                    self._client.delete_objects,
+                    Bucket=bucket,
+                    Delete={"Objects": batch, "Quiet": True},
+                ),
+            )
+            deleted += len(batch) - len(answer.get("Errors") or [])
+        return deleted
 
     async def exists(self, bucket: str, key: str) -> bool:
         try:

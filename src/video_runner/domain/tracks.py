@@ -129,11 +129,12 @@ class TrackBook:
 
 
 def track_rows(
-    tracks: Sequence[Mapping[str, Any]], span_frames: int, limit: int
+    tracks: Sequence[Mapping[str, Any]], span_frames: int | None, limit: int
 ) -> list[dict[str, Any]]:
     """The ``limit`` longest tracks (most frames seen, then by id) as timeline rows: where each
-    starts and ends as fractions of the video's ``span_frames``, for the dashboard."""
-    span = max(span_frames, 1)
+    starts and ends as fractions of the video's ``span_frames`` (its ``frame_count``; a track
+    beyond it, in a video that under-declared its length, stretches the span)."""
+    span = max([int(span_frames or 0), 1, *(int(t["last_frame_id"]) + 1 for t in tracks)])
     longest = sorted(tracks, key=lambda t: (-int(t.get("frames") or 0), int(t["track_id"])))
     rows = []
     for track in sorted(longest[: max(limit, 0)], key=lambda t: int(t["track_id"])):

@@ -15,10 +15,12 @@ from video_runner.adapters.kafka import KafkaNoticeFeed
 from video_runner.domain.exports import FORMATS, export
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.progress import progress_percent, status_view
+from video_runner.domain.versions import MAX_VERSIONS, version_event_id
 from video_runner.entrypoints.option_args import add_option_arguments, options_of
 from video_runner.errors import InvalidMessage, PermanentError, RetriableError
 from video_runner.ports import ObjectStore
 from video_runner.services import client
+from video_runner.services.result_stream import stream_jsonl
 from video_runner.settings import Settings, load_settings
 
 EXIT_FAILED = 3
@@ -47,8 +49,15 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         "--format",
         choices=sorted(FORMATS),
         default="json",
-        help="json (the final JSON as stored), coco (COCO detection format) or csv (one row "
-        "per object)",
+        help="json (the final JSON as stored), coco (COCO detection format), csv (one row "
+        "per object) or jsonl (one line per frame, streamed)",
+    )
+    result.add_argument(
+        "--version",
+        type=int,
+        default=1,
+        metavar="N",
+        help="the N-th version of the result (1: the first run; 2, 3...: re-runs, see reinfer)",
     )
     result.set_defaults(handler=_result)
 
@@ -166,12 +175,23 @@ async def _status_async(event_id: str) -> int:
 
 
 def _result(args: argparse.Namespace) -> int:
-    return asyncio.run(_result_async(_checked(args.event_id), args.format))
+    event_id = _checked(args.event_id)
+    if args.version < 1 or args.version > MAX_VERSIONS:
+        raise InvalidMessage(f"--version must be from 1 to {MAX_VERSIONS}")
+    if args.version > 1:
+        event_id = version_event_id(event_id, args.version)
+    return asyncio.run(_result_async(event_id, args.format))
 
 
 async def _result_async(event_id: str, fmt: str) -> int:
     settings = load_settings()
     document = await _document(settings, event_id)
+    if fmt == "jsonl":
+        # Streamed: a 54,000-frame result goes out line by line, never whole in memory.
+        async for line in stream_jsonl(bootstrap.object_store(settings), document):
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        return 0
     data = await client.read_result(bootstrap.object_store(settings), document)
     text = export(data, fmt)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -8,7 +8,8 @@ ports and ``services.detection_reads``; nothing here writes.
 * ``GET /``: recent videos (status, progress, frames, duration, detections per class, errors)
 * ``GET /videos/{event_id}``: one video (header, per-class timeline, grid of annotated frames)
 * ``GET /videos/{event_id}/result.json``: the final JSON of a ready video; ``result.coco.json``
-  and ``result.csv`` its COCO and CSV exports
+  and ``result.csv`` its COCO and CSV exports, ``result.jsonl`` its frames as JSON Lines
+  (streamed from S3, never whole in memory)
 * ``GET /predictions/{event_id}/frames/{frame_id}.jpg?annotated=1|0``: a frame, boxes drawn or
   as stored
 """
@@ -31,10 +32,12 @@ from video_runner.domain.ids import is_valid_id
 from video_runner.domain.preprocess import decode_jpeg, encode_jpeg
 from video_runner.domain.progress import expected_frames, progress_percent
 from video_runner.domain.status import Status
+from video_runner.entrypoints.dashboard_streams import TRACKS_KEY, jsonl_response, track_lanes
 from video_runner.entrypoints.timeline_svg import timeline_shades
 from video_runner.errors import PermanentError, RetriableError
 from video_runner.runtime import Service
 from video_runner.services.detection_reads import DetectionReader, Summary
+from video_runner.services.track_reads import TrackReader
 
 READER_KEY = web.AppKey("detection_reader", DetectionReader)
 #: Videos listed per status on ``/``, frames per page of a video's grid, classes named per
@@ -76,11 +79,19 @@ def install(app: web.Application, service: Service) -> None:
         objects.close()
 
     app.on_cleanup.append(close_objects)
-    add_routes(app, DetectionReader(service.store, objects, settings.bucket_frames))
+    add_routes(
+        app, DetectionReader(service.store, objects, settings.bucket_frames), TrackReader(objects)
+    )
 
 
-def add_routes(app: web.Application, reader: DetectionReader) -> None:
+def add_routes(
+    app: web.Application, reader: DetectionReader, tracks: TrackReader | None = None
+) -> None:
+    """``tracks`` reads results as streams: the tracks timeline and the JSON Lines export."""
     app[READER_KEY] = reader
+    if tracks is not None:
+        app[TRACKS_KEY] = tracks
+        app.router.add_get("/videos/{event_id}/result.jsonl", _guarded(result_jsonl))
     app.router.add_get("/", _guarded(index))
     app.router.add_get("/videos/{event_id}", _guarded(video))
     app.router.add_get("/videos/{event_id}/result.json", _guarded(result_json))
@@ -126,6 +137,7 @@ async def video(request: web.Request) -> web.Response:
         document["status"] in _IN_FLIGHT,
         v=_header(document, summary),
         timeline=summary.timeline,
+        **await track_lanes(request.app, document),
         shown=shown,
         frame_count=len(summary.frame_ids),
         page=page + 1,
@@ -143,19 +155,27 @@ def _page_number(text: str) -> int:
     return number
 
 
-async def result_json(request: web.Request) -> web.Response:
-    reader = request.app[READER_KEY]
-    document = await _known(reader, request.match_info["event_id"])
+async def _ready(request: web.Request) -> dict[str, Any]:
+    document = await _known(request.app[READER_KEY], request.match_info["event_id"])
     if document["status"] != Status.READY.value:
         raise web.HTTPNotFound(text=f"event {document['_id']} is {document['status']}, not ready")
+    return document
+
+
+async def result_json(request: web.Request) -> web.Response:
+    document = await _ready(request)
     try:
-        data = await reader.final_json(document)
+        data = await request.app[READER_KEY].final_json(document)
     except PermanentError as exc:
         raise web.HTTPNotFound(text=str(exc)) from exc
     # result.json, result.coco.json, result.csv: the format is the name's middle part.
     name = request.path.rsplit("/", 1)[-1]
     fmt = {"result.json": "json", "result.coco.json": "coco", "result.csv": "csv"}[name]
     return web.Response(text=export(data, fmt), content_type=FORMATS[fmt])
+
+
+async def result_jsonl(request: web.Request) -> web.StreamResponse:
+    return await jsonl_response(request, await _ready(request))
 
 
 async def frame(request: web.Request) -> web.Response:

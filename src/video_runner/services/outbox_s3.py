@@ -134,12 +134,14 @@ class OutboxS3:
                 self._store, prediction, path, classes, self._tracking_of(prediction)
             )
             await self._objects.upload_file(bucket, key, path, "application/json")
+        tracked = {"tracks": written.tracks} if written.tracks else {}
         moved = await move_and_announce(
             self._store,
             self._notices,
             event_id,
             Status.READY,
             {
+                **tracked,
                 "ready_at": datetime.now(UTC),
                 "output_s3": f"s3://{bucket}/{key}",
                 # Objects per class, most frequent first, as pairs: class names are never keys.
