@@ -74,6 +74,14 @@ class ErrorCode(StrEnum):
     STORAGE_REJECTED = "storage_rejected"
     #: An event names a source bucket outside ``ALLOWED_SOURCE_BUCKETS``.
     BUCKET_NOT_ALLOWED = "bucket_not_allowed"
+    #: A re-run names an event the runner does not know.
+    UNKNOWN_EVENT = "unknown_event"
+    #: A re-run names an event that is not ``ready`` (its frames and result are not final).
+    NOT_READY = "not_ready"
+    #: A re-run of an event whose frames retention deleted (``FRAMES_RETENTION_S``).
+    FRAMES_EXPIRED = "frames_expired"
+    #: A task asks for a detector this inference worker does not serve (``DETECTORS_SERVED``).
+    DETECTOR_UNAVAILABLE = "detector_unavailable"
 
 
 class VideoRunnerError(Exception):

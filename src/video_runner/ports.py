@@ -280,6 +280,27 @@ class PredictionStore(Protocol):
     async def ping(self) -> None: ...
 
 
+class VersionStore(Protocol):
+    """What re-runs and frames retention add to the store (the same MongoDB collections):
+    claims that hold who took them, and the scan for frames to delete. Errors:
+    ``DependencyUnavailable``."""
+
+    async def claim_holding(
+        self, event_id: str, name: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Take the one-time claim ``name`` holding ``fields``, unless another caller took it
+        first; returns the fields of whoever holds it (ours if we won)."""
+        ...
+
+    async def frames_kept(
+        self, before: datetime, *, after_id: str | None = None, limit: int = 100
+    ) -> list[Prediction]:
+        """Ended (``ready`` or ``failed``) events of their own frames (not versions), last
+        written before ``before``, whose frames are not deleted yet; by ``_id`` after
+        ``after_id``. A scan: for the frames sweep only."""
+        ...
+
+
 class NoticeLog(Protocol):
     """The completion notices' topic, partition by partition (docs/decisions/0008)."""
 

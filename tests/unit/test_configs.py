@@ -36,6 +36,8 @@ CHANGED = {
     "topic_inference_tasks": "t-tasks",
     "topic_prediction_events": "t-notices",
     "track_default": True,
+    "bucket_frames": "f-frames",
+    "frames_retention_s": 4321.0,
 }
 
 #: Config field -> the setting it comes from, per config.
@@ -74,6 +76,18 @@ EXPECTED = {
         "webhook_retry_initial_s": "webhook_retry_initial_s",
         "webhook_retry_max_s": "webhook_retry_max_s",
         "webhook_concurrency": "webhook_concurrency",
+    },
+    configs.reinfer_config: {
+        "frames_bucket": "bucket_frames",
+        "tasks_topic": "topic_inference_tasks",
+        "results_topic": "topic_inference_results",
+        "dlq_suffix": "dlq_suffix",
+        "dlq_max_bytes": "dlq_max_bytes",
+        "max_message_bytes": "max_message_bytes",
+    },
+    configs.retention_config: {
+        "frames_bucket": "bucket_frames",
+        "retention_s": "frames_retention_s",
     },
     configs.inference_config: {
         "results_topic": "topic_inference_results",

@@ -79,6 +79,13 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec("webhook_attempts", _C, "webhook POSTs, by outcome", ("outcome",)),
     MetricSpec("documents_purged", _C, "frame documents deleted after their event ended"),
+    MetricSpec(
+        "reinfer_requests",
+        _C,
+        "re-run requests, by outcome (started, duplicate, rejected_<code>)",
+        ("outcome",),
+    ),
+    MetricSpec("frames_deleted", _C, "frame JPEGs deleted by the frames retention"),
     MetricSpec("stage_seconds", _H, "duration of a pipeline stage", ("stage",)),
     MetricSpec("videos_in_progress", _G, "videos being extracted now"),
     MetricSpec("results_in_progress", _G, "inference results being stored now"),

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from video_runner.bootstrap.clients import work_dir
 from video_runner.contracts import ResultLimits
+from video_runner.services.frame_retention import RetentionConfig
 from video_runner.services.inference import InferenceConfig
 from video_runner.services.notices import NoticeConfig
 from video_runner.services.outbox_s3 import OutboxConfig
+from video_runner.services.reinfer_publication import ReinferConfig
 from video_runner.services.results_path import ResultsConfig
 from video_runner.services.video_path import VideoPathConfig
 from video_runner.settings import Settings
@@ -82,4 +84,21 @@ def notice_config(settings: Settings) -> NoticeConfig:
         webhook_retry_initial_s=settings.webhook_retry_initial_s,
         webhook_retry_max_s=settings.webhook_retry_max_s,
         webhook_concurrency=settings.webhook_concurrency,
+    )
+
+
+def reinfer_config(settings: Settings) -> ReinferConfig:
+    return ReinferConfig(
+        frames_bucket=settings.bucket_frames,
+        tasks_topic=settings.topic_inference_tasks,
+        results_topic=settings.topic_inference_results,
+        dlq_suffix=settings.dlq_suffix,
+        dlq_max_bytes=settings.dlq_max_bytes,
+        max_message_bytes=settings.max_message_bytes,
+    )
+
+
+def retention_config(settings: Settings) -> RetentionConfig:
+    return RetentionConfig(
+        frames_bucket=settings.bucket_frames, retention_s=settings.frames_retention_s
     )

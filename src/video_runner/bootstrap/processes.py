@@ -1,14 +1,12 @@
-"""Adapters -> services -> runtime: the runner, inference and outbox-S3 processes, each built as
-a ``Worker`` of its start-up steps, consumers and periodic jobs."""
+"""Adapters -> services -> runtime: each process a ``Worker`` of steps, consumers and jobs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from video_runner.adapters.kafka import GroupOffsets, KafkaNoticeLog, KafkaPublisher
+from video_runner.adapters.kafka import GroupOffsets, KafkaPublisher
 from video_runner.adapters.metrics import PrometheusTelemetry
-from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.webhook import HttpWebhookSender
 from video_runner.bootstrap import configs
 from video_runner.bootstrap.clients import (
@@ -22,11 +20,16 @@ from video_runner.bootstrap.clients import (
     trackers,
     work_dir,
 )
+from video_runner.bootstrap.parts import (
+    completion_notices,
+    detector_pool,
+    frames_retention_job,
+    outbox_events,
+)
 from video_runner.ports import Detector, FrameSource
 from video_runner.runtime import Check, Consumer, PeriodicJob, Service, Step, Worker
 from video_runner.runtime.worker import LAG_INTERVAL_S, Closer
 from video_runner.services.inference import BatchingDetector, InferenceWorker
-from video_runner.services.notices import Notices
 from video_runner.services.outbox_s3 import OutboxS3
 from video_runner.services.repair import Reaper, Reconciler
 from video_runner.services.results_path import Completion, ResultsPath
@@ -116,7 +119,7 @@ class Runner(_NoticeSending):
             "runner",
             topic=settings.topic_outbox_events,
             group_id=settings.group_runner,
-            handler=self.video_path,
+            handler=outbox_events(settings, self),
             max_in_flight=settings.max_videos_in_flight,
         )
         self.results_loop = consumer_loop(
@@ -189,12 +192,14 @@ class Inference:
             detector(settings) if detector_override is None else detector_override,
             batch_size=settings.inference_batch_size,
         )
+        self.detectors = detector_pool(settings, self.detector)
         self.worker = InferenceWorker(
             configs.inference_config(settings),
             objects=self.objects,
             publisher=self.publisher,
             detector=self.detector,
             telemetry=self.telemetry,
+            pick=self.detectors.pick,
         )
         self.loop = consumer_loop(
             settings,
@@ -215,7 +220,7 @@ class Inference:
             self.service,
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 5.0)],
-            closers=[self.detector.close, self.publisher.stop, self.objects.close],
+            closers=[self.detectors.close, self.publisher.stop, self.objects.close],
             started_log={"detector": self.detector.name},
         )
 
@@ -262,7 +267,10 @@ class Outbox(_NoticeSending):
             self.service,
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 10.0)],
-            jobs=[PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.worker.sweep)],
+            jobs=[
+                PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.worker.sweep),
+                frames_retention_job(settings, self),
+            ],
             closers=self._closers(),
         )
 
@@ -275,22 +283,3 @@ class Outbox(_NoticeSending):
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.runtime.run(stop)
-
-
-def completion_notices(
-    settings: Settings,
-    *,
-    store: MongoPredictionStore,
-    publisher: KafkaPublisher,
-    webhooks: HttpWebhookSender,
-    telemetry: PrometheusTelemetry,
-    role: str,
-) -> Notices:
-    """Completion notices on ``prediction_events`` and webhooks (docs/decisions/0008)."""
-    return Notices(
-        configs.notice_config(settings),
-        store=store,
-        notice_log=KafkaNoticeLog(kafka_connection(settings, role), publisher),
-        webhooks=webhooks,
-        telemetry=telemetry,
-    )

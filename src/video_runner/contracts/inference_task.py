@@ -8,6 +8,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from video_runner.contracts.json_input import DEFAULT_MAX_MESSAGE_BYTES, decode_json, json_object
 from video_runner.contracts.names import checked_id, checked_key
+from video_runner.contracts.reinfer_event import DETECTOR_PATTERN
 from video_runner.contracts.validation import WholeNumber, validated
 from video_runner.errors import InvalidMessage
 
@@ -35,11 +36,13 @@ class InferenceTask(BaseModel):
     #: The event's ``classes`` and ``min_confidence`` options, applied by the inference worker.
     classes: Annotated[tuple[str, ...], BeforeValidator(_list_as_tuple)] | None = None
     min_confidence: float | None = Field(default=None, ge=0, le=1)
+    #: The detector kind a re-run asks for (``hog``, ``onnx``, ...); absent: the worker's own.
+    detector: str | None = Field(default=None, pattern=DETECTOR_PATTERN)
 
     def as_message(self) -> dict[str, Any]:
         # Options only when set: a task without them is byte for byte what it always was.
         message = self.model_dump(by_alias=True, mode="json")
-        for option in ("classes", "min_confidence"):
+        for option in ("classes", "min_confidence", "detector"):
             if message[option] is None:
                 del message[option]
         return message

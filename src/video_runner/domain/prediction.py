@@ -124,6 +124,12 @@ class Prediction:
         return None if value is None else float(value)
 
     @property
+    def detector(self) -> str | None:
+        """The detector kind a re-run asked for (None: the inference workers' own)."""
+        kind = self.document.get("detector")
+        return kind if isinstance(kind, str) and kind else None
+
+    @property
     def webhook_attempts(self) -> int:
         return int(self.webhook.get("attempts") or 0)
 

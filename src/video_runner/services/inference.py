@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +116,11 @@ class InferenceWorker:
         publisher: RawPublisher,
         detector: BatchingDetector,
         telemetry: Telemetry,
+        pick: Callable[[str | None], Awaitable[BatchingDetector]] | None = None,
     ) -> None:
+        """``pick`` gives the detector a task names (``services.detector_pool``); without it
+        every task runs on ``detector``."""
+        self._pick = pick
         self._config = config
         self._objects = objects
         self._publisher = publisher
@@ -131,10 +136,14 @@ class InferenceWorker:
         started = time.monotonic()
         error: str | None = None
         objects: list[dict[str, Any]] = []
+        detector: BatchingDetector | None = self._detector
         try:
+            if self._pick is not None:
+                detector = None  # a detector that cannot be had names no model
+                detector = await self._pick(task.detector)
             data = await self._objects.get_bytes(task.bucket, task.object_key)
             image = await asyncio.to_thread(decode_jpeg, data)
-            detections = await self._detector.detect(image)
+            detections = await (detector or self._detector).detect(image)
             objects = keep_wanted(
                 [d.as_dict() for d in detections], task.classes, task.min_confidence
             )
@@ -154,7 +163,7 @@ class InferenceWorker:
             timestamp_ms=task.timestamp_ms,
             objects=objects,
             error=error,
-            model=self._detector.name,
+            model=None if detector is None else detector.name,
         )
         # Keyed by frame, like the task: one video's results spread over every runner replica.
         await self._publisher.publish(

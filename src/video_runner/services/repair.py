@@ -216,6 +216,7 @@ class Reaper:
                     attempt=task.attempt + 1,
                     classes=prediction.detector_classes,
                     min_confidence=prediction.min_confidence,
+                    detector=prediction.detector,
                 ).as_message(),
             )
             for task in lost

@@ -21,13 +21,14 @@ from video_runner.adapters.mongo.documents import (
 )
 from video_runner.adapters.mongo.notices import NoticeRecords
 from video_runner.adapters.mongo.results import ResultRecords
+from video_runner.adapters.mongo.versions import VersionRecords
 from video_runner.contracts.notice import notice_document, notice_for
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.status import Status, can_move, claim_name
 
 
-class MongoPredictionStore(ResultRecords, NoticeRecords):
-    """Implements ``ports.PredictionStore``."""
+class MongoPredictionStore(ResultRecords, NoticeRecords, VersionRecords):
+    """Implements ``ports.PredictionStore`` and ``ports.VersionStore``."""
 
     @classmethod
     def connect(
