@@ -17,6 +17,7 @@ from video_runner.entrypoints import (
     extract_command,
     models_command,
     process_command,
+    reinfer_command,
     render_command,
     service_commands,
 )
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract_command.add_parser(subparsers)
     models_command.add_parser(subparsers)
     process_command.add_parser(subparsers)
+    reinfer_command.add_parser(subparsers)
     render_command.add_parser(subparsers)
     return parser
 

@@ -32,6 +32,7 @@ from video_runner.domain.ids import is_valid_id
 from video_runner.domain.preprocess import decode_jpeg, encode_jpeg
 from video_runner.domain.progress import expected_frames, progress_percent
 from video_runner.domain.status import Status
+from video_runner.domain.versions import root_of
 from video_runner.entrypoints.dashboard_streams import TRACKS_KEY, jsonl_response, track_lanes
 from video_runner.entrypoints.timeline_svg import timeline_shades
 from video_runner.errors import PermanentError, RetriableError
@@ -183,7 +184,8 @@ async def frame(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
     frame_id = int(request.match_info["frame_id"])
     document = await _known(reader, event_id)
-    data = await reader.frame_jpeg(event_id, frame_id)
+    # A re-run's frames are its original's: nothing was extracted again.
+    data = await reader.frame_jpeg(root_of(document), frame_id)
     if data is None:
         raise web.HTTPNotFound(text=f"no frame {frame_id} for event {event_id}")
     if request.query.get("annotated", "1").lower() not in {"0", "false", "no"}:

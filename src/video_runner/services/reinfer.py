@@ -105,6 +105,7 @@ class ReinferPath:
                 f"versions.v{version}": {
                     "event_id": version_id,
                     "detector": request.detector,
+                    "request_id": request.request_id,
                     "requested_at": datetime.now(UTC),
                 }
             },
