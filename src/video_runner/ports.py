@@ -10,12 +10,12 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.detections import Detection
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TaskPage
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 
 Image = npt.NDArray[np.uint8]
@@ -121,7 +121,7 @@ class ConsumedOffsets(Protocol):
 
 
 class PredictionStore(Protocol):
-    """The runner's documents in MongoDB (``runner_db``): events, task chunks, results, progress.
+    """The runner's documents in MongoDB (``runner_db``): events, task pages, results, progress.
 
     Every hot-path call touches documents by ``_id`` only, so its cost does not grow with the
     documents of other events (docs/decisions/0006). Every write is idempotent: an insert keyed by
@@ -143,11 +143,11 @@ class PredictionStore(Protocol):
         """``$set`` bookkeeping fields (never the status) on a document in any state."""
         ...
 
-    async def record_chunk(self, event_id: str, chunk: TaskChunk) -> None:
-        """Store (or replace) the records of one chunk of published frame tasks."""
+    async def record_task_page(self, event_id: str, page: TaskPage) -> None:
+        """Store (or replace) the records of one page of published frame tasks."""
         ...
 
-    async def read_chunk(self, event_id: str, index: int) -> TaskChunk | None: ...
+    async def read_task_page(self, event_id: str, index: int) -> TaskPage | None: ...
 
     async def save_results(self, results: Sequence[tuple[str, FrameResult]]) -> list[bool]:
         """Insert (event_id, result) pairs in one bulk write; per pair, True if it was the first.
@@ -232,9 +232,9 @@ class PredictionStore(Protocol):
         ...
 
     async def purge(
-        self, event_id: str, frame_ids: Sequence[int], chunks: int, partitions: int
+        self, event_id: str, frame_ids: Sequence[int], pages: int, partitions: int
     ) -> int:
-        """Delete the event's per-frame documents (results, task chunks, counters), by ``_id``."""
+        """Delete the event's per-frame documents (results, task pages, counters), by ``_id``."""
         ...
 
     async def ping(self) -> None: ...

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     mongo_db: str = "runner_db"
     mongo_collection: str = "runner_predictions"
     mongo_results_collection: str = "runner_frame_results"
-    mongo_chunks_collection: str = "runner_task_chunks"
+    mongo_task_pages_collection: str = "runner_task_pages"
     mongo_progress_collection: str = "runner_progress"
     mongo_claims_collection: str = "runner_claims"
     #: Completion notices not yet fully delivered (published, webhook done): small by design.
@@ -250,7 +250,7 @@ class Settings(BaseSettings):
         """The store's collections by role (see ``adapters/mongo.py``)."""
         return {
             "events": self.mongo_collection,
-            "chunks": self.mongo_chunks_collection,
+            "task_pages": self.mongo_task_pages_collection,
             "results": self.mongo_results_collection,
             "progress": self.mongo_progress_collection,
             "claims": self.mongo_claims_collection,

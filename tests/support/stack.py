@@ -243,7 +243,7 @@ def store_of(settings: Settings) -> Any:
 
 async def submit_video(settings: Settings, video: Path) -> str:
     """Upload ``video`` and publish its event, as ``video-runner submit`` does; returns the id."""
-    from video_runner.services import client
+    from video_runner.services import client_actions as client
 
     publisher = bootstrap.publisher(settings, "test")
     await publisher.start()

@@ -33,7 +33,7 @@ from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable
 from video_runner.services.notices import Notices
 from video_runner.services.outbox_s3 import OutboxS3
-from video_runner.services.video_path import VideoPath
+from video_runner.services.video_handler import VideoHandler
 
 TOPIC = "prediction_events"
 SECRET = b"s3cr3t"
@@ -394,11 +394,11 @@ async def test_a_webhook_cut_off_by_a_crash_is_resumed_by_the_sweep():
 def _world_with_hosts(tmp_path, hosts: frozenset[str]):
     from dataclasses import replace
 
-    from test_video_path import World, _frames
+    from test_video_handler import World, _frames
 
     world = World(tmp_path, _frames(2))
     notices = _notices(world.store, FakeNoticeLog(), FakeWebhooks())
-    world.path = VideoPath(
+    world.path = VideoHandler(
         replace(world.config, webhook_hosts=hosts),
         store=world.store,
         objects=world.objects,
@@ -412,7 +412,7 @@ def _world_with_hosts(tmp_path, hosts: frozenset[str]):
 
 
 def _with_callback(url: str):
-    from test_video_path import _message
+    from test_video_handler import _message
 
     payload = {"object": "input/ev-1.mp4", "options": {"callback_url": url, "tag": "x"}}
     return _message({"event_id": "ev-1", "payload": payload})

@@ -51,7 +51,7 @@ EXPECTED = {
         "results_topic": "topic_inference_results",
         "tasks_topic": "topic_inference_tasks",
     },
-    configs.video_path_config: {
+    configs.video_handler_config: {
         "dlq_max_bytes": "dlq_max_bytes",
         "max_message_bytes": "max_message_bytes",
         "upload_concurrency": "upload_concurrency",

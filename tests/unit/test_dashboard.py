@@ -11,10 +11,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from support.fakes import FakeObjectStore, FakePredictionStore
 from video_runner.adapters.metrics import PrometheusTelemetry
-from video_runner.domain.chunks import TaskChunk, TaskRecord
 from video_runner.domain.preprocess import decode_jpeg, encode_jpeg
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TaskPage, TaskRecord
 from video_runner.entrypoints import dashboard
 from video_runner.entrypoints.http import build_app
 from video_runner.runtime import Service
@@ -59,7 +59,7 @@ async def seeded():
     )
     store.put("proc-1", Status.PROCESSING, video=VIDEO, sampling={"every_n": 5}, frames_published=2)
     tasks = tuple(TaskRecord(f, f * 40, 96, 80, f"frames/proc-1/{f}.jpg", 0, f) for f in (0, 5))
-    await store.record_chunk("proc-1", TaskChunk(0, FRAMES, tasks))
+    await store.record_task_page("proc-1", TaskPage(0, FRAMES, tasks))
     await store.save_results([("proc-1", FrameResult(0, 0, [PERSON]))])
     await store.add_progress("proc-1", 0, _counts(1))
     store.put(
@@ -200,7 +200,7 @@ async def test_a_ready_video_links_its_coco_and_csv_exports_and_serves_them():
 
 
 async def test_a_processing_video_page_shows_published_frames_and_which_await_a_result():
-    """Frames come from the task chunks; one without a stored result is marked as awaiting."""
+    """Frames come from the task pages; one without a stored result is marked as awaiting."""
     client = await client_of(*await seeded())
     try:
         html = await (await client.get("/videos/proc-1")).text()

@@ -17,7 +17,7 @@ from support.fakes import (
 )
 from video_runner.domain.preprocess import encode_jpeg
 from video_runner.errors import ErrorCode
-from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker
+from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceHandler
 
 
 def _image(value: int) -> np.ndarray:
@@ -80,7 +80,7 @@ class World:
         self.publisher = FakePublisher()
         self.telemetry = RecordingTelemetry()
         self.detector = detector or FakeDetector(name="hog-v1")
-        self.worker = InferenceWorker(
+        self.worker = InferenceHandler(
             InferenceConfig(results_topic="inference_results", dlq_suffix=".dlq"),
             objects=self.objects,
             publisher=self.publisher,

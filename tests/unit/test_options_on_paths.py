@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from test_video_path import World, _frames, _message
+from test_video_handler import World, _frames, _message
 
 from support.fakes import (
     FakeDetector,
@@ -18,8 +18,8 @@ from video_runner.domain.preprocess import encode_jpeg
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode
-from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker
-from video_runner.services.results_path import ResultsPath
+from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceHandler
+from video_runner.services.results_handler import ResultsHandler
 
 OPTIONS = {"fps": 2, "start_ms": 1000, "classes": ["person"], "min_confidence": 0.5, "tag": "t-1"}
 
@@ -74,7 +74,7 @@ async def test_the_inference_worker_applies_the_tasks_classes_and_confidence_flo
     objects.objects["frames", "f/1.jpg"] = encode_jpeg(np.full((16, 16, 3), 7, np.uint8), 95)
     publisher = FakePublisher()
     detector = BatchingDetector(FakeDetector(), batch_size=1)
-    worker = InferenceWorker(
+    worker = InferenceHandler(
         InferenceConfig(results_topic="inference_results", dlq_suffix=".dlq"),
         objects=objects,
         publisher=publisher,
@@ -96,8 +96,8 @@ async def test_the_inference_worker_applies_the_tasks_classes_and_confidence_flo
 async def test_results_of_a_video_sampled_by_time_are_stored_for_any_frame_id(tmp_path):
     """With fps sampling the ids follow timestamps, not multiples of every_n: a result for
     frame 37 of a three-frame event is expected, and completes it with the others."""
-    from test_results_path import World as ResultsWorld
-    from test_results_path import _result
+    from test_results_handler import World as ResultsWorld
+    from test_results_handler import _result
 
     world = ResultsWorld()
     world.store.put(
@@ -107,7 +107,7 @@ async def test_results_of_a_video_sampled_by_time_are_stored_for_any_frame_id(tm
         total_frames=3,
         results_partitions=4,
     )
-    path: ResultsPath = world.path
+    path: ResultsHandler = world.path
     await path.handle_batch([_result(0), _result(13), _result(37)])
     document = world.store.document("ev-1")
     assert document is not None

@@ -15,9 +15,9 @@ from support.fakes import (
     config_of,
 )
 from video_runner.bootstrap import configs
-from video_runner.domain.chunks import CHUNK_SIZE, ChunkAssembler, TaskRecord
 from video_runner.domain.results import FrameResult, ResultCounts, merged_document, merged_header
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TASKS_PER_PAGE, TaskPageAssembler, TaskRecord
 from video_runner.services.outbox_s3 import OutboxS3
 
 OBJECT = {"class": "person", "box": [1.0, 2.0, 3.0, 4.0], "conf": 0.75}
@@ -26,18 +26,18 @@ OBJECT = {"class": "person", "box": [1.0, 2.0, 3.0, 4.0], "conf": 0.75}
 async def _predictable(
     store: FakePredictionStore, event_id: str = "ev-1", *, bucket="videos", frames: int = 3
 ):
-    """A predictable event with its task chunks and one result per frame, stored out of order;
+    """A predictable event with its task pages and one result per frame, stored out of order;
     frame 0's result is a detector error (without a model, as an older worker sends it)."""
     source = {"object": f"input/{event_id}.mp4", "media_type": "video"}
     if bucket is not None:
         source["bucket"] = bucket
-    chunks = ChunkAssembler("frames")
+    pages = TaskPageAssembler("frames")
     for ordinal in range(frames):
         record = TaskRecord(ordinal * 5, ordinal * 200, 64, 48, f"f/{ordinal}.jpg", 0, ordinal)
-        if (chunk := chunks.add(ordinal, record)) is not None:
-            await store.record_chunk(event_id, chunk)
-    for chunk in chunks.finish():
-        await store.record_chunk(event_id, chunk)
+        if (page := pages.add(ordinal, record)) is not None:
+            await store.record_task_page(event_id, page)
+    for page in pages.finish():
+        await store.record_task_page(event_id, page)
     results = [
         FrameResult(
             frame_id=o * 5,
@@ -106,9 +106,9 @@ async def test_a_notice_gets_the_json_into_the_source_bucket_and_makes_the_event
 
 
 async def test_a_video_of_many_chunks_is_merged_in_frame_order(tmp_path):
-    """Frames spread over several task chunks come out in one sorted list, each exactly once."""
+    """Frames spread over several task pages come out in one sorted list, each exactly once."""
     store, objects = FakePredictionStore(), FakeObjectStore()
-    frames = CHUNK_SIZE * 3 + 7
+    frames = TASKS_PER_PAGE * 3 + 7
     await _predictable(store, frames=frames)
     assert await _worker(store, objects, tmp_path).finish("ev-1")
     parsed = json.loads(objects.objects["videos", "detection/ev-1.json"])
@@ -154,7 +154,7 @@ async def test_two_workers_on_one_event_at_once_make_exactly_one_ready_transitio
 
 
 async def test_after_ready_the_per_frame_documents_are_deleted_unless_kept(tmp_path):
-    """Retention: once the JSON is in S3, results, chunks and counters of the event go; the
+    """Retention: once the JSON is in S3, results, pages and counters of the event go; the
     event document stays (marked purged). KEEP_FRAME_DOCUMENTS keeps everything."""
     store, objects = FakePredictionStore(), FakeObjectStore()
     await _predictable(store, "ev-1")
@@ -162,7 +162,7 @@ async def test_after_ready_the_per_frame_documents_are_deleted_unless_kept(tmp_p
     await _worker(store, objects, tmp_path).finish("ev-1")
     await _worker(store, objects, tmp_path, keep_frame_documents=True).finish("ev-keep")
     assert store.stored_results("ev-1") == []
-    assert [k for k in store.chunks if k[0] == "ev-1"] == []
+    assert [k for k in store.task_pages if k[0] == "ev-1"] == []
     assert [k for k in store.counters if k[0] == "ev-1"] == []
     assert (await store.get("ev-1")).purged_at is not None
     assert len(store.stored_results("ev-keep")) == 3

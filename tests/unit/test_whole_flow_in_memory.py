@@ -21,10 +21,10 @@ from video_runner import bootstrap
 from video_runner.bootstrap import configs
 from video_runner.domain.status import Status
 from video_runner.ports import Message
-from video_runner.services.inference import BatchingDetector, InferenceWorker
+from video_runner.services.inference import BatchingDetector, InferenceHandler
 from video_runner.services.outbox_s3 import OutboxS3
-from video_runner.services.results_path import Completion, ResultsPath
-from video_runner.services.video_path import VideoPath
+from video_runner.services.results_handler import Completion, ResultsHandler
+from video_runner.services.video_handler import VideoHandler
 from video_runner.settings import load_settings
 
 SETTINGS = load_settings()
@@ -65,8 +65,8 @@ class Services:
         results = configs.results_config(SETTINGS)
         completion = Completion(results, store, broker, telemetry)
         self.handlers = {
-            SETTINGS.topic_outbox_events: VideoPath(
-                config_of(configs.video_path_config, work_dir=work),
+            SETTINGS.topic_outbox_events: VideoHandler(
+                config_of(configs.video_handler_config, work_dir=work),
                 store=store,
                 objects=objects,
                 publisher=broker,
@@ -74,14 +74,14 @@ class Services:
                 telemetry=telemetry,
                 on_extracted=completion.check,
             ),
-            SETTINGS.topic_inference_tasks: InferenceWorker(
+            SETTINGS.topic_inference_tasks: InferenceHandler(
                 configs.inference_config(SETTINGS),
                 objects=objects,
                 publisher=broker,
                 detector=detector,
                 telemetry=telemetry,
             ),
-            SETTINGS.topic_inference_results: ResultsPath(
+            SETTINGS.topic_inference_results: ResultsHandler(
                 results, store=store, publisher=broker, completion=completion, telemetry=telemetry
             ),
             SETTINGS.topic_predictable_events: OutboxS3(

@@ -12,8 +12,8 @@ from video_runner.contracts import ResultLimits
 from video_runner.services.inference import InferenceConfig
 from video_runner.services.notices import NoticeConfig
 from video_runner.services.outbox_s3 import OutboxConfig
-from video_runner.services.results_path import ResultsConfig
-from video_runner.services.video_path import VideoPathConfig
+from video_runner.services.results_handler import ResultsConfig
+from video_runner.services.video_handler import VideoHandlerConfig
 from video_runner.settings import Settings
 
 
@@ -35,8 +35,8 @@ def results_config(settings: Settings) -> ResultsConfig:
     )
 
 
-def video_path_config(settings: Settings) -> VideoPathConfig:
-    return VideoPathConfig(
+def video_handler_config(settings: Settings) -> VideoHandlerConfig:
+    return VideoHandlerConfig(
         videos_bucket=settings.bucket_videos,
         frames_bucket=settings.bucket_frames,
         tasks_topic=settings.topic_inference_tasks,

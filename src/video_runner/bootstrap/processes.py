@@ -24,12 +24,12 @@ from video_runner.bootstrap.clients import (
 from video_runner.ports import Detector, FrameSource
 from video_runner.runtime import Check, Consumer, PeriodicJob, Service, Step, Worker
 from video_runner.runtime.worker import LAG_INTERVAL_S, Closer
-from video_runner.services.inference import BatchingDetector, InferenceWorker
+from video_runner.services.inference import BatchingDetector, InferenceHandler
 from video_runner.services.notices import Notices
 from video_runner.services.outbox_s3 import OutboxS3
 from video_runner.services.repair import Reaper, Reconciler
-from video_runner.services.results_path import Completion, ResultsPath
-from video_runner.services.video_path import VideoPath
+from video_runner.services.results_handler import Completion, ResultsHandler
+from video_runner.services.video_handler import VideoHandler
 from video_runner.services.work_dir import sweep_work_dir
 from video_runner.settings import Settings
 
@@ -83,8 +83,8 @@ class Runner(_NoticeSending):
         self.completion = Completion(
             results_config, self.store, self.publisher, self.telemetry, notices=self.notices
         )
-        self.video_path = VideoPath(
-            configs.video_path_config(settings),
+        self.video_path = VideoHandler(
+            configs.video_handler_config(settings),
             store=self.store,
             objects=self.objects,
             publisher=self.publisher,
@@ -93,7 +93,7 @@ class Runner(_NoticeSending):
             on_extracted=self.completion.check,
             notices=self.notices,
         )
-        self.results_path = ResultsPath(
+        self.results_path = ResultsHandler(
             results_config,
             store=self.store,
             publisher=self.publisher,
@@ -188,7 +188,7 @@ class Inference:
             detector(settings) if detector_override is None else detector_override,
             batch_size=settings.inference_batch_size,
         )
-        self.worker = InferenceWorker(
+        self.worker = InferenceHandler(
             configs.inference_config(settings),
             objects=self.objects,
             publisher=self.publisher,

@@ -18,7 +18,7 @@ from video_runner.domain.progress import progress_percent, status_view
 from video_runner.entrypoints.option_args import add_option_arguments, options_of
 from video_runner.errors import InvalidMessage, PermanentError, RetriableError
 from video_runner.ports import ObjectStore
-from video_runner.services import client
+from video_runner.services import client_actions as client
 from video_runner.settings import Settings, load_settings
 
 EXIT_FAILED = 3

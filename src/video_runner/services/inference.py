@@ -104,7 +104,7 @@ class InferenceConfig:
     dlq_suffix: str
 
 
-class InferenceWorker:
+class InferenceHandler:
     """Handles one ``inference_tasks`` message."""
 
     def __init__(

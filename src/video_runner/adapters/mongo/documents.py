@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from video_runner.domain.chunks import TaskChunk, TaskRecord
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TaskPage, TaskRecord
 
 #: Bounded bulk writes: one huge write would outlast the socket timeout on a slow server.
 BULK_SIZE = 1000
@@ -22,7 +22,7 @@ def result_doc_id(event_id: str, frame_id: int) -> str:
     return f"{event_id}/{frame_id}"
 
 
-def chunk_doc_id(event_id: str, index: int) -> str:
+def task_page_id(event_id: str, index: int) -> str:
     return f"{event_id}/c{index}"
 
 
@@ -60,20 +60,20 @@ def result_document(event_id: str, result: FrameResult, now: datetime) -> dict[s
     }
 
 
-def chunk_document(event_id: str, chunk: TaskChunk, now: datetime) -> dict[str, Any]:
+def task_page_document(event_id: str, page: TaskPage, now: datetime) -> dict[str, Any]:
     return {
-        "_id": chunk_doc_id(event_id, chunk.index),
+        "_id": task_page_id(event_id, page.index),
         "event_id": event_id,
-        "chunk": chunk.index,
-        "bucket": chunk.bucket,
-        "tasks": [task.as_dict() for task in chunk.tasks],
+        "page": page.index,
+        "bucket": page.bucket,
+        "tasks": [task.as_dict() for task in page.tasks],
         "written_at": now,
     }
 
 
-def chunk_of_document(document: Mapping[str, Any]) -> TaskChunk:
-    return TaskChunk(
-        index=int(document["chunk"]),
+def task_page_of_document(document: Mapping[str, Any]) -> TaskPage:
+    return TaskPage(
+        index=int(document["page"]),
         bucket=str(document["bucket"]),
         tasks=tuple(TaskRecord.from_dict(task) for task in document["tasks"]),
     )

@@ -19,12 +19,12 @@ from support.fakes import (
     config_of,
 )
 from video_runner.bootstrap import configs
-from video_runner.domain.chunks import ChunkAssembler, TaskRecord
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
 from video_runner.errors import DependencyUnavailable, ErrorCode
 from video_runner.services.repair import Reaper, Reconciler
-from video_runner.services.results_path import Completion, ResultsPath
+from video_runner.services.results_handler import Completion, ResultsHandler
 
 TOPIC = "inference_results"
 PARTITIONS = 4
@@ -69,7 +69,7 @@ class World:
         # The ratio is 0 unless a test sets it: one failed frame is then enough to fail.
         self.config = config_of(configs.results_config, **{"max_failed_ratio": 0.0, **config})
         self.completion = Completion(self.config, self.store, self.publisher, self.telemetry)
-        self.path = ResultsPath(
+        self.path = ResultsHandler(
             self.config,
             store=self.store,
             publisher=self.publisher,
@@ -87,10 +87,10 @@ class World:
 
     async def extracted(self, event_id: str = "ev-1", frames: int = 5, *, total: bool = True):
         """An event whose tasks the video path published (frame ids 0, 5, 10...), recorded in
-        chunks with the offsets the broker gave them; total_frames set if ``total``."""
+        pages with the offsets the broker gave them; total_frames set if ``total``."""
         messages = [(f"{event_id}/{i * 5}", {"frame_id": i * 5}) for i in range(frames)]
         deliveries = await self.publisher.publish_many("inference_tasks", messages)
-        chunks = ChunkAssembler("frames")
+        pages = TaskPageAssembler("frames")
         for ordinal, delivery in enumerate(deliveries):
             record = TaskRecord(
                 ordinal * 5,
@@ -101,10 +101,10 @@ class World:
                 delivery.partition,
                 delivery.offset,
             )
-            if (chunk := chunks.add(ordinal, record)) is not None:
-                await self.store.record_chunk(event_id, chunk)
-        for chunk in chunks.finish():
-            await self.store.record_chunk(event_id, chunk)
+            if (page := pages.add(ordinal, record)) is not None:
+                await self.store.record_task_page(event_id, page)
+        for page in pages.finish():
+            await self.store.record_task_page(event_id, page)
         self.store.put(
             event_id,
             Status.PROCESSING,
@@ -306,7 +306,7 @@ async def test_a_thousand_queued_frames_are_never_republished_or_failed_for_wait
         await world.reaper.run_once(now=world.clock.advance(3600))
     assert world.republished() == []
     assert (await world.store.get("ev-1")).status == Status.PROCESSING
-    # Nothing consumed, nothing to look up: a backlog costs chunk reads, not frame lookups.
+    # Nothing consumed, nothing to look up: a backlog costs page reads, not frame lookups.
     assert world.store.lookups == 0
 
 
@@ -317,9 +317,9 @@ async def test_consumed_frames_without_a_result_are_republished_once_per_round()
     world = World(result_deadline_s=120.0)
     await world.extracted(frames=8)
     await world.path.handle_batch([_result(i * 5) for i in range(4)])
-    chunk = await world.store.read_chunk("ev-1", 0)
-    lost = [t for t in chunk.tasks if t.frame_id in (20, 25)]
-    queued = [t for t in chunk.tasks if t.frame_id in (30, 35)]
+    page = await world.store.read_task_page("ev-1", 0)
+    lost = [t for t in page.tasks if t.frame_id in (20, 25)]
+    queued = [t for t in page.tasks if t.frame_id in (30, 35)]
     committed = {t.partition: t.offset + 1 for t in lost}
     for task in queued:  # the group has not reached these
         committed[task.partition] = min(committed.get(task.partition, 0), task.offset)
@@ -330,7 +330,7 @@ async def test_consumed_frames_without_a_result_are_republished_once_per_round()
     assert again == [20, 25]
     assert {s.key for s in world.republished()} == {"ev-1/20", "ev-1/25"}
     assert {s.value["attempt"] for s in world.republished()} == {1}
-    moved = {t.frame_id: t for t in (await world.store.read_chunk("ev-1", 0)).tasks}
+    moved = {t.frame_id: t for t in (await world.store.read_task_page("ev-1", 0)).tasks}
     assert moved[20].attempt == 1
     assert (moved[20].partition, moved[20].offset) != (lost[0].partition, lost[0].offset)
     assert await world.reaper.run_once(now=world.clock.advance(200)) == 0

@@ -3,7 +3,7 @@
 Per event: create the prediction document, stream the video from S3 to a local file, decode and
 preprocess every N-th frame off the event loop, upload each JPEG, publish one task per frame
 (keyed by frame, so one video spreads over every partition and every inference worker), record
-where Kafka stored each task in chunk documents, then set ``total_frames``. Everything is
+where Kafka stored each task in page documents, then set ``total_frames``. Everything is
 idempotent, so a redelivered event redoes the same work and changes nothing.
 """
 
@@ -48,7 +48,7 @@ _SHOWN_SOURCE = 1024
 
 
 @dataclass(frozen=True, slots=True)
-class VideoPathConfig:
+class VideoHandlerConfig:
     videos_bucket: str
     frames_bucket: str
     tasks_topic: str
@@ -72,12 +72,12 @@ class VideoPathConfig:
     publish_batch: int = 32
 
 
-class VideoPath:
+class VideoHandler:
     """Handles one ``outbox_events`` message at a time (the consumer loop runs several)."""
 
     def __init__(
         self,
-        config: VideoPathConfig,
+        config: VideoHandlerConfig,
         *,
         store: PredictionStore,
         objects: ObjectStore,

@@ -131,7 +131,7 @@ class _Accepted:
     message: ResultMessage
 
 
-class ResultsPath:
+class ResultsHandler:
     """Handles ``inference_results`` messages, a batch at a time (``handle`` for a single one)."""
 
     def __init__(

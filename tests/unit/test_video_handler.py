@@ -16,12 +16,12 @@ from support.fakes import (
     config_of,
 )
 from video_runner.bootstrap import configs
-from video_runner.domain.chunks import CHUNK_SIZE, ChunkAssembler, TaskRecord
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TASKS_PER_PAGE, TaskPageAssembler, TaskRecord
 from video_runner.domain.video import ExtractedFrame
 from video_runner.errors import ErrorCode, InvalidVideo, RetriableError
-from video_runner.services.video_path import VideoPath
+from video_runner.services.video_handler import VideoHandler
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42 pretend this is a video"
 TOPIC = "outbox_events"
@@ -46,7 +46,7 @@ def _event(event_id: str = "ev-1", key: str = "input/ev-1.mp4") -> FakeMessage:
 
 
 class World:
-    """A VideoPath wired to fakes, with a video at videos/input/ev-1.mp4."""
+    """A VideoHandler wired to fakes, with a video at videos/input/ev-1.mp4."""
 
     def __init__(self, tmp_path, frames, *, publish_batch: int = 32, max_bytes=None, **source):
         self.store = FakePredictionStore()
@@ -58,7 +58,7 @@ class World:
         self.extracted: list[str] = []
         self.work_dir = tmp_path / "work"
         self.config = config_of(
-            configs.video_path_config,
+            configs.video_handler_config,
             videos_bucket="videos",
             frames_bucket="frames",
             sampling=Sampling(every_n=5),
@@ -73,7 +73,7 @@ class World:
         async def on_extracted(event_id: str) -> None:
             self.extracted.append(event_id)
 
-        self.path = VideoPath(
+        self.path = VideoHandler(
             self.config,
             store=self.store,
             objects=self.objects,
@@ -151,15 +151,15 @@ async def test_the_document_records_task_chunks_totals_and_the_video(tmp_path):
     assert document["sampling"] == {"every_n": 5}
     assert document["error"] is None
     assert document["results_partitions"] == world.publisher.partition_count
-    chunk = await world.store.read_chunk("ev-1", 0)
-    assert chunk is not None
-    assert chunk.bucket == "frames"
-    assert chunk.frame_ids() == [0, 5, 10, 15]
-    assert chunk.tasks[1].object_key == "frames/ev-1/5.jpg"
+    page = await world.store.read_task_page("ev-1", 0)
+    assert page is not None
+    assert page.bucket == "frames"
+    assert page.frame_ids() == [0, 5, 10, 15]
+    assert page.tasks[1].object_key == "frames/ev-1/5.jpg"
     sent = {s.key: s for s in world.tasks()}
     assert len(sent) == 4
     # Each record names the partition and offset its task was acknowledged at.
-    offsets = sorted((t.partition, t.offset) for t in chunk.tasks)
+    offsets = sorted((t.partition, t.offset) for t in page.tasks)
     assert len(set(offsets)) == 4
     assert world.extracted == ["ev-1"]
     assert world.telemetry.total("frames_published") == 4
@@ -388,24 +388,24 @@ async def test_dead_letter_records_the_failure_of_a_message_the_loop_gave_up_on(
 
 
 async def test_a_redone_video_skips_the_frames_an_earlier_run_recorded(tmp_path):
-    """A video redone after a crash (its first chunk of 64 tasks recorded, no total) decodes
-    again but uploads and publishes only the frames after that chunk; the total counts all."""
+    """A video redone after a crash (its first page of 64 tasks recorded, no total) decodes
+    again but uploads and publishes only the frames after that page; the total counts all."""
     world = World(tmp_path, _frames(150))
-    earlier = ChunkAssembler("frames")
-    for ordinal in range(CHUNK_SIZE):
+    earlier = TaskPageAssembler("frames")
+    for ordinal in range(TASKS_PER_PAGE):
         record = TaskRecord(
             ordinal * 5, ordinal * 200, 64, 48, f"frames/ev-1/{ordinal * 5}.jpg", 0, 0
         )
-        if (chunk := earlier.add(ordinal, record)) is not None:
-            await world.store.record_chunk("ev-1", chunk)
+        if (page := earlier.add(ordinal, record)) is not None:
+            await world.store.record_task_page("ev-1", page)
     await world.store.begin("ev-1", {"results_partitions": 4})
     await world.path.handle(_event())
     published = sorted(t.value["frame_id"] for t in world.tasks())
-    assert published == [ordinal * 5 for ordinal in range(CHUNK_SIZE, 150)]
+    assert published == [ordinal * 5 for ordinal in range(TASKS_PER_PAGE, 150)]
     uploaded = {key for bucket, key in world.objects.objects if bucket == "frames"}
-    assert uploaded == {f"frames/ev-1/{o * 5}.jpg" for o in range(CHUNK_SIZE, 150)}
+    assert uploaded == {f"frames/ev-1/{o * 5}.jpg" for o in range(TASKS_PER_PAGE, 150)}
     document = world.store.document("ev-1")
     assert document["total_frames"] == 150
-    chunks = [await world.store.read_chunk("ev-1", k) for k in range(3)]
-    assert [len(c.tasks) for c in chunks] == [64, 64, 22]
-    assert world.telemetry.total("frames_resumed") == CHUNK_SIZE
+    pages = [await world.store.read_task_page("ev-1", k) for k in range(3)]
+    assert [len(c.tasks) for c in pages] == [64, 64, 22]
+    assert world.telemetry.total("frames_resumed") == TASKS_PER_PAGE
