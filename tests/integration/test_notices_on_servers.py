@@ -92,7 +92,7 @@ async def test_the_sweep_finds_a_notice_acknowledged_before_a_crash_and_sends_a_
         await store.set_notice(
             "found-a", Status.FAILED, {"log_position": {"partition": partition, "offset": start}}
         )
-        delivery = await log.publish_at(topic, partition, "found-a", claim["notice"])
+        delivery = await log.publish_at(topic, partition, "found-a", claim.notice)
         assert delivery.offset >= start
         # Other traffic on the same partition after it: the search reads past it, not only at it.
         await log.publish_at(topic, partition, "someone-else", {"notice_id": "someone-else/ready"})
@@ -101,7 +101,7 @@ async def test_the_sweep_finds_a_notice_acknowledged_before_a_crash_and_sends_a_
         assert await notices.sweep(later) == 2
         assert _counted(telemetry, "notices_found_published") == 1
         assert _counted(telemetry, "notices_republished") == 1
-        assert (await store.read_notice("found-a", Status.FAILED))["notified_at"] is not None
+        assert (await store.read_notice("found-a", Status.FAILED)).notified_at is not None
         assert await store.pending_notices(later) == []
 
         records = await read_topic(settings, topic, until=lambda rs: len(rs) >= 3, timeout_s=30)

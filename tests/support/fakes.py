@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from video_runner.adapters.mongo import new_event_document, pending_notice_document
-from video_runner.adapters.mongo.documents import prediction_of
+from video_runner.adapters.mongo.documents import notice_claim_of, pending_notice_of, prediction_of
 from video_runner.contracts.notice import notice_for, notice_json
 from video_runner.domain.detections import Detection
+from video_runner.domain.notice_records import NoticeClaim, PendingNotice
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.sampling import SamplingPlan
@@ -238,12 +239,12 @@ class FakePredictionStore:
         self.claims[event_id, name] = {"at": self.clock()}
         return True
 
-    async def read_notice(self, event_id: str, status: Status) -> dict[str, Any] | None:
+    async def read_notice(self, event_id: str, status: Status) -> NoticeClaim | None:
         await self._round_trip()
         for name in claim_names(status):
             claim = self.claims.get((event_id, name))
             if claim is not None and claim.get("notice_id") == f"{event_id}/{status.value}":
-                return copy.deepcopy(claim)
+                return notice_claim_of(claim, copy.deepcopy(claim["notice"]))
         return None
 
     async def set_notice(self, event_id: str, status: Status, fields: Mapping[str, Any]) -> None:
@@ -253,15 +254,16 @@ class FakePredictionStore:
             if claim is not None and claim.get("notice_id") == f"{event_id}/{status.value}":
                 claim.update(copy.deepcopy(dict(fields)))
 
-    async def pending_notices(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    async def pending_notices(self, before: datetime, limit: int = 100) -> list[PendingNotice]:
         await self._round_trip()
         self.notice_scans += 1
         found = [m for _, m in sorted(self.notices.items()) if m["at"] < before]
-        return copy.deepcopy(found[:limit])
+        return [pending_notice_of(m) for m in found[:limit]]
 
-    async def pending_notice(self, notice_id: str) -> dict[str, Any] | None:
+    async def pending_notice(self, notice_id: str) -> PendingNotice | None:
         await self._round_trip()
-        return copy.deepcopy(self.notices.get(notice_id))
+        marker = self.notices.get(notice_id)
+        return None if marker is None else pending_notice_of(marker)
 
     async def update_pending(self, notice_id: str, fields: Mapping[str, Any]) -> None:
         await self._round_trip()
@@ -644,7 +646,7 @@ class FakeMessage:
 
 
 class RecordingTelemetry:
-    """Implements ``services.telemetry.Telemetry``; keeps every count, observation and gauge."""
+    """Implements ``ports.Telemetry``; keeps every count, observation and gauge."""
 
     def __init__(self) -> None:
         self.counts: list[tuple[str, float, dict[str, str]]] = []

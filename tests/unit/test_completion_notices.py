@@ -109,7 +109,7 @@ async def test_two_outbox_replicas_finishing_one_event_publish_exactly_one_ready
     assert notice["models"] == ["yolov4-tiny@abc.c1"]
     assert notice["frames"] == 4
     assert store.notices == {}
-    assert (await store.read_notice("ev-1", Status.READY))["notified_at"] is not None
+    assert (await store.read_notice("ev-1", Status.READY)).notified_at is not None
     assert await notices.sweep(_later(store, 3600)) == 0
     assert len(notice_log.messages(TOPIC)) == 1
 
@@ -153,14 +153,15 @@ async def test_a_notice_acknowledged_before_the_crash_is_found_in_its_partition_
     notice_log.lose_next_ack()
     assert await _fail(store, notices)
     claim = await store.read_notice("ev-f", Status.FAILED)
-    assert claim.get("notified_at") is None
-    assert claim["log_position"]["offset"] == 0
+    assert claim.notified_at is None
+    assert claim.log_position is not None
+    assert claim.log_position.offset == 0
     assert await notices.sweep(_later(store)) == 1
     assert len(notice_log.messages(TOPIC)) == 1
     assert notice_log.searches == 1
     assert telemetry.total("notices_found_published") == 1
     assert telemetry.total("notices_republished") == 0
-    assert (await store.read_notice("ev-f", Status.FAILED))["notified_at"] is not None
+    assert (await store.read_notice("ev-f", Status.FAILED)).notified_at is not None
 
 
 async def test_a_send_that_never_reached_the_broker_is_published_by_the_sweep_after_a_search():
@@ -178,7 +179,7 @@ async def test_a_send_that_never_reached_the_broker_is_published_by_the_sweep_af
     notice_log.publish_at = refused
     assert await _fail(store, notices)
     assert notice_log.messages(TOPIC) == []
-    assert "log_position" in await store.read_notice("ev-f", Status.FAILED)
+    assert (await store.read_notice("ev-f", Status.FAILED)).log_position is not None
     assert await notices.sweep(_later(store)) == 1
     assert notice_log.searches == 1
     assert [m[1]["notice_id"] for m in notice_log.messages(TOPIC)] == ["ev-f/failed"]

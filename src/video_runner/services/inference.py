@@ -20,9 +20,8 @@ from video_runner.domain.ids import task_key
 from video_runner.domain.preprocess import decode_jpeg
 from video_runner.domain.results import FrameResult
 from video_runner.errors import PermanentError, RetriableError
-from video_runner.ports import Detector, Image, Message, ObjectStore, RawPublisher
+from video_runner.ports import Detector, Image, Message, ObjectStore, RawPublisher, Telemetry
 from video_runner.services.dead_letters import dead_letter
-from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from typing import Any
 
 from video_runner.domain.backoff import backoff_delay
 from video_runner.domain.compact_json import compact_json
+from video_runner.domain.notice_records import NoticeClaim, PendingNotice
 from video_runner.domain.signature import SIGNATURE_HEADER, sign
 from video_runner.domain.status import Status
 from video_runner.errors import RetriableError
-from video_runner.ports import NoticeLog, PredictionStore, WebhookSender
-from video_runner.services.telemetry import Telemetry
+from video_runner.ports import NoticeLog, PredictionStore, Telemetry, WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ class Notices:
             claim = await self._store.read_notice(event_id, status)
             if claim is None:
                 return
-            if claim.get("notified_at") is None:
-                await self._publish(event_id, status, claim["notice"])
+            if claim.notified_at is None:
+                await self._publish(event_id, status, claim.notice)
                 self._telemetry.count("notices_published", status=status.value)
             await self._published(notice_id, claim)
         except RetriableError as exc:
@@ -111,14 +111,14 @@ class Notices:
         await self._log.publish_at(topic, partition, event_id, notice)
         await self._store.set_notice(event_id, status, {"notified_at": self._now()})
 
-    async def _published(self, notice_id: str, claim: Mapping[str, Any]) -> None:
+    async def _published(self, notice_id: str, claim: NoticeClaim) -> None:
         """The notice is on the topic: start its webhook, or forget its marker."""
-        url = _callback_of(claim)
+        url = claim.callback_url
         if url is None or self._webhooks is None:
             await self._store.drop_pending(notice_id)
             return
         await self._store.update_pending(notice_id, {"published": True, "at": self._now()})
-        self._spawn_webhook(notice_id, str(claim["event_id"]), url, claim["notice"])
+        self._spawn_webhook(notice_id, claim.event_id, url, claim.notice)
 
     # -- webhooks -----------------------------------------------------------------------------
 
@@ -163,10 +163,10 @@ class Notices:
         if self._config.webhook_secret is not None:
             headers[SIGNATURE_HEADER] = sign(self._config.webhook_secret, body)
         # Resumed after a crash: count on from what the document (or the marker) recorded.
-        pending = await self._store.pending_notice(notice_id) or {}
+        pending = await self._store.pending_notice(notice_id)
         prediction = await self._store.get(event_id)
         attempts = max(
-            int(pending.get("webhook_attempts") or 0),
+            0 if pending is None else pending.webhook_attempts,
             0 if prediction is None else prediction.webhook_attempts,
         )
         while True:
@@ -247,17 +247,15 @@ class Notices:
             except RetriableError as exc:
                 log.warning(
                     "notice repair failed, next sweep retries",
-                    extra={"notice_id": marker["_id"], "error": str(exc)},
+                    extra={"notice_id": marker.notice_id, "error": str(exc)},
                 )
         return done
 
-    async def _repair(self, marker: Mapping[str, Any]) -> bool:
-        notice_id = str(marker["_id"])
+    async def _repair(self, marker: PendingNotice) -> bool:
+        notice_id = marker.notice_id
         if notice_id in self._delivering:
             return False  # this very process is on it
-        event_id = str(marker["event_id"])
-        status = Status(marker["status"])
-        attempt = int(marker.get("attempts") or 0)
+        event_id, status, attempt = marker.event_id, marker.status, marker.attempts
         # The next attempt's number goes on the marker before this attempt is claimed: a sweeper
         # dying between the two would otherwise leave a claimed number on the marker for good.
         await self._store.update_pending(notice_id, {"attempts": attempt + 1, "at": self._now()})
@@ -270,12 +268,12 @@ class Notices:
             # predictable) or its caller died before claiming. Nothing was announced.
             await self._store.drop_pending(notice_id)
             return True
-        if claim.get("notified_at") is None:
+        if claim.notified_at is None:
             if await self._already_published(event_id, claim):
                 await self._store.set_notice(event_id, status, {"notified_at": self._now()})
                 self._telemetry.count("notices_found_published")
             else:
-                await self._publish(event_id, status, claim["notice"])
+                await self._publish(event_id, status, claim.notice)
                 self._telemetry.count("notices_republished")
                 log.warning(
                     "completion notice re-published by the sweep",
@@ -288,16 +286,12 @@ class Notices:
         await self._published(notice_id, claim)
         return True
 
-    async def _already_published(self, event_id: str, claim: Mapping[str, Any]) -> bool:
-        position = claim.get("log_position")
-        if not isinstance(position, Mapping):
+    async def _already_published(self, event_id: str, claim: NoticeClaim) -> bool:
+        position = claim.log_position
+        if position is None:
             return False  # died before it recorded the offset, so before it published
         return await self._log.contains(
-            self._config.topic,
-            int(position["partition"]),
-            int(position["offset"]),
-            event_id,
-            str(claim["notice_id"]),
+            self._config.topic, position.partition, position.offset, event_id, claim.notice_id
         )
 
 
@@ -315,8 +309,3 @@ async def move_and_announce(
     if moved and notices is not None:
         await notices.announce(event_id, target)
     return moved
-
-
-def _callback_of(claim: Mapping[str, Any]) -> str | None:
-    url = claim.get("callback_url")
-    return url if isinstance(url, str) and url else None

@@ -27,11 +27,10 @@ from video_runner.domain.ids import detection_key
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.status import Status
 from video_runner.errors import InvalidMessage, PermanentError
-from video_runner.ports import Message, ObjectStore, PredictionStore
+from video_runner.ports import Message, ObjectStore, PredictionStore, Telemetry
 from video_runner.services.merged_output import write_merged
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.paging import find_all
-from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

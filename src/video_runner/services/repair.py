@@ -20,11 +20,10 @@ from video_runner.domain.reaping import current_round, grace_s, is_consumed, pla
 from video_runner.domain.status import Status
 from video_runner.domain.task_pages import TaskPage, TaskRecord
 from video_runner.errors import ErrorCode
-from video_runner.ports import ConsumedOffsets, PredictionStore, RawPublisher
+from video_runner.ports import ConsumedOffsets, PredictionStore, RawPublisher, Telemetry
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.paging import find_all
 from video_runner.services.results_handler import Completion, ResultsConfig
-from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,7 @@ from video_runner.contracts import InferenceTask, VideoEvent
 from video_runner.domain.ids import frame_key, task_key
 from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
 from video_runner.domain.video import ExtractedFrame
-from video_runner.ports import PredictionStore, RawPublisher
-from video_runner.services.telemetry import Telemetry
+from video_runner.ports import PredictionStore, RawPublisher, Telemetry
 
 #: The end marker of the queue of uploaded frames.
 DONE = None

@@ -35,12 +35,18 @@ from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status
 from video_runner.domain.video import ExtractedFrame
 from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, RetriableError
-from video_runner.ports import FrameSource, Message, ObjectStore, PredictionStore, RawPublisher
+from video_runner.ports import (
+    FrameSource,
+    Message,
+    ObjectStore,
+    PredictionStore,
+    RawPublisher,
+    Telemetry,
+)
 from video_runner.services.dead_letters import DeadLetters
 from video_runner.services.extraction_claim import ExtractionClaims
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.task_publication import DONE, Publication, PublishTo
-from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 #: The most of a refused event's bucket or key kept on its document.

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from video_runner.domain.notice_records import LogPosition, NoticeClaim, PendingNotice
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
@@ -111,6 +112,37 @@ def pending_notice_document(
         "webhook_done": callback_url is None,
         "webhook_attempts": 0,
     }
+
+
+def pending_notice_of(marker: Mapping[str, Any]) -> PendingNotice:
+    """The typed form of a ``runner_notices`` marker (``pending_notice_document``)."""
+    return PendingNotice(
+        notice_id=str(marker["_id"]),
+        event_id=str(marker["event_id"]),
+        status=Status(marker["status"]),
+        attempts=int(marker.get("attempts") or 0),
+        webhook_attempts=int(marker.get("webhook_attempts") or 0),
+        published=bool(marker.get("published")),
+        at=marker["at"],
+    )
+
+
+def notice_claim_of(claim: Mapping[str, Any], notice: dict[str, Any]) -> NoticeClaim:
+    """The typed form of a terminal move's claim, with its notice as published."""
+    position = claim.get("log_position")
+    url = claim.get("callback_url")
+    return NoticeClaim(
+        event_id=str(claim["event_id"]),
+        notice_id=str(claim["notice_id"]),
+        notice=notice,
+        callback_url=url if isinstance(url, str) and url else None,
+        log_position=(
+            LogPosition(int(position["partition"]), int(position["offset"]))
+            if isinstance(position, Mapping)
+            else None
+        ),
+        notified_at=claim.get("notified_at"),
+    )
 
 
 def prediction_of(document: Mapping[str, Any]) -> Prediction:
