@@ -147,3 +147,24 @@ class OutputRejected(PermanentError):
     """A dependency refuses, for good, what we write for this event."""
 
     code = ErrorCode.STORAGE_REJECTED
+
+
+def most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error of a task group that decides what happens to the work: permanent beats
+    retriable beats the rest (a permanent one fails the event; retrying cannot fix it)."""
+    errors = _leaves(group)
+    for kind in (PermanentError, RetriableError):
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    return errors[0]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            leaves.extend(_leaves(error))
+        else:
+            leaves.append(error)
+    return leaves
