@@ -40,19 +40,15 @@ SECRET = b"s3cr3t"
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def _notices(store, notice_log, webhooks=None, telemetry=None, **config) -> Notices:
+def _notices(store, notice_log, webhooks=None, telemetry=None, **webhook) -> Notices:
+    """Notices on ``TOPIC`` with a signing secret and millisecond retries, unless ``webhook``
+    (``WebhookConfig`` fields) says otherwise."""
+    delivery = config_of(
+        configs.webhook_config,
+        **{"secret": SECRET, "retry_initial_s": 0.001, "retry_max_s": 0.002, **webhook},
+    )
     return Notices(
-        config_of(
-            configs.notice_config,
-            **{
-                "topic": TOPIC,
-                "grace_s": 60.0,
-                "webhook_secret": SECRET,
-                "webhook_retry_initial_s": 0.001,
-                "webhook_retry_max_s": 0.002,
-                **config,
-            },
-        ),
+        config_of(configs.notice_config, topic=TOPIC, grace_s=60.0, webhooks=delivery),
         store=store,
         notice_log=notice_log,
         webhooks=webhooks,
@@ -351,7 +347,7 @@ async def test_a_webhook_that_never_answers_fails_after_its_attempts_and_blocks_
     webhooks = FakeWebhooks(None, None, None, None)
     _failing(store, callback_url=URL)
     _failing(store, "ev-g")
-    notices = _notices(store, notice_log, webhooks, webhook_max_attempts=3)
+    notices = _notices(store, notice_log, webhooks, max_attempts=3)
     assert await _fail(store, notices)
     assert await _fail(store, notices, "ev-g")  # announced while the webhook still retries
     assert [m[1]["event_id"] for m in notice_log.messages(TOPIC)] == ["ev-f", "ev-g"]
@@ -369,9 +365,7 @@ async def test_a_webhook_cut_off_by_a_crash_is_resumed_by_the_sweep():
     store, notice_log = FakePredictionStore(clock), FakeNoticeLog()
     webhooks = FakeWebhooks(503, default=503)
     _failing(store, callback_url=URL)
-    dying = _notices(
-        store, notice_log, webhooks, webhook_retry_initial_s=30, webhook_retry_max_s=30
-    )
+    dying = _notices(store, notice_log, webhooks, retry_initial_s=30, retry_max_s=30)
     assert await _fail(store, dying)
     for _ in range(100):  # until its first attempt is recorded
         if store.documents["ev-f"].get("webhook") is not None:
@@ -398,7 +392,12 @@ def _world_with_hosts(tmp_path, hosts: frozenset[str]):
     from test_video_handler import World, _frames
 
     world = World(tmp_path, _frames(2))
-    notices = _notices(world.store, FakeNoticeLog(), FakeWebhooks())
+    notice_log, webhooks = FakeNoticeLog(), FakeWebhooks()
+    notices = _notices(world.store, notice_log, webhooks)
+
+    async def extracted(event_id: str) -> None:
+        world.extracted.append(event_id)
+
     world.path = VideoHandler(
         replace(world.config, webhook_hosts=hosts),
         store=world.store,
@@ -406,10 +405,10 @@ def _world_with_hosts(tmp_path, hosts: frozenset[str]):
         publisher=world.publisher,
         frames=world.source,
         telemetry=world.telemetry,
-        on_extracted=world.path._on_extracted,
+        on_extracted=extracted,
         notices=notices,
     )
-    return world, notices
+    return world, notices, notice_log, webhooks
 
 
 def _with_callback(url: str):
@@ -422,7 +421,7 @@ def _with_callback(url: str):
 async def test_a_callback_url_whose_host_is_not_allowed_fails_the_event_with_bad_options(tmp_path):
     """Refused before any download, dead-lettered, failed with bad_options; the URL is never
     called and the failed notice still goes to prediction_events."""
-    world, notices = _world_with_hosts(tmp_path, frozenset({"hooks.example"}))
+    world, notices, notice_log, webhooks = _world_with_hosts(tmp_path, frozenset({"hooks.example"}))
     await world.path.handle(_with_callback("https://elsewhere.example/hook"))
     await notices.drain()
     document = world.store.document("ev-1")
@@ -432,13 +431,13 @@ async def test_a_callback_url_whose_host_is_not_allowed_fails_the_event_with_bad
     assert "callback_url" not in document["options"]
     assert world.objects.downloads == []
     assert [s.headers["error_code"] for s in world.dead_letters()] == ["bad_options"]
-    assert notices._webhooks.posts == []
-    assert notices._log.messages(TOPIC)[0][1]["error"]["code"] == "bad_options"
+    assert webhooks.posts == []
+    assert notice_log.messages(TOPIC)[0][1]["error"]["code"] == "bad_options"
 
 
 async def test_with_no_allowed_hosts_every_callback_url_is_refused(tmp_path):
     """WEBHOOK_ALLOWED_HOSTS is empty by default: no event may name a webhook."""
-    world, _ = _world_with_hosts(tmp_path, frozenset())
+    world, *_ = _world_with_hosts(tmp_path, frozenset())
     await world.path.handle(_with_callback("http://hooks.example/done"))
     assert (await world.store.get("ev-1")).error["code"] == "bad_options"
 
@@ -446,7 +445,7 @@ async def test_with_no_allowed_hosts_every_callback_url_is_refused(tmp_path):
 async def test_a_callback_url_on_an_allowed_host_is_kept_with_the_options(tmp_path):
     """The host matches case-insensitively, on the port its entry names; the event is
     processed."""
-    world, _ = _world_with_hosts(tmp_path, frozenset({"hooks.example:8080"}))
+    world, *_ = _world_with_hosts(tmp_path, frozenset({"hooks.example:8080"}))
     await world.path.handle(_with_callback("http://HOOKS.example:8080/done"))
     document = world.store.document("ev-1")
     assert document["status"] == Status.PROCESSING

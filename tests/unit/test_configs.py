@@ -68,10 +68,12 @@ EXPECTED = {
     configs.notice_config: {
         "topic": "topic_prediction_events",
         "grace_s": "completion_notice_grace_s",
-        "webhook_max_attempts": "webhook_max_attempts",
-        "webhook_retry_initial_s": "webhook_retry_initial_s",
-        "webhook_retry_max_s": "webhook_retry_max_s",
-        "webhook_concurrency": "webhook_concurrency",
+    },
+    configs.webhook_config: {
+        "max_attempts": "webhook_max_attempts",
+        "retry_initial_s": "webhook_retry_initial_s",
+        "retry_max_s": "webhook_retry_max_s",
+        "concurrency": "webhook_concurrency",
     },
     configs.inference_config: {
         "results_topic": "topic_inference_results",

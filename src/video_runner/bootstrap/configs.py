@@ -14,6 +14,7 @@ from video_runner.services.notices import NoticeConfig
 from video_runner.services.outbox_s3 import OutboxConfig
 from video_runner.services.results_handler import ResultsConfig
 from video_runner.services.video_handler import VideoHandlerConfig
+from video_runner.services.webhooks import WebhookConfig
 from video_runner.settings import Settings
 
 
@@ -72,13 +73,19 @@ def outbox_config(settings: Settings) -> OutboxConfig:
 
 
 def notice_config(settings: Settings) -> NoticeConfig:
-    secret = settings.webhook_secret
     return NoticeConfig(
         topic=settings.topic_prediction_events,
         grace_s=settings.completion_notice_grace_s,
-        webhook_secret=None if secret is None else secret.get_secret_value().encode(),
-        webhook_max_attempts=settings.webhook_max_attempts,
-        webhook_retry_initial_s=settings.webhook_retry_initial_s,
-        webhook_retry_max_s=settings.webhook_retry_max_s,
-        webhook_concurrency=settings.webhook_concurrency,
+        webhooks=webhook_config(settings),
+    )
+
+
+def webhook_config(settings: Settings) -> WebhookConfig:
+    secret = settings.webhook_secret
+    return WebhookConfig(
+        secret=None if secret is None else secret.get_secret_value().encode(),
+        max_attempts=settings.webhook_max_attempts,
+        retry_initial_s=settings.webhook_retry_initial_s,
+        retry_max_s=settings.webhook_retry_max_s,
+        concurrency=settings.webhook_concurrency,
     )

@@ -8,9 +8,7 @@ import logging
 
 from video_runner.adapters.kafka import GroupOffsets, KafkaNoticeLog, KafkaPublisher
 from video_runner.adapters.metrics import PrometheusTelemetry
-from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.webhook import HttpWebhookSender
-from video_runner.bootstrap import configs
 from video_runner.bootstrap.clients import (
     consumer_loop,
     detector,
@@ -21,15 +19,16 @@ from video_runner.bootstrap.clients import (
     prediction_store,
     work_dir,
 )
+from video_runner.bootstrap.services import (
+    batching_detector,
+    completion_notices,
+    inference_handler,
+    outbox_service,
+    runner_services,
+)
 from video_runner.ports import Detector, FrameSource
 from video_runner.runtime import Check, Consumer, PeriodicJob, Service, Step, Worker
 from video_runner.runtime.worker import LAG_INTERVAL_S, Closer
-from video_runner.services.inference import BatchingDetector, InferenceHandler
-from video_runner.services.notices import Notices
-from video_runner.services.outbox_s3 import OutboxS3
-from video_runner.services.repair import Reaper, Reconciler
-from video_runner.services.results_handler import Completion, ResultsHandler
-from video_runner.services.video_handler import VideoHandler
 from video_runner.services.work_dir import sweep_work_dir
 from video_runner.settings import Settings
 
@@ -50,10 +49,9 @@ class _NoticeSending:
         self.notices = completion_notices(
             settings,
             store=self.store,
-            publisher=self.publisher,
+            notice_log=KafkaNoticeLog(kafka_connection(settings, role), publisher),
             webhooks=self.webhooks,
             telemetry=self.telemetry,
-            role=role,
         )
 
     def _checks(self) -> dict[str, Check]:
@@ -79,43 +77,24 @@ class Runner(_NoticeSending):
         super().__init__(
             settings, "runner", KafkaPublisher(kafka_connection(settings, "runner"), linger_ms=0)
         )
-        results_config = configs.results_config(settings)
-        self.completion = Completion(
-            results_config, self.store, self.publisher, self.telemetry, notices=self.notices
-        )
-        self.video_path = VideoHandler(
-            configs.video_handler_config(settings),
+        self.offsets = GroupOffsets(kafka_connection(settings, "runner"))
+        self.services = runner_services(
+            settings,
             store=self.store,
             objects=self.objects,
             publisher=self.publisher,
             frames=frame_source(settings) if frames is None else frames,
-            telemetry=self.telemetry,
-            on_extracted=self.completion.check,
-            notices=self.notices,
-        )
-        self.results_path = ResultsHandler(
-            results_config,
-            store=self.store,
-            publisher=self.publisher,
-            completion=self.completion,
-            telemetry=self.telemetry,
-        )
-        self.reconciler = Reconciler(results_config, self.store, self.completion)
-        self.offsets = GroupOffsets(kafka_connection(settings, "runner"))
-        self.reaper = Reaper(
-            results_config,
-            store=self.store,
-            publisher=self.publisher,
             offsets=self.offsets,
             telemetry=self.telemetry,
             notices=self.notices,
         )
+        self.completion = self.services.completion
         self.events_loop = consumer_loop(
             settings,
             "runner",
             topic=settings.topic_outbox_events,
             group_id=settings.group_runner,
-            handler=self.video_path,
+            handler=self.services.video,
             max_in_flight=settings.max_videos_in_flight,
         )
         self.results_loop = consumer_loop(
@@ -123,7 +102,7 @@ class Runner(_NoticeSending):
             "runner",
             topic=settings.topic_inference_results,
             group_id=settings.group_results,
-            handler=self.results_path,
+            handler=self.services.results,
             max_in_flight=1,
             batch_size=settings.results_batch_size,
         )
@@ -143,8 +122,10 @@ class Runner(_NoticeSending):
                 Consumer(self.results_loop, 3.0),
             ],
             jobs=[
-                PeriodicJob("reconciler", settings.reaper_interval_s, self.reconciler.run_once),
-                PeriodicJob("reaper", settings.reaper_interval_s, self.reaper.run_once),
+                PeriodicJob(
+                    "reconciler", settings.reaper_interval_s, self.services.reconciler.run_once
+                ),
+                PeriodicJob("reaper", settings.reaper_interval_s, self.services.reaper.run_once),
                 PeriodicJob("in-progress", LAG_INTERVAL_S, self._report_in_progress),
             ],
             closers=[self.offsets.close, *self._closers()],
@@ -184,12 +165,11 @@ class Inference:
         self.telemetry = PrometheusTelemetry()
         self.objects = object_store(settings)
         self.publisher = KafkaPublisher(kafka_connection(settings, "inference"))
-        self.detector = BatchingDetector(
-            detector(settings) if detector_override is None else detector_override,
-            batch_size=settings.inference_batch_size,
+        self.detector = batching_detector(
+            settings, detector(settings) if detector_override is None else detector_override
         )
-        self.worker = InferenceHandler(
-            configs.inference_config(settings),
+        self.handler = inference_handler(
+            settings,
             objects=self.objects,
             publisher=self.publisher,
             detector=self.detector,
@@ -200,7 +180,7 @@ class Inference:
             "inference",
             topic=settings.topic_inference_tasks,
             group_id=settings.group_inference,
-            handler=self.worker,
+            handler=self.handler,
             max_in_flight=max_in_flight or settings.inference_batch_size * 2,
         )
         self.service = Service(
@@ -233,8 +213,8 @@ class Outbox(_NoticeSending):
     def __init__(self, settings: Settings) -> None:
         # It produces completion notices: ``ready`` ones, and the sweep's repairs of any.
         super().__init__(settings, "outbox", KafkaPublisher(kafka_connection(settings, "outbox")))
-        self.worker = OutboxS3(
-            configs.outbox_config(settings),
+        self.outbox = outbox_service(
+            settings,
             store=self.store,
             objects=self.objects,
             telemetry=self.telemetry,
@@ -245,7 +225,7 @@ class Outbox(_NoticeSending):
             "outbox",
             topic=settings.topic_predictable_events,
             group_id=settings.group_outbox,
-            handler=self.worker,
+            handler=self.outbox,
             max_in_flight=4,
         )
         self.service = Service(
@@ -260,7 +240,7 @@ class Outbox(_NoticeSending):
             self.service,
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 10.0)],
-            jobs=[PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.worker.sweep)],
+            jobs=[PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.outbox.sweep)],
             closers=self._closers(),
         )
 
@@ -273,22 +253,3 @@ class Outbox(_NoticeSending):
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.runtime.run(stop)
-
-
-def completion_notices(
-    settings: Settings,
-    *,
-    store: MongoPredictionStore,
-    publisher: KafkaPublisher,
-    webhooks: HttpWebhookSender,
-    telemetry: PrometheusTelemetry,
-    role: str,
-) -> Notices:
-    """Completion notices on ``prediction_events`` and webhooks (docs/decisions/0008)."""
-    return Notices(
-        configs.notice_config(settings),
-        store=store,
-        notice_log=KafkaNoticeLog(kafka_connection(settings, role), publisher),
-        webhooks=webhooks,
-        telemetry=telemetry,
-    )

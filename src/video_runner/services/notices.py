@@ -14,20 +14,17 @@ tasks, a bounded number at a time, and record their state on the event document
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from video_runner.domain.backoff import backoff_delay
-from video_runner.domain.compact_json import compact_json
 from video_runner.domain.notice_records import NoticeClaim, PendingNotice
-from video_runner.domain.signature import SIGNATURE_HEADER, sign
 from video_runner.domain.status import Status
 from video_runner.errors import RetriableError
 from video_runner.ports import NoticeLog, PredictionStore, Telemetry, WebhookSender
+from video_runner.services.webhooks import WebhookConfig, WebhookDeliveries
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +37,7 @@ class NoticeConfig:
     topic: str
     #: A marker untouched this long is the sweep's: its owner died or gave up.
     grace_s: float
-    webhook_secret: bytes | None
-    webhook_max_attempts: int
-    webhook_retry_initial_s: float
-    webhook_retry_max_s: float
-    webhook_concurrency: int
+    webhooks: WebhookConfig
 
 
 def _now() -> datetime:
@@ -68,12 +61,14 @@ class Notices:
         self._config = config
         self._store = store
         self._log = notice_log
-        self._webhooks = webhooks
         self._telemetry = telemetry
-        self._slots = asyncio.Semaphore(config.webhook_concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
-        #: Webhooks this process is delivering now, by notice id (never two for one notice).
-        self._delivering: set[str] = set()
+        self._deliveries = (
+            None
+            if webhooks is None
+            else WebhookDeliveries(
+                config.webhooks, store=store, sender=webhooks, telemetry=telemetry, clock=clock
+            )
+        )
 
     # -- the winner of a move -----------------------------------------------------------------
 
@@ -114,123 +109,21 @@ class Notices:
     async def _published(self, notice_id: str, claim: NoticeClaim) -> None:
         """The notice is on the topic: start its webhook, or forget its marker."""
         url = claim.callback_url
-        if url is None or self._webhooks is None:
+        if url is None or self._deliveries is None:
             await self._store.drop_pending(notice_id)
             return
         await self._store.update_pending(notice_id, {"published": True, "at": self._now()})
-        self._spawn_webhook(notice_id, claim.event_id, url, claim.notice)
-
-    # -- webhooks -----------------------------------------------------------------------------
-
-    def _spawn_webhook(
-        self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
-    ) -> None:
-        if notice_id in self._delivering:
-            return
-        self._delivering.add(notice_id)
-        self._spawn(self._webhook(notice_id, event_id, url, notice), notice_id)
-
-    def _spawn(self, job: Coroutine[Any, Any, None], notice_id: str) -> None:
-        task = asyncio.create_task(job, name=f"webhook {notice_id}")
-        self._tasks.add(task)
-
-        def _done(finished: asyncio.Task[None]) -> None:
-            self._tasks.discard(finished)
-            self._delivering.discard(notice_id)
-
-        task.add_done_callback(_done)
-
-    async def _webhook(
-        self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
-    ) -> None:
-        try:
-            async with self._slots:
-                await self._deliver(notice_id, event_id, url, notice)
-        except RetriableError as exc:
-            # The store went away: the marker stays, the sweep resumes the delivery.
-            log.warning(
-                "webhook left to the sweep", extra={"event_id": event_id, "error": str(exc)}
-            )
-        except Exception:
-            log.exception("webhook delivery crashed", extra={"event_id": event_id})
-
-    async def _deliver(
-        self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
-    ) -> None:
-        assert self._webhooks is not None  # noqa: S101 - only spawned with a sender
-        body = compact_json(notice)  # the bytes the Kafka message holds too
-        headers = {"Content-Type": "application/json", "X-Notice-Id": notice_id}
-        if self._config.webhook_secret is not None:
-            headers[SIGNATURE_HEADER] = sign(self._config.webhook_secret, body)
-        # Resumed after a crash: count on from what the document (or the marker) recorded.
-        pending = await self._store.pending_notice(notice_id)
-        prediction = await self._store.get(event_id)
-        attempts = max(
-            0 if pending is None else pending.webhook_attempts,
-            0 if prediction is None else prediction.webhook_attempts,
-        )
-        while True:
-            status: int | None = None
-            error: str | None = None
-            try:
-                status = await self._webhooks.post(url, body, headers)
-            except RetriableError as exc:
-                error = str(exc)[:300]
-            attempts += 1
-            delivered = status is not None and 200 <= status < 300  # noqa: PLR2004
-            retriable = status is None or status >= 500  # noqa: PLR2004
-            final = delivered or not retriable or attempts >= self._config.webhook_max_attempts
-            state = "delivered" if delivered else ("failed" if final else "pending")
-            if error is None and not delivered:
-                error = f"HTTP {status}"
-            outcome = "delivered" if delivered else ("refused" if not retriable else "retry")
-            self._telemetry.count("webhook_attempts", outcome=outcome)
-            await self._store.annotate(
-                event_id,
-                {
-                    "webhook": {
-                        "state": state,
-                        "attempts": attempts,
-                        "last_status": status,
-                        "last_error": None if delivered else error,
-                    }
-                },
-            )
-            if final:
-                await self._store.drop_pending(notice_id)
-                log.log(
-                    logging.INFO if delivered else logging.WARNING,
-                    "webhook delivery over",
-                    extra={
-                        "event_id": event_id,
-                        "state": state,
-                        "attempts": attempts,
-                        "status": status,
-                    },
-                )
-                return
-            # Touch the marker: a sweeper leaves a delivery that is still trying alone.
-            await self._store.update_pending(
-                notice_id, {"webhook_attempts": attempts, "at": self._now()}
-            )
-            await asyncio.sleep(
-                backoff_delay(
-                    attempts - 1,
-                    self._config.webhook_retry_initial_s,
-                    self._config.webhook_retry_max_s,
-                )
-            )
+        self._deliveries.start(notice_id, claim.event_id, url, claim.notice)
 
     async def drain(self) -> None:
         """Wait for every webhook in flight (tests, and a graceful stop that may wait)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._deliveries is not None:
+            await self._deliveries.drain()
 
     async def close(self) -> None:
         """Stop webhooks in flight (their markers stay, and the sweep resumes them); disconnect."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._deliveries is not None:
+            await self._deliveries.close()
         await self._log.close()
 
     # -- the sweep ----------------------------------------------------------------------------
@@ -253,7 +146,7 @@ class Notices:
 
     async def _repair(self, marker: PendingNotice) -> bool:
         notice_id = marker.notice_id
-        if notice_id in self._delivering:
+        if self._deliveries is not None and self._deliveries.delivering(notice_id):
             return False  # this very process is on it
         event_id, status, attempt = marker.event_id, marker.status, marker.attempts
         # The next attempt's number goes on the marker before this attempt is claimed: a sweeper
