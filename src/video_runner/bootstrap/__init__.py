@@ -8,11 +8,13 @@ from video_runner.bootstrap.clients import (
     frame_source,
     group_instance_id,
     kafka_connection,
+    notice_feed,
     object_store,
     prediction_store,
     publisher,
     secrets_of,
     topics_of,
+    video_writer,
     work_dir,
 )
 from video_runner.bootstrap.processes import Inference, Outbox, Runner
@@ -27,10 +29,12 @@ __all__ = [
     "frame_source",
     "group_instance_id",
     "kafka_connection",
+    "notice_feed",
     "object_store",
     "prediction_store",
     "publisher",
     "secrets_of",
     "topics_of",
+    "video_writer",
     "work_dir",
 ]

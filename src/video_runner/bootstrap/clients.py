@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 from video_runner.adapters.detectors import build_detector
+from video_runner.adapters.h264 import H264Writer
 from video_runner.adapters.kafka import (
     ConsumerLoop,
     KafkaConnection,
+    KafkaNoticeFeed,
     KafkaPublisher,
     RecordHandler,
     ensure_topics,
 )
 from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.s3 import S3ObjectStore
+from video_runner.domain.params import Preprocessing, Sampling
 from video_runner.extraction.frame_source import VideoFrameSource
 from video_runner.ports import Detector
 from video_runner.settings import Settings
@@ -104,10 +108,16 @@ def prediction_store(settings: Settings) -> MongoPredictionStore:
     )
 
 
-def frame_source(settings: Settings) -> VideoFrameSource:
+def frame_source(
+    settings: Settings,
+    *,
+    sampling: Sampling | None = None,
+    preprocessing: Preprocessing | None = None,
+) -> VideoFrameSource:
+    """The settings' extractor; ``extract`` passes its own sampling and JPEG quality."""
     return VideoFrameSource(
-        settings.sampling,
-        settings.preprocessing,
+        settings.sampling if sampling is None else sampling,
+        settings.preprocessing if preprocessing is None else preprocessing,
         settings.limits,
         workers=settings.extract_workers,
     )
@@ -123,6 +133,16 @@ def detector(settings: Settings) -> Detector:
         threads=settings.onnx_threads,
         providers=settings.execution_providers,
     )
+
+
+def notice_feed(settings: Settings, role: str) -> KafkaNoticeFeed:
+    """A follower of the completion notices' topic (``submit --wait``)."""
+    return KafkaNoticeFeed(kafka_connection(settings, role))
+
+
+def video_writer(path: Path, rate: Fraction) -> H264Writer:
+    """An H.264 MP4 writer of annotated frames (``render``)."""
+    return H264Writer(path, rate)
 
 
 def work_dir(settings: Settings) -> Path:

@@ -29,6 +29,7 @@ from video_runner.bootstrap.services import (
 from video_runner.ports import Detector, FrameSource
 from video_runner.runtime import Check, Consumer, PeriodicJob, Service, Step, Worker
 from video_runner.runtime.worker import LAG_INTERVAL_S, Closer
+from video_runner.services.detection_reads import DetectionReader
 from video_runner.services.work_dir import sweep_work_dir
 from video_runner.settings import Settings
 
@@ -113,6 +114,11 @@ class Runner(_NoticeSending):
             checks=self._checks(),
             store=self.store,
             loops=[self.events_loop, self.results_loop],
+            dashboard=(
+                DetectionReader(self.store, self.objects, settings.bucket_frames)
+                if settings.dashboard_enabled
+                else None
+            ),
         )
         self.runtime = Worker(
             self.service,

@@ -19,9 +19,9 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 from video_runner import bootstrap
-from video_runner.adapters.kafka import KafkaPublisher
 from video_runner.ports import ObjectStore
 from video_runner.runtime import timed_check
 from video_runner.settings import Settings, load_settings
@@ -138,10 +138,16 @@ class _S3Check:
             await self._objects.ensure_bucket(bucket)
 
 
+class _StartablePublisher(Protocol):
+    async def start(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
 class _KafkaCheck:
     """Starts the publisher on the first attempt that reaches a broker, then asks for metadata."""
 
-    def __init__(self, publisher: KafkaPublisher) -> None:
+    def __init__(self, publisher: _StartablePublisher) -> None:
         self._publisher = publisher
         self._started = False
 

@@ -12,6 +12,7 @@ from typing import Any
 from video_runner.adapters.kafka import ConsumerLoop
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.ports import PredictionStore
+from video_runner.services.detection_reads import DetectionReader
 from video_runner.settings import Settings
 
 Check = Callable[[], Awaitable[None]]
@@ -48,6 +49,8 @@ class Service:
     telemetry: PrometheusTelemetry
     checks: dict[str, Check]
     store: PredictionStore | None = None
+    #: What the dashboard reads, where the process serves one (the runner, DASHBOARD_ENABLED).
+    dashboard: DetectionReader | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     startup_error: str | None = None
     loops: list[ConsumerLoop] = field(default_factory=list)
