@@ -17,9 +17,10 @@ import pytest
 from aiokafka.errors import RequestTimedOutError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
-from video_runner.adapters.kafka import dispatch
 from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy
+from video_runner.domain import retry_policy
 from video_runner.domain.backoff import backoff_delay
+from video_runner.domain.retry_policy import RetryPolicy
 from video_runner.errors import DependencyUnavailable, ErrorCode, PermanentError
 
 TOPIC = "t"
@@ -153,22 +154,24 @@ async def running(dispatcher: Dispatcher, consumer: FakeConsumer, drain_timeout_
         await asyncio.wait_for(task, timeout=10)
 
 
-def policy(**overrides: float) -> DispatchPolicy:
-    values: dict = {"max_in_flight": 8, "retry_initial_s": 0.001, "retry_max_s": 0.01}
+def policy(*, retry_initial_s: float = 0.001, retry_max_s: float = 0.01, **overrides: int):
+    retry = RetryPolicy(initial_s=retry_initial_s, max_s=retry_max_s, max_attempts=3)
+    values: dict = {"max_in_flight": 8, "retry": retry}
     values.update(overrides)
     return DispatchPolicy(**values)
 
 
 @pytest.fixture
 def delays(monkeypatch):
-    """Every backoff the core asks for, as (attempt, initial, maximum); the sleeps are short."""
+    """Every backoff the retry policy gives the core, as (attempt, initial, maximum); the sleeps
+    are short."""
     asked: list[tuple[int, float, float]] = []
 
     def record_delay(attempt: int, initial: float, maximum: float) -> float:
         asked.append((attempt, initial, maximum))
         return 0.001
 
-    monkeypatch.setattr(dispatch, "backoff_delay", record_delay)
+    monkeypatch.setattr(retry_policy, "backoff_delay", record_delay)
     return asked
 
 

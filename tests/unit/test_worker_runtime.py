@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from video_runner.adapters.metrics import PrometheusTelemetry
+from video_runner.bootstrap.configs import retry_policy
+from video_runner.errors import DependencyUnavailable
 from video_runner.runtime import Consumer, PeriodicJob, Service, Step, Worker
 from video_runner.settings import load_settings
+
+RETRY = retry_policy(load_settings())
 
 
 def _service() -> Service:
@@ -37,6 +41,7 @@ async def test_every_closer_runs_when_one_of_them_fails():
         _service(),
         steps=[Step("dependencies", lambda: asyncio.sleep(0))],
         consumers=[],
+        retry=RETRY,
         jobs=[PeriodicJob("tick", 0.01, tick)],
         closers=[broken, store],
     )
@@ -58,7 +63,7 @@ class _FakeLoop:
     async def start(self) -> None:
         if self.down:
             self.stop.set()  # the operator gives up while Kafka is down
-            raise ConnectionRefusedError("kafka is down")
+            raise DependencyUnavailable("kafka", "connection refused")
 
     async def close(self) -> None:
         self.closed = True
@@ -75,6 +80,7 @@ async def test_a_stop_during_start_up_still_closes_what_had_started():
         _service(),
         steps=[Step("dependencies", lambda: asyncio.sleep(0))],
         consumers=[Consumer(started, 1.0), Consumer(waiting, 1.0)],  # type: ignore[arg-type]
+        retry=RETRY,
         closers=[lambda: closed.append("store")],
     )
     await asyncio.wait_for(worker.run(stop), timeout=10)

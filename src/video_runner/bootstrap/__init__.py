@@ -13,8 +13,8 @@ from video_runner.bootstrap.clients import (
     publisher,
     secrets_of,
     topics_of,
-    work_dir,
 )
+from video_runner.bootstrap.configs import retry_policy, work_dir
 from video_runner.bootstrap.processes import Inference, Outbox, Runner
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "object_store",
     "prediction_store",
     "publisher",
+    "retry_policy",
     "secrets_of",
     "topics_of",
     "work_dir",

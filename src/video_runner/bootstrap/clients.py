@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from video_runner.adapters.detectors import build_detector
 from video_runner.adapters.kafka import (
     ConsumerLoop,
@@ -15,6 +12,7 @@ from video_runner.adapters.kafka import (
 )
 from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.s3 import S3ObjectStore
+from video_runner.bootstrap.configs import retry_policy
 from video_runner.extraction.frame_source import VideoFrameSource
 from video_runner.ports import Detector
 from video_runner.settings import Settings
@@ -125,10 +123,6 @@ def detector(settings: Settings) -> Detector:
     )
 
 
-def work_dir(settings: Settings) -> Path:
-    return Path(settings.work_dir or Path(tempfile.gettempdir()) / "video-runner")
-
-
 def consumer_loop(
     settings: Settings,
     role: str,
@@ -150,8 +144,7 @@ def consumer_loop(
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        retry_initial_s=settings.retry_initial_s,
-        retry_max_s=settings.retry_max_s,
+        retry=retry_policy(settings),
         group_instance_id=group_instance_id(settings, group_id),
     )
 

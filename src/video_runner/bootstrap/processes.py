@@ -19,7 +19,6 @@ from video_runner.bootstrap.clients import (
     kafka_connection,
     object_store,
     prediction_store,
-    work_dir,
 )
 from video_runner.ports import Detector, FrameSource
 from video_runner.runtime import Check, Consumer, PeriodicJob, Service, Step, Worker
@@ -137,6 +136,7 @@ class Runner(_NoticeSending):
         )
         self.runtime = Worker(
             self.service,
+            retry=configs.retry_policy(settings),
             steps=[Step("dependencies", self._prepare)],
             consumers=[
                 Consumer(self.events_loop, settings.shutdown_drain_s),
@@ -152,7 +152,7 @@ class Runner(_NoticeSending):
         )
 
     async def _prepare(self) -> None:
-        swept = sweep_work_dir(work_dir(self.settings))
+        swept = sweep_work_dir(configs.work_dir(self.settings))
         if swept:
             log.info("work directory swept", extra={"files": swept})
         await self.store.ensure_indexes()
@@ -212,6 +212,7 @@ class Inference:
         )
         self.runtime = Worker(
             self.service,
+            retry=configs.retry_policy(settings),
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 5.0)],
             closers=[self.detector.close, self.publisher.stop, self.objects.close],
@@ -258,6 +259,7 @@ class Outbox(_NoticeSending):
         )
         self.runtime = Worker(
             self.service,
+            retry=configs.retry_policy(settings),
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 10.0)],
             jobs=[PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.worker.sweep)],
@@ -269,7 +271,7 @@ class Outbox(_NoticeSending):
         await self.objects.ping()
         await ensure_topics_of(self.settings, "outbox")
         await self.publisher.start()
-        work_dir(self.settings).mkdir(parents=True, exist_ok=True)
+        configs.work_dir(self.settings).mkdir(parents=True, exist_ok=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.runtime.run(stop)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from video_runner.domain.backoff import backoff_delay
 from video_runner.domain.compact_json import compact_json
+from video_runner.domain.retry_policy import Decision, RetryPolicy
 from video_runner.domain.signature import SIGNATURE_HEADER, sign
 from video_runner.domain.status import Status
 from video_runner.errors import RetriableError
@@ -169,6 +169,11 @@ class Notices:
             int(pending.get("webhook_attempts") or 0),
             0 if prediction is None else prediction.webhook_attempts,
         )
+        retry = RetryPolicy(
+            initial_s=self._config.webhook_retry_initial_s,
+            max_s=self._config.webhook_retry_max_s,
+            max_attempts=self._config.webhook_max_attempts,
+        )
         while True:
             status: int | None = None
             error: str | None = None
@@ -177,13 +182,14 @@ class Notices:
             except RetriableError as exc:
                 error = str(exc)[:300]
             attempts += 1
-            delivered = status is not None and 200 <= status < 300  # noqa: PLR2004
-            retriable = status is None or status >= 500  # noqa: PLR2004
-            final = delivered or not retriable or attempts >= self._config.webhook_max_attempts
+            decision = retry.decide_http(status, attempts=attempts)
+            delivered = decision is None
+            final = decision is not Decision.RETRY
+            refused = decision is Decision.DEAD_LETTER
             state = "delivered" if delivered else ("failed" if final else "pending")
             if error is None and not delivered:
                 error = f"HTTP {status}"
-            outcome = "delivered" if delivered else ("refused" if not retriable else "retry")
+            outcome = "delivered" if delivered else ("refused" if refused else "retry")
             self._telemetry.count("webhook_attempts", outcome=outcome)
             await self._store.annotate(
                 event_id,
@@ -213,13 +219,7 @@ class Notices:
             await self._store.update_pending(
                 notice_id, {"webhook_attempts": attempts, "at": self._now()}
             )
-            await asyncio.sleep(
-                backoff_delay(
-                    attempts - 1,
-                    self._config.webhook_retry_initial_s,
-                    self._config.webhook_retry_max_s,
-                )
-            )
+            await asyncio.sleep(retry.delay(attempts))
 
     async def drain(self) -> None:
         """Wait for every webhook in flight (tests, and a graceful stop that may wait)."""
