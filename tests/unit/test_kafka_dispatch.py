@@ -157,7 +157,7 @@ async def running(dispatcher: Dispatcher, consumer: FakeConsumer, drain_timeout_
 
 def policy(*, retry_initial_s: float = 0.001, retry_max_s: float = 0.01, **overrides: int):
     retry = RetryPolicy(initial_s=retry_initial_s, max_s=retry_max_s, max_attempts=3)
-    values: dict = {"max_in_flight": 8, "retry": retry}
+    values: dict = {"max_in_flight": 8, "retry": retry, "batch_wait_ms": 50}
     values.update(overrides)
     return DispatchPolicy(**values)
 

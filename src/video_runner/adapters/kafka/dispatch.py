@@ -35,8 +35,10 @@ class DispatchPolicy:
     max_in_flight: int
     #: From the settings (``RETRY_INITIAL_S``, ``RETRY_MAX_S``, ``RETRY_MAX_ATTEMPTS``).
     retry: RetryPolicy
+    #: From the settings (``RESULTS_BATCH_WAIT_MS``); only batch mode waits.
+    batch_wait_ms: int
+    #: 0: one record at a time; above: batches of up to this many records, one at a time.
     batch_size: int = 0
-    batch_wait_ms: int = 50
     poll_timeout_ms: int = 250
     #: A commit retries retriable errors forever inside aiokafka: this bounds it.
     commit_timeout_s: float = 30.0

@@ -182,21 +182,26 @@ class RetryingHandler:
             while True:
                 try:
                     await self._handler.dead_letter(record, error)
-                except Exception as exc:  # nothing lost: waited out until recorded
+                except Exception as exc:  # noqa: BLE001 - nothing lost: waited out until recorded
                     failure = classify_escaped(exc)
-                    # Every failure here is waited out (the policy's dead-letter column): one
-                    # that will not pass by itself is logged as an error, for an operator.
+                    # Every failure here is waited out (the policy's dead-letter column).
                     tries.failed(failure)
                     waiting.on(dependency_of(failure) or "dead-letter")
-                    delay = tries.delay()
-                    self._stats.retries += 1
-                    extra = {"offset": record.offset, "error": str(failure), "delay_s": delay}
-                    if kind_of(failure) in {ErrorKind.DEPENDENCY_DOWN, ErrorKind.CONFIGURATION}:
-                        log.warning("dead-letter failed, backing off", extra=extra)
-                    else:
-                        log.exception("dead-letter failed, backing off", extra=extra)
-                    await asyncio.sleep(delay)
+                    await self._wait_to_dead_letter(record, failure, tries)
                 else:
                     return
         finally:
             waiting.off()
+
+    async def _wait_to_dead_letter(
+        self, record: Record, failure: BaseException, tries: Tries
+    ) -> None:
+        delay = tries.delay()
+        self._stats.retries += 1
+        extra = {"offset": record.offset, "error": str(failure), "delay_s": round(delay, 2)}
+        if kind_of(failure) in {ErrorKind.DEPENDENCY_DOWN, ErrorKind.CONFIGURATION}:
+            log.warning("dead-letter failed, backing off", extra=extra)
+        else:
+            # It will not pass by itself (a bug, a copy refused for good): an operator must look.
+            log.error("dead-letter failed, backing off", exc_info=failure, extra=extra)
+        await asyncio.sleep(delay)
