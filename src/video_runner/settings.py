@@ -107,8 +107,13 @@ class Settings(BaseSettings):
     # --- Runner --------------------------------------------------------------------------
     max_videos_in_flight: int = Field(default=2, ge=1)
     upload_concurrency: int = Field(default=8, ge=1)
-    retry_initial_s: float = 0.5
-    retry_max_s: float = 30.0
+    #: The backoff of every retry but the webhooks' (consumers, dead-lettering, start-up):
+    #: about this long after the first failure, doubling, capped (docs/operations.md).
+    retry_initial_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    #: Tries of a message whose handler raises something unexpected (a bug) before it is
+    #: dead-lettered as ``internal``; a dependency that is down is waited out without limit.
+    retry_max_attempts: int = Field(default=3, ge=1)
 
     # --- Results ---------------------------------------------------------------------------
     #: Results stored per bulk write, and how long a batch that is not full may wait.

@@ -341,6 +341,22 @@ async def test_a_webhook_answered_4xx_is_not_retried():
     assert store.documents["ev-f"]["webhook"]["last_status"] == 404
 
 
+@pytest.mark.parametrize("status", [429, 408])
+async def test_a_webhook_told_to_try_later_is_retried_like_a_5xx(status):
+    """429 Too Many Requests and 408 Request Timeout ask for a later try: the second POST is
+    delivered, and the attempt counts as a retry, not a refusal."""
+    store, notice_log, webhooks = FakePredictionStore(), FakeNoticeLog(), FakeWebhooks(status, 204)
+    telemetry = RecordingTelemetry()
+    _failing(store, callback_url=URL)
+    notices = _notices(store, notice_log, webhooks, telemetry)
+    assert await _fail(store, notices)
+    await notices.drain()
+    assert len(webhooks.posts) == 2
+    assert store.documents["ev-f"]["webhook"]["state"] == "delivered"
+    assert telemetry.total("webhook_attempts", outcome="retry") == 1
+    assert telemetry.total("webhook_attempts", outcome="refused") == 0
+
+
 async def test_a_webhook_that_never_answers_fails_after_its_attempts_and_blocks_nothing():
     """Connection errors are retried up to WEBHOOK_MAX_ATTEMPTS; meanwhile other notices go out."""
     store, notice_log = FakePredictionStore(), FakeNoticeLog()

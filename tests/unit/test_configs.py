@@ -35,6 +35,9 @@ CHANGED = {
     "topic_inference_results": "t-results",
     "topic_inference_tasks": "t-tasks",
     "topic_prediction_events": "t-notices",
+    "retry_initial_s": 0.3,
+    "retry_max_s": 7.0,
+    "retry_max_attempts": 5,
 }
 
 #: Config field -> the setting it comes from, per config.
@@ -78,6 +81,11 @@ EXPECTED = {
     configs.inference_config: {
         "results_topic": "topic_inference_results",
         "dlq_suffix": "dlq_suffix",
+    },
+    configs.retry_policy: {
+        "initial_s": "retry_initial_s",
+        "max_s": "retry_max_s",
+        "max_attempts": "retry_max_attempts",
     },
 }
 

@@ -27,7 +27,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from video_runner.adapters.detectors import OnnxYoloDetector, build_detector
-from video_runner.adapters.detectors.onnx_yolo import letterbox, parse_names
+from video_runner.adapters.detectors.letterbox import letterbox
+from video_runner.adapters.detectors.onnx_layout import parse_names
 from video_runner.errors import ConfigurationError
 
 SIZE = 64

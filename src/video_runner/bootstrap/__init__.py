@@ -15,8 +15,8 @@ from video_runner.bootstrap.clients import (
     secrets_of,
     topics_of,
     video_writer,
-    work_dir,
 )
+from video_runner.bootstrap.configs import retry_policy, work_dir
 from video_runner.bootstrap.processes import Inference, Outbox, Runner
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "object_store",
     "prediction_store",
     "publisher",
+    "retry_policy",
     "secrets_of",
     "topics_of",
     "video_writer",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from video_runner.adapters.kafka import (
 )
 from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.s3 import S3ObjectStore
+from video_runner.bootstrap.configs import retry_policy
 from video_runner.domain.params import Preprocessing, Sampling
 from video_runner.extraction.frame_source import VideoFrameSource
 from video_runner.ports import Detector
@@ -145,10 +145,6 @@ def video_writer(path: Path, rate: Fraction) -> H264Writer:
     return H264Writer(path, rate)
 
 
-def work_dir(settings: Settings) -> Path:
-    return Path(settings.work_dir or Path(tempfile.gettempdir()) / "video-runner")
-
-
 def consumer_loop(
     settings: Settings,
     role: str,
@@ -170,8 +166,7 @@ def consumer_loop(
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        retry_initial_s=settings.retry_initial_s,
-        retry_max_s=settings.retry_max_s,
+        retry=retry_policy(settings),
         group_instance_id=group_instance_id(settings, group_id),
     )
 

@@ -7,8 +7,11 @@ test changes a field with ``dataclasses.replace``, starting from what production
 
 from __future__ import annotations
 
-from video_runner.bootstrap.clients import work_dir
+import tempfile
+from pathlib import Path
+
 from video_runner.contracts import ResultLimits
+from video_runner.domain.retry_policy import RetryPolicy
 from video_runner.services.inference import InferenceConfig
 from video_runner.services.notices import NoticeConfig
 from video_runner.services.outbox_s3 import OutboxConfig
@@ -16,6 +19,19 @@ from video_runner.services.results_handler import ResultsConfig
 from video_runner.services.video_handler import VideoHandlerConfig
 from video_runner.services.webhooks import WebhookConfig
 from video_runner.settings import Settings
+
+
+def work_dir(settings: Settings) -> Path:
+    return Path(settings.work_dir or Path(tempfile.gettempdir()) / "video-runner")
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry policy of the consumers, dead-lettering, start-up and periodic jobs."""
+    return RetryPolicy(
+        initial_s=settings.retry_initial_s,
+        max_s=settings.retry_max_s,
+        max_attempts=settings.retry_max_attempts,
+    )
 
 
 def results_config(settings: Settings) -> ResultsConfig:

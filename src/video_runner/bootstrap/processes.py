@@ -9,6 +9,7 @@ import logging
 from video_runner.adapters.kafka import GroupOffsets, KafkaNoticeLog, KafkaPublisher
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.adapters.webhook import HttpWebhookSender
+from video_runner.bootstrap import configs
 from video_runner.bootstrap.clients import (
     consumer_loop,
     detector,
@@ -17,7 +18,6 @@ from video_runner.bootstrap.clients import (
     kafka_connection,
     object_store,
     prediction_store,
-    work_dir,
 )
 from video_runner.bootstrap.services import (
     batching_detector,
@@ -122,6 +122,7 @@ class Runner(_NoticeSending):
         )
         self.runtime = Worker(
             self.service,
+            retry=configs.retry_policy(settings),
             steps=[Step("dependencies", self._prepare)],
             consumers=[
                 Consumer(self.events_loop, settings.shutdown_drain_s),
@@ -139,7 +140,7 @@ class Runner(_NoticeSending):
         )
 
     async def _prepare(self) -> None:
-        swept = sweep_work_dir(work_dir(self.settings))
+        swept = sweep_work_dir(configs.work_dir(self.settings))
         if swept:
             log.info("work directory swept", extra={"files": swept})
         await self.store.ensure_indexes()
@@ -198,6 +199,7 @@ class Inference:
         )
         self.runtime = Worker(
             self.service,
+            retry=configs.retry_policy(settings),
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 5.0)],
             closers=[self.detector.close, self.publisher.stop, self.objects.close],
@@ -244,6 +246,7 @@ class Outbox(_NoticeSending):
         )
         self.runtime = Worker(
             self.service,
+            retry=configs.retry_policy(settings),
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 10.0)],
             jobs=[PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.outbox.sweep)],
@@ -255,7 +258,7 @@ class Outbox(_NoticeSending):
         await self.objects.ping()
         await ensure_topics_of(self.settings, "outbox")
         await self.publisher.start()
-        work_dir(self.settings).mkdir(parents=True, exist_ok=True)
+        configs.work_dir(self.settings).mkdir(parents=True, exist_ok=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.runtime.run(stop)

@@ -70,6 +70,9 @@ class Service:
                 "status": "up" if healthy else "down",
                 "in_flight": loop.stats.in_flight,
                 "seconds_since_poll": round(idle_s, 1),
+                # What its work is waiting out now (a dependency, "settings"): the consumer
+                # still polls, so it is up, but this is why its lag grows.
+                "waiting_for": sorted(loop.stats.waiting_for),
             }
         reports = list(checks.values())
         ready = self.started.is_set() and all(r["status"] == "up" for r in reports)

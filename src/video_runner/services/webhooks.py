@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from video_runner.domain.backoff import backoff_delay
 from video_runner.domain.compact_json import compact_json
+from video_runner.domain.retry_policy import Decision, RetryPolicy
 from video_runner.domain.signature import SIGNATURE_HEADER, sign
 from video_runner.errors import RetriableError
 from video_runner.ports import PredictionStore, Telemetry, WebhookSender
@@ -50,6 +50,11 @@ class WebhookDeliveries:
         self._telemetry = telemetry
         self._now = clock
         self._slots = asyncio.Semaphore(config.concurrency)
+        self._retry = RetryPolicy(
+            initial_s=config.retry_initial_s,
+            max_s=config.retry_max_s,
+            max_attempts=config.max_attempts,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         #: Webhooks this process is delivering now, by notice id (never two for one notice).
         self._delivering: set[str] = set()
@@ -109,13 +114,14 @@ class WebhookDeliveries:
             except RetriableError as exc:
                 error = str(exc)[:300]
             attempts += 1
-            delivered = status is not None and 200 <= status < 300  # noqa: PLR2004
-            retriable = status is None or status >= 500  # noqa: PLR2004
-            final = delivered or not retriable or attempts >= self._config.max_attempts
+            decision = self._retry.decide_http(status, attempts=attempts)
+            delivered = decision is None
+            final = decision is not Decision.RETRY
+            refused = decision is Decision.DEAD_LETTER
             state = "delivered" if delivered else ("failed" if final else "pending")
             if error is None and not delivered:
                 error = f"HTTP {status}"
-            outcome = "delivered" if delivered else ("refused" if not retriable else "retry")
+            outcome = "delivered" if delivered else ("refused" if refused else "retry")
             self._telemetry.count("webhook_attempts", outcome=outcome)
             await self._store.annotate(
                 event_id,
@@ -145,13 +151,7 @@ class WebhookDeliveries:
             await self._store.update_pending(
                 notice_id, {"webhook_attempts": attempts, "at": self._now()}
             )
-            await asyncio.sleep(
-                backoff_delay(
-                    attempts - 1,
-                    self._config.retry_initial_s,
-                    self._config.retry_max_s,
-                )
-            )
+            await asyncio.sleep(self._retry.delay(attempts))
 
     async def drain(self) -> None:
         """Wait for every webhook in flight (tests, and a graceful stop that may wait)."""
