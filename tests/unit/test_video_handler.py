@@ -131,7 +131,7 @@ async def test_the_video_is_downloaded_before_it_is_probed_and_then_removed(tmp_
     assert list(world.work_dir.iterdir()) == []
 
 
-async def test_the_document_records_task_chunks_totals_and_the_video(tmp_path):
+async def test_the_document_records_task_pages_totals_and_the_video(tmp_path):
     """Every task is recorded with where Kafka stored it, total_frames and the number of
     results partitions are set, and the extraction is announced."""
     world = World(tmp_path, _frames(4), publish_batch=2)
