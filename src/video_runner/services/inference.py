@@ -88,8 +88,12 @@ class BatchingDetector:
             future.set_result(detections[0])
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        """Stop the batching task and return once it has ended, so no task of this detector
+        outlives it on the event loop (a model call already in its thread runs to its end)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
 
 
 def _settle(future: asyncio.Future[list[Detection]], error: Exception) -> None:
