@@ -35,6 +35,7 @@ from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
 from video_runner.domain.video import ExtractedFrame
 from video_runner.errors import InvalidVideo
 from video_runner.services.inference import BatchingDetector, InferenceHandler
+from video_runner.services.notices import Notices
 from video_runner.services.outbox_s3 import OutboxS3
 from video_runner.settings import Settings, load_settings
 
@@ -221,12 +222,16 @@ class ResultsWorld:
 
     def __init__(self, *, sharing: ResultsWorld | None = None, **settings: Any) -> None:
         """``sharing``: another runner replica on that world's store, broker and offsets."""
-        self.clock = FakeClock() if sharing is None else sharing.clock
-        self.store = FakePredictionStore(clock=self.clock) if sharing is None else sharing.store
-        self.publisher = (
+        self.clock: FakeClock = FakeClock() if sharing is None else sharing.clock
+        self.store: FakePredictionStore = (
+            FakePredictionStore(clock=self.clock) if sharing is None else sharing.store
+        )
+        self.publisher: FakePublisher = (
             FakePublisher(partition_count=PARTITIONS) if sharing is None else sharing.publisher
         )
-        self.offsets = FakeConsumedOffsets() if sharing is None else sharing.offsets
+        self.offsets: FakeConsumedOffsets = (
+            FakeConsumedOffsets() if sharing is None else sharing.offsets
+        )
         self.telemetry = RecordingTelemetry()
         self._overrides = settings
         self.settings: Settings = load_settings(**{"max_failed_frame_ratio": 0.0, **settings})
@@ -324,12 +329,19 @@ class InferenceWorld:
 
 
 def outbox_worker(
-    store: FakePredictionStore, objects: FakeObjectStore, tmp_path: Path, **settings: Any
+    store: FakePredictionStore,
+    objects: FakeObjectStore,
+    tmp_path: Path,
+    *,
+    notices: Notices | None = None,
+    **settings: Any,
 ) -> OutboxS3:
-    """An outbox-S3 worker on ``store`` and ``objects``; ``settings`` are ``Settings`` fields."""
+    """An outbox-S3 worker on ``store`` and ``objects``, announcing through ``notices`` if
+    given; ``settings`` are ``Settings`` fields."""
     return services.outbox_service(
         load_settings(**{"work_dir": str(tmp_path), **settings}),
         store=store,
         objects=objects,
         telemetry=RecordingTelemetry(),
+        notices=notices,
     )

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pydantic
 import pytest
-from test_outbox_s3 import _predictable
 
 from support.fakes import (
     FakeClock,
@@ -18,6 +17,13 @@ from support.fakes import (
     FakeWebhooks,
     RecordingTelemetry,
     config_of,
+)
+from support.worlds import (
+    VideoWorld,
+    extracted_frames,
+    outbox_message,
+    outbox_worker,
+    seed_predictable,
 )
 from video_runner.bootstrap import configs
 from video_runner.contracts.notice import (
@@ -33,7 +39,6 @@ from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable
 from video_runner.services.notices import Notices
 from video_runner.services.outbox_s3 import OutboxS3
-from video_runner.services.video_handler import VideoHandler
 
 TOPIC = "prediction_events"
 SECRET = b"s3cr3t"
@@ -58,17 +63,8 @@ def _notices(store, notice_log, webhooks=None, telemetry=None, **webhook) -> Not
 
 
 def _outbox(store, notices, tmp_path) -> OutboxS3:
-    return OutboxS3(
-        config_of(
-            configs.outbox_config,
-            default_bucket="videos",
-            work_dir=tmp_path,
-            keep_frame_documents=True,
-        ),
-        store=store,
-        objects=FakeObjectStore(),
-        telemetry=RecordingTelemetry(),
-        notices=notices,
+    return outbox_worker(
+        store, FakeObjectStore(), tmp_path, notices=notices, keep_frame_documents=True
     )
 
 
@@ -91,7 +87,7 @@ def _later(store: FakePredictionStore, seconds: float = 61.0) -> datetime:
 async def test_two_outbox_replicas_finishing_one_event_publish_exactly_one_ready_notice(tmp_path):
     """Both write the JSON; one wins ready and publishes; the marker is gone, the claim marked."""
     store, notice_log = FakePredictionStore(), FakeNoticeLog()
-    await _predictable(store, "ev-1", frames=4)
+    await seed_predictable(store, "ev-1", frames=4)
     notices = _notices(store, notice_log)
     moved = await asyncio.gather(
         _outbox(store, notices, tmp_path).finish("ev-1"),
@@ -402,42 +398,21 @@ async def test_a_webhook_cut_off_by_a_crash_is_resumed_by_the_sweep():
 # -- the callback_url allowlist -----------------------------------------------------------------
 
 
-def _world_with_hosts(tmp_path, hosts: frozenset[str]):
-    from dataclasses import replace
-
-    from test_video_handler import World, _frames
-
-    world = World(tmp_path, _frames(2))
-    notice_log, webhooks = FakeNoticeLog(), FakeWebhooks()
-    notices = _notices(world.store, notice_log, webhooks)
-
-    async def extracted(event_id: str) -> None:
-        world.extracted.append(event_id)
-
-    world.path = VideoHandler(
-        replace(world.config, webhook_hosts=hosts),
-        store=world.store,
-        objects=world.objects,
-        publisher=world.publisher,
-        frames=world.source,
-        telemetry=world.telemetry,
-        on_extracted=extracted,
-        notices=notices,
-    )
-    return world, notices, notice_log, webhooks
+def _world_with_hosts(tmp_path, hosts: str):
+    """A video world whose ``WEBHOOK_ALLOWED_HOSTS`` is ``hosts``."""
+    world = VideoWorld(tmp_path, extracted_frames(2), webhook_allowed_hosts=hosts)
+    return world, world.notices, world.notice_log, world.webhooks
 
 
 def _with_callback(url: str):
-    from test_video_handler import _message
-
     payload = {"object": "input/ev-1.mp4", "options": {"callback_url": url, "tag": "x"}}
-    return _message({"event_id": "ev-1", "payload": payload})
+    return outbox_message({"event_id": "ev-1", "payload": payload})
 
 
 async def test_a_callback_url_whose_host_is_not_allowed_fails_the_event_with_bad_options(tmp_path):
     """Refused before any download, dead-lettered, failed with bad_options; the URL is never
     called and the failed notice still goes to prediction_events."""
-    world, notices, notice_log, webhooks = _world_with_hosts(tmp_path, frozenset({"hooks.example"}))
+    world, notices, notice_log, webhooks = _world_with_hosts(tmp_path, "hooks.example")
     await world.path.handle(_with_callback("https://elsewhere.example/hook"))
     await notices.drain()
     document = world.store.document("ev-1")
@@ -453,7 +428,7 @@ async def test_a_callback_url_whose_host_is_not_allowed_fails_the_event_with_bad
 
 async def test_with_no_allowed_hosts_every_callback_url_is_refused(tmp_path):
     """WEBHOOK_ALLOWED_HOSTS is empty by default: no event may name a webhook."""
-    world, *_ = _world_with_hosts(tmp_path, frozenset())
+    world, *_ = _world_with_hosts(tmp_path, "")
     await world.path.handle(_with_callback("http://hooks.example/done"))
     assert (await world.store.get("ev-1")).error["code"] == "bad_options"
 
@@ -461,7 +436,7 @@ async def test_with_no_allowed_hosts_every_callback_url_is_refused(tmp_path):
 async def test_a_callback_url_on_an_allowed_host_is_kept_with_the_options(tmp_path):
     """The host matches case-insensitively, on the port its entry names; the event is
     processed."""
-    world, *_ = _world_with_hosts(tmp_path, frozenset({"hooks.example:8080"}))
+    world, *_ = _world_with_hosts(tmp_path, "hooks.example:8080")
     await world.path.handle(_with_callback("http://HOOKS.example:8080/done"))
     document = world.store.document("ev-1")
     assert document["status"] == Status.PROCESSING
