@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from support.stack import partitions_now
 from video_runner import bootstrap
 from video_runner.domain.ids import task_key
 from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
@@ -124,10 +125,7 @@ async def consume_all_tasks(settings: Settings) -> None:
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(settings.topic_inference_tasks)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(settings.topic_inference_tasks) or set()
+        partitions = await partitions_now(settings, settings.topic_inference_tasks)
         wanted = [TopicPartition(settings.topic_inference_tasks, p) for p in sorted(partitions)]
         consumer.assign(wanted)
         ends = await consumer.end_offsets(wanted)

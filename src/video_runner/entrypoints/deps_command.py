@@ -54,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="create BUCKET_VIDEOS and BUCKET_FRAMES if missing (S3 is up once both exist)",
     )
-    wait.set_defaults(handler=_wait)
+    wait.set_defaults(handler=wait_command)
 
 
 def _dependency(text: str) -> str:
@@ -76,7 +76,8 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _wait(args: argparse.Namespace) -> int:
+def wait_command(args: argparse.Namespace) -> int:
+    """``deps wait``: the exit status of waiting for the named dependencies."""
     # aiokafka logs every refused connection; the command already prints each dependency's
     # error once per change, so the client's own lines would only bury it.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

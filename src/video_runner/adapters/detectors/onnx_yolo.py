@@ -21,7 +21,7 @@ onnxruntime session and its execution providers are set up by :mod:`.onnx_sessio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,8 @@ from video_runner.adapters.detectors.onnx_layout import (
     resolve_names,
     static_dim,
 )
-from video_runner.adapters.detectors.onnx_session import CPU_PROVIDER, open_session
+from video_runner.adapters.detectors.onnx_session import CPU_PROVIDER
+from video_runner.adapters.detectors.onnx_session import open_session as open_onnx_session
 from video_runner.domain.detections import Detection
 from video_runner.errors import ConfigurationError
 
@@ -63,6 +64,8 @@ class OnnxYoloDetector:
         threads: onnxruntime intra-op threads; ``None`` or 0 lets it use every core.
         providers: execution providers by preference; those this onnxruntime lacks are
             skipped with a warning, and the CPU provider is always the last resort.
+        open_session: makes the onnxruntime session from (path, threads, providers); a test
+            passes one that wraps the real session to watch its calls.
 
     Raises:
         ConfigurationError: the file is missing, is not an ONNX model onnxruntime can load,
@@ -79,6 +82,7 @@ class OnnxYoloDetector:
         max_detections: int = 300,
         threads: int | None = None,
         providers: Sequence[str] = (CPU_PROVIDER,),
+        open_session: Callable[[Path, int | None, Sequence[str]], Any] = open_onnx_session,
     ) -> None:
         if not 0.0 <= confidence < 1.0:
             raise ConfigurationError(f"ONNX confidence must be in [0, 1), got {confidence}")

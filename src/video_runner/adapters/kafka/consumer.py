@@ -89,6 +89,12 @@ class ConsumerLoop:
         self._started: AIOKafkaConsumer | None = None
 
     @property
+    def options(self) -> dict[str, Any]:
+        """A copy of what this loop's aiokafka consumer is made with (group, timeouts, static
+        membership)."""
+        return dict(self._options)
+
+    @property
     def stats(self) -> LoopStats:
         return self._dispatch.stats
 
