@@ -27,8 +27,21 @@ no event is lost while an operator fixes the secret, the permission or the bucke
 the warning log name the dependency, which is what the alert keys on.
 
 ``video_runner.adapters.error_classes`` is the one table that maps the exceptions of botocore,
-aiokafka and PyMongo onto this tree; docs/operations.md ("Error classes") lists what an operator
-sees for each row.
+aiokafka and PyMongo onto this tree (and, for what escaped an adapter, the operating system's:
+a full disk or no memory is a ``DependencyUnavailable``); docs/operations.md ("Error classes")
+lists what an operator sees for each row.
+
+One retry policy says what is retried: ``video_runner.domain.retry_policy`` decides, from the
+class of an error in this tree and the kind of work that failed, whether to wait out, retry,
+dead-letter or give up, and how long to back off (``RETRY_*`` settings, ``WEBHOOK_*`` for
+webhooks). A consumer waits out a ``RetriableError`` and a ``ConfigurationError`` without
+limit, dead-letters a ``PermanentError`` at once (a batch is then handled one record at a time)
+and tries anything else ``RETRY_MAX_ATTEMPTS`` times before dead-lettering it as ``internal``; a
+failing dead-letter is waited out, whatever the error. A start-up step waits out a
+``RetriableError`` only: an ``OSError`` the tables do not know (a work directory we may not
+write) is raised, not retried as a dependency that is down. A periodic job runs again at its
+interval whatever the error. A webhook retries no answer, 5xx, 408 and 429 up to
+``WEBHOOK_MAX_ATTEMPTS``, and any other non-2xx is final.
 
 Every ``PermanentError`` carries a stable ``code`` (see :class:`ErrorCode`), written into the
 prediction document (``error.code``) and into the dead-letter message headers; ``str(error)`` is
@@ -155,3 +168,24 @@ class OutputRejected(PermanentError):
     """A dependency refuses, for good, what we write for this event."""
 
     code = ErrorCode.STORAGE_REJECTED
+
+
+def most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error of a task group that decides what happens to the work: permanent beats
+    retriable beats the rest (a permanent one fails the event; retrying cannot fix it)."""
+    errors = _leaves(group)
+    for kind in (PermanentError, RetriableError):
+        for error in errors:
+            if isinstance(error, kind):
+                return error
+    return errors[0]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            leaves.extend(_leaves(error))
+        else:
+            leaves.append(error)
+    return leaves

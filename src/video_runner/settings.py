@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     mongo_db: str = "runner_db"
     mongo_collection: str = "runner_predictions"
     mongo_results_collection: str = "runner_frame_results"
-    mongo_chunks_collection: str = "runner_task_chunks"
+    mongo_task_pages_collection: str = "runner_task_pages"
     mongo_progress_collection: str = "runner_progress"
     mongo_claims_collection: str = "runner_claims"
     #: Completion notices not yet fully delivered (published, webhook done): small by design.
@@ -107,8 +107,13 @@ class Settings(BaseSettings):
     # --- Runner --------------------------------------------------------------------------
     max_videos_in_flight: int = Field(default=2, ge=1)
     upload_concurrency: int = Field(default=8, ge=1)
-    retry_initial_s: float = 0.5
-    retry_max_s: float = 30.0
+    #: The backoff of every retry but the webhooks' (consumers, dead-lettering, start-up):
+    #: about this long after the first failure, doubling, capped (docs/operations.md).
+    retry_initial_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    #: Tries of a message whose handler raises something unexpected (a bug) before it is
+    #: dead-lettered as ``internal``; a dependency that is down is waited out without limit.
+    retry_max_attempts: int = Field(default=3, ge=1)
 
     # --- Results ---------------------------------------------------------------------------
     #: Results stored per bulk write, and how long a batch that is not full may wait.
@@ -269,7 +274,7 @@ class Settings(BaseSettings):
         """The store's collections by role (see ``adapters/mongo.py``)."""
         return {
             "events": self.mongo_collection,
-            "chunks": self.mongo_chunks_collection,
+            "task_pages": self.mongo_task_pages_collection,
             "results": self.mongo_results_collection,
             "progress": self.mongo_progress_collection,
             "claims": self.mongo_claims_collection,

@@ -31,7 +31,7 @@ from support.stack import (
     wait_for,
 )
 from support.videos import real_video
-from video_runner.services.client import status_of
+from video_runner.services.client_actions import status_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -27,7 +27,7 @@ def test_deps_wait_waits_sixty_seconds_unless_told_otherwise():
     assert parser.parse_args(["deps", "wait"]).timeout == 60.0
     args = parser.parse_args(["deps", "wait", "--timeout", "2.5"])
     assert args.timeout == 2.5
-    assert args.handler is deps_command._wait
+    assert args.handler is deps_command.wait_command
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "inf", "nan"])

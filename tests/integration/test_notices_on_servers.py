@@ -15,9 +15,10 @@ import pytest
 from support.documents import stored_document
 from support.stack import create_topic, publish, read_topic, running, store_of, wait_for
 from video_runner import bootstrap
+from video_runner.adapters.kafka import KafkaNoticeLog
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.adapters.webhook import HttpWebhookSender
-from video_runner.bootstrap.processes import completion_notices
+from video_runner.bootstrap.services import completion_notices
 from video_runner.domain.signature import SIGNATURE_HEADER, verify
 from video_runner.domain.status import Status
 
@@ -72,16 +73,15 @@ async def test_the_sweep_finds_a_notice_acknowledged_before_a_crash_and_sends_a_
     before publishing: the sweep publishes it. One message per notice on the topic."""
     await create_topic(settings, settings.topic_prediction_events, 4)
     telemetry = PrometheusTelemetry()
+    log = KafkaNoticeLog(bootstrap.kafka_connection(settings, "test"), publisher)
     notices = completion_notices(
         settings,
         store=store,
-        publisher=publisher,
+        notice_log=log,
         webhooks=HttpWebhookSender(5.0),  # never used: no event here names a webhook
         telemetry=telemetry,
-        role="test",
     )
     try:
-        log = notices._log
         topic = settings.topic_prediction_events
         for event_id in ("found-a", "lost-b"):
             await _failed_event(store, event_id)
@@ -92,7 +92,7 @@ async def test_the_sweep_finds_a_notice_acknowledged_before_a_crash_and_sends_a_
         await store.set_notice(
             "found-a", Status.FAILED, {"log_position": {"partition": partition, "offset": start}}
         )
-        delivery = await log.publish_at(topic, partition, "found-a", claim["notice"])
+        delivery = await log.publish_at(topic, partition, "found-a", claim.notice)
         assert delivery.offset >= start
         # Other traffic on the same partition after it: the search reads past it, not only at it.
         await log.publish_at(topic, partition, "someone-else", {"notice_id": "someone-else/ready"})
@@ -101,7 +101,7 @@ async def test_the_sweep_finds_a_notice_acknowledged_before_a_crash_and_sends_a_
         assert await notices.sweep(later) == 2
         assert _counted(telemetry, "notices_found_published") == 1
         assert _counted(telemetry, "notices_republished") == 1
-        assert (await store.read_notice("found-a", Status.FAILED))["notified_at"] is not None
+        assert (await store.read_notice("found-a", Status.FAILED)).notified_at is not None
         assert await store.pending_notices(later) == []
 
         records = await read_topic(settings, topic, until=lambda rs: len(rs) >= 3, timeout_s=30)
@@ -163,10 +163,9 @@ async def test_a_webhook_reaches_a_real_http_server_signed_and_is_retried_after_
     notices = completion_notices(
         settings,
         store=store,
-        publisher=publisher,
+        notice_log=KafkaNoticeLog(bootstrap.kafka_connection(settings, "test"), publisher),
         webhooks=webhooks,
         telemetry=PrometheusTelemetry(),
-        role="test",
     )
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/done"

@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from support.objects import s3_client
 from video_runner import bootstrap
 from video_runner.adapters.s3 import S3ObjectStore
 from video_runner.errors import (
@@ -80,26 +82,51 @@ async def test_a_download_lands_whole_and_leaves_no_part_file(store, settings, t
     assert list(tmp_path.iterdir()) == [path]
 
 
+class _HeldBody:
+    """An object body whose first read waits for ``release``: a transfer still running when its
+    cancellation arrives."""
+
+    def __init__(self, body: Any, reading: threading.Event, release: threading.Event) -> None:
+        self.body, self.reading, self.release = body, reading, release
+
+    def read(self, size: int) -> bytes:
+        self.reading.set()
+        self.release.wait(5)
+        return bytes(self.body.read(size))
+
+    def close(self) -> None:
+        self.body.close()
+
+
+class _HoldingClient:
+    """A boto3 client whose ``get_object`` bodies are held (see ``_HeldBody``)."""
+
+    def __init__(self, client: Any, reading: threading.Event, release: threading.Event) -> None:
+        self.client, self.reading, self.release = client, reading, release
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def get_object(self, **kwargs: Any) -> dict[str, Any]:
+        reply: dict[str, Any] = self.client.get_object(**kwargs)
+        return {**reply, "Body": _HeldBody(reply["Body"], self.reading, self.release)}
+
+
 async def test_a_cancelled_download_stops_its_thread_before_the_file_is_removed(
-    store, settings, tmp_path, monkeypatch
+    store, settings, tmp_path
 ):
     """Cancel mid-transfer, then unlink as the caller's finally does: nothing reappears."""
     await store.put_bytes(settings.bucket_videos, "input/slow.mp4", b"x" * (4 << 20), "video/mp4")
-    reading = threading.Event()
-    original = S3ObjectStore._stream
-
-    def slow_stream(self, *args):
-        reading.set()
-        args[-1].wait(5)  # a transfer still running when its cancellation arrives
-        return original(self, *args)
-
-    monkeypatch.setattr(S3ObjectStore, "_stream", slow_stream)
+    reading, release = threading.Event(), threading.Event()
+    held = S3ObjectStore(_HoldingClient(s3_client(settings), reading, release))
     path = tmp_path / "slow.video"
     task = asyncio.create_task(
-        store.download_to_file(settings.bucket_videos, "input/slow.mp4", path)
+        held.download_to_file(settings.bucket_videos, "input/slow.mp4", path)
     )
     await asyncio.to_thread(reading.wait, 5)
     task.cancel()
+    await asyncio.sleep(0.1)  # the cancellation is in before the transfer goes on
+    release.set()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     path.unlink(missing_ok=True)

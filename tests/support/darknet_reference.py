@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from video_runner.adapters.detectors.darknet.cfg import (
+from video_runner.adapters.detectors.darknet.layers import (
     Convolutional,
     MaxPool,
     Route,
@@ -22,7 +22,7 @@ from video_runner.adapters.detectors.darknet.cfg import (
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from video_runner.adapters.detectors.darknet.cfg import Network
+    from video_runner.adapters.detectors.darknet.layers import Network
     from video_runner.adapters.detectors.darknet.weights import ConvWeights
 
 

@@ -1,7 +1,7 @@
 """Events as the video path leaves them, and inference workers that answer or lose tasks.
 
 Shared by the integration tests of the results path and by ``bench/results_path.py``: the tasks
-really go to Kafka (so their partitions and offsets are real), the chunks and the document
+really go to Kafka (so their partitions and offsets are real), the pages and the document
 really go to the store, through the project's own adapters.
 """
 
@@ -14,9 +14,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from support.stack import partitions_now
 from video_runner import bootstrap
-from video_runner.domain.chunks import ChunkAssembler, TaskRecord
 from video_runner.domain.ids import task_key
+from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
 from video_runner.settings import Settings
 
 OBJECT = {"class": "person", "box": [1.0, 2.0, 30.0, 40.0], "conf": 0.9}
@@ -44,7 +45,7 @@ async def prepare_event(
     total_known: bool = True,
     every_n: int = 5,
 ) -> None:
-    """Publish one task per frame to Kafka, record the chunks, and leave the document
+    """Publish one task per frame to Kafka, record the pages, and leave the document
     ``processing`` (with ``total_frames`` if ``total_known``), as the video path does."""
     await bootstrap.ensure_topics_of(settings, "test")
     publisher = bootstrap.publisher(settings, "test")
@@ -59,7 +60,7 @@ async def prepare_event(
                 "results_partitions": partitions,
             },
         )
-        chunks = ChunkAssembler(settings.bucket_frames)
+        pages = TaskPageAssembler(settings.bucket_frames)
         for start in range(0, len(frame_ids), 1000):
             part = frame_ids[start : start + 1000]
             deliveries = await publisher.publish_many(
@@ -78,11 +79,11 @@ async def prepare_event(
                     delivery.partition,
                     delivery.offset,
                 )
-                chunk = chunks.add(ordinal, record)
-                if chunk is not None:
-                    await store.record_chunk(event_id, chunk)
-        for chunk in chunks.finish():
-            await store.record_chunk(event_id, chunk)
+                page = pages.add(ordinal, record)
+                if page is not None:
+                    await store.record_task_page(event_id, page)
+        for page in pages.finish():
+            await store.record_task_page(event_id, page)
     finally:
         await publisher.stop()
     fields: dict[str, Any] = {"frames_published": len(frame_ids)}
@@ -124,10 +125,7 @@ async def consume_all_tasks(settings: Settings) -> None:
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(settings.topic_inference_tasks)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(settings.topic_inference_tasks) or set()
+        partitions = await partitions_now(settings, settings.topic_inference_tasks)
         wanted = [TopicPartition(settings.topic_inference_tasks, p) for p in sorted(partitions)]
         consumer.assign(wanted)
         ends = await consumer.end_offsets(wanted)

@@ -2,7 +2,7 @@
 
 Each fake follows the semantics its production adapter documents:
 
-* ``FakePredictionStore`` mirrors ``adapters/mongo/``: claimed transitions, task chunks, the
+* ``FakePredictionStore`` mirrors ``adapters/mongo/``: claimed transitions, task pages, the
   first result of a frame wins, counters per results partition, ``updated_at`` on every write;
 * ``FakeObjectStore`` mirrors ``adapters/s3.py``: ``SourceMissing`` for a missing key,
   ``InvalidVideo(file_too_large)`` above ``max_bytes``, bytes never shared with the caller;
@@ -28,14 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from video_runner.adapters.mongo import new_event_document, pending_notice_document
-from video_runner.adapters.mongo.documents import prediction_of
+from video_runner.adapters.mongo.documents import notice_claim_of, pending_notice_of, prediction_of
 from video_runner.contracts.notice import notice_for, notice_json
-from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.detections import Detection
+from video_runner.domain.notice_records import NoticeClaim, PendingNotice
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.status import Status, can_move, claim_name, claim_names
+from video_runner.domain.task_pages import TaskPage
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 from video_runner.errors import DependencyUnavailable, ErrorCode, InvalidVideo, SourceMissing
 from video_runner.ports import Delivery
@@ -104,7 +105,7 @@ class Transition:
 class FakePredictionStore:
     """Implements ``ports.PredictionStore`` in memory, like ``MongoPredictionStore`` does.
 
-    ``documents`` are the prediction documents by ``_id``; ``chunks`` the task chunks by
+    ``documents`` are the prediction documents by ``_id``; ``pages`` the task pages by
     (event_id, index); ``results`` the stored results by (event_id, frame_id); ``counters`` the
     per-partition progress by (event_id, partition); ``claims`` the one-time claims. Returned
     documents are copies, as a database returns them. ``scans`` counts the calls that a server
@@ -114,7 +115,7 @@ class FakePredictionStore:
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self.clock = clock or _real_now
         self.documents: dict[str, dict[str, Any]] = {}
-        self.chunks: dict[tuple[str, int], TaskChunk] = {}
+        self.task_pages: dict[tuple[str, int], TaskPage] = {}
         self.results: dict[tuple[str, int], FrameResult] = {}
         self.counters: dict[tuple[str, int], ResultCounts] = {}
         self.claims: dict[tuple[str, str], dict[str, Any]] = {}
@@ -238,12 +239,12 @@ class FakePredictionStore:
         self.claims[event_id, name] = {"at": self.clock()}
         return True
 
-    async def read_notice(self, event_id: str, status: Status) -> dict[str, Any] | None:
+    async def read_notice(self, event_id: str, status: Status) -> NoticeClaim | None:
         await self._round_trip()
         for name in claim_names(status):
             claim = self.claims.get((event_id, name))
             if claim is not None and claim.get("notice_id") == f"{event_id}/{status.value}":
-                return copy.deepcopy(claim)
+                return notice_claim_of(claim, copy.deepcopy(claim["notice"]))
         return None
 
     async def set_notice(self, event_id: str, status: Status, fields: Mapping[str, Any]) -> None:
@@ -253,15 +254,16 @@ class FakePredictionStore:
             if claim is not None and claim.get("notice_id") == f"{event_id}/{status.value}":
                 claim.update(copy.deepcopy(dict(fields)))
 
-    async def pending_notices(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    async def pending_notices(self, before: datetime, limit: int = 100) -> list[PendingNotice]:
         await self._round_trip()
         self.notice_scans += 1
         found = [m for _, m in sorted(self.notices.items()) if m["at"] < before]
-        return copy.deepcopy(found[:limit])
+        return [pending_notice_of(m) for m in found[:limit]]
 
-    async def pending_notice(self, notice_id: str) -> dict[str, Any] | None:
+    async def pending_notice(self, notice_id: str) -> PendingNotice | None:
         await self._round_trip()
-        return copy.deepcopy(self.notices.get(notice_id))
+        marker = self.notices.get(notice_id)
+        return None if marker is None else pending_notice_of(marker)
 
     async def update_pending(self, notice_id: str, fields: Mapping[str, Any]) -> None:
         await self._round_trip()
@@ -297,13 +299,13 @@ class FakePredictionStore:
         )
         return [prediction_of(d) for d in copy.deepcopy(found[:limit])]
 
-    async def record_chunk(self, event_id: str, chunk: TaskChunk) -> None:
+    async def record_task_page(self, event_id: str, page: TaskPage) -> None:
         await self._round_trip()
-        self.chunks[event_id, chunk.index] = chunk
+        self.task_pages[event_id, page.index] = page
 
-    async def read_chunk(self, event_id: str, index: int) -> TaskChunk | None:
+    async def read_task_page(self, event_id: str, index: int) -> TaskPage | None:
         await self._round_trip()
-        return self.chunks.get((event_id, index))
+        return self.task_pages.get((event_id, index))
 
     async def save_results(self, results: Sequence[tuple[str, FrameResult]]) -> list[bool]:
         await self._round_trip()
@@ -344,13 +346,13 @@ class FakePredictionStore:
         }
 
     async def purge(
-        self, event_id: str, frame_ids: Sequence[int], chunks: int, partitions: int
+        self, event_id: str, frame_ids: Sequence[int], pages: int, partitions: int
     ) -> int:
         await self._round_trip()
         deleted = 0
         for table, keys in (
             (self.results, [(event_id, f) for f in frame_ids]),
-            (self.chunks, [(event_id, k) for k in range(chunks)]),
+            (self.task_pages, [(event_id, k) for k in range(pages)]),
             (self.counters, [(event_id, p) for p in range(partitions)]),
         ):
             for key in keys:
@@ -664,7 +666,7 @@ class FakeMessage:
 
 
 class RecordingTelemetry:
-    """Implements ``services.telemetry.Telemetry``; keeps every count, observation and gauge."""
+    """Implements ``ports.Telemetry``; keeps every count, observation and gauge."""
 
     def __init__(self) -> None:
         self.counts: list[tuple[str, float, dict[str, str]]] = []

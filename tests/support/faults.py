@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from support.stack import REPO, ServiceProcess, free_port, publish, read_topic
+from support.stack import REPO, ServiceProcess, free_port, partitions_now, publish, read_topic
 from video_runner import bootstrap
 from video_runner.settings import Settings
 
@@ -276,10 +276,7 @@ async def group_lag(settings: Settings, group: str, topic: str) -> dict[int, int
     await admin.start()
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
+        partitions = await partitions_now(settings, topic)
         wanted = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not wanted:
             return {}

@@ -5,7 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from prometheus_client import CollectorRegistry
+
+from video_runner.settings import Settings
+
+
+def s3_client(settings: Settings) -> Any:
+    """A plain boto3 client of the S3 server ``settings`` name, for a test to look behind the
+    adapter (listing a bucket) or to hand ``S3ObjectStore`` a client it wraps."""
+    secret = settings.s3_secret_access_key
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=None if secret is None else secret.get_secret_value(),
+        region_name=settings.s3_region,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
 
 
 def task_values(records: list[Any]) -> list[dict[str, Any]]:

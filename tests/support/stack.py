@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from video_runner import bootstrap
@@ -124,6 +125,21 @@ async def publish_video_event(
     )
 
 
+async def partitions_now(settings: Settings, topic: str) -> set[int]:
+    """The partitions of ``topic`` in the cluster's metadata now, none while it does not exist.
+
+    Every topic is described, not ``topic`` alone: naming a missing topic in a metadata request
+    would have a broker that auto-creates topics create it, with its default partitions.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    return {p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]}
+
+
 async def read_topic(
     settings: Settings,
     topic: str,
@@ -143,21 +159,19 @@ async def read_topic(
         deadline = time.monotonic() + timeout_s
         assigned: set[TopicPartition] = set()
         while time.monotonic() < deadline:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                wanted = {TopicPartition(topic, p) for p in partitions}
-                if wanted != assigned:
+            if not assigned:
+                wanted = {TopicPartition(topic, p) for p in await partitions_now(settings, topic)}
+                if wanted:
                     consumer.assign(sorted(wanted))
                     await consumer.seek_to_beginning(*wanted)
                     assigned = wanted
-                    records = []
+            if assigned:
                 batches = await consumer.getmany(timeout_ms=500)
                 for batch in batches.values():
                     records.extend(batch)
                 if until(records):
                     return records
             else:
-                await consumer._client.force_metadata_update()
                 await asyncio.sleep(0.2)
         return records
     finally:
@@ -243,7 +257,7 @@ def store_of(settings: Settings) -> Any:
 
 async def submit_video(settings: Settings, video: Path) -> str:
     """Upload ``video`` and publish its event, as ``video-runner submit`` does; returns the id."""
-    from video_runner.services import client
+    from video_runner.services import client_actions as client
 
     publisher = bootstrap.publisher(settings, "test")
     await publisher.start()

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pydantic
 import pytest
-from test_outbox_s3 import _predictable
 
 from support.fakes import (
     FakeClock,
@@ -18,6 +17,13 @@ from support.fakes import (
     FakeWebhooks,
     RecordingTelemetry,
     config_of,
+)
+from support.worlds import (
+    VideoWorld,
+    extracted_frames,
+    outbox_message,
+    outbox_worker,
+    seed_predictable,
 )
 from video_runner.bootstrap import configs
 from video_runner.contracts.notice import (
@@ -33,26 +39,21 @@ from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable
 from video_runner.services.notices import Notices
 from video_runner.services.outbox_s3 import OutboxS3
-from video_runner.services.video_path import VideoPath
 
 TOPIC = "prediction_events"
 SECRET = b"s3cr3t"
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def _notices(store, notice_log, webhooks=None, telemetry=None, **config) -> Notices:
+def _notices(store, notice_log, webhooks=None, telemetry=None, **webhook) -> Notices:
+    """Notices on ``TOPIC`` with a signing secret and millisecond retries, unless ``webhook``
+    (``WebhookConfig`` fields) says otherwise."""
+    delivery = config_of(
+        configs.webhook_config,
+        **{"secret": SECRET, "retry_initial_s": 0.001, "retry_max_s": 0.002, **webhook},
+    )
     return Notices(
-        config_of(
-            configs.notice_config,
-            **{
-                "topic": TOPIC,
-                "grace_s": 60.0,
-                "webhook_secret": SECRET,
-                "webhook_retry_initial_s": 0.001,
-                "webhook_retry_max_s": 0.002,
-                **config,
-            },
-        ),
+        config_of(configs.notice_config, topic=TOPIC, grace_s=60.0, webhooks=delivery),
         store=store,
         notice_log=notice_log,
         webhooks=webhooks,
@@ -62,17 +63,8 @@ def _notices(store, notice_log, webhooks=None, telemetry=None, **config) -> Noti
 
 
 def _outbox(store, notices, tmp_path) -> OutboxS3:
-    return OutboxS3(
-        config_of(
-            configs.outbox_config,
-            default_bucket="videos",
-            work_dir=tmp_path,
-            keep_frame_documents=True,
-        ),
-        store=store,
-        objects=FakeObjectStore(),
-        telemetry=RecordingTelemetry(),
-        notices=notices,
+    return outbox_worker(
+        store, FakeObjectStore(), tmp_path, notices=notices, keep_frame_documents=True
     )
 
 
@@ -95,7 +87,7 @@ def _later(store: FakePredictionStore, seconds: float = 61.0) -> datetime:
 async def test_two_outbox_replicas_finishing_one_event_publish_exactly_one_ready_notice(tmp_path):
     """Both write the JSON; one wins ready and publishes; the marker is gone, the claim marked."""
     store, notice_log = FakePredictionStore(), FakeNoticeLog()
-    await _predictable(store, "ev-1", frames=4)
+    await seed_predictable(store, "ev-1", frames=4)
     notices = _notices(store, notice_log)
     moved = await asyncio.gather(
         _outbox(store, notices, tmp_path).finish("ev-1"),
@@ -109,7 +101,7 @@ async def test_two_outbox_replicas_finishing_one_event_publish_exactly_one_ready
     assert notice["models"] == ["yolov4-tiny@abc.c1"]
     assert notice["frames"] == 4
     assert store.notices == {}
-    assert (await store.read_notice("ev-1", Status.READY))["notified_at"] is not None
+    assert (await store.read_notice("ev-1", Status.READY)).notified_at is not None
     assert await notices.sweep(_later(store, 3600)) == 0
     assert len(notice_log.messages(TOPIC)) == 1
 
@@ -153,14 +145,15 @@ async def test_a_notice_acknowledged_before_the_crash_is_found_in_its_partition_
     notice_log.lose_next_ack()
     assert await _fail(store, notices)
     claim = await store.read_notice("ev-f", Status.FAILED)
-    assert claim.get("notified_at") is None
-    assert claim["log_position"]["offset"] == 0
+    assert claim.notified_at is None
+    assert claim.log_position is not None
+    assert claim.log_position.offset == 0
     assert await notices.sweep(_later(store)) == 1
     assert len(notice_log.messages(TOPIC)) == 1
     assert notice_log.searches == 1
     assert telemetry.total("notices_found_published") == 1
     assert telemetry.total("notices_republished") == 0
-    assert (await store.read_notice("ev-f", Status.FAILED))["notified_at"] is not None
+    assert (await store.read_notice("ev-f", Status.FAILED)).notified_at is not None
 
 
 async def test_a_send_that_never_reached_the_broker_is_published_by_the_sweep_after_a_search():
@@ -178,7 +171,7 @@ async def test_a_send_that_never_reached_the_broker_is_published_by_the_sweep_af
     notice_log.publish_at = refused
     assert await _fail(store, notices)
     assert notice_log.messages(TOPIC) == []
-    assert "log_position" in await store.read_notice("ev-f", Status.FAILED)
+    assert (await store.read_notice("ev-f", Status.FAILED)).log_position is not None
     assert await notices.sweep(_later(store)) == 1
     assert notice_log.searches == 1
     assert [m[1]["notice_id"] for m in notice_log.messages(TOPIC)] == ["ev-f/failed"]
@@ -344,13 +337,29 @@ async def test_a_webhook_answered_4xx_is_not_retried():
     assert store.documents["ev-f"]["webhook"]["last_status"] == 404
 
 
+@pytest.mark.parametrize("status", [429, 408])
+async def test_a_webhook_told_to_try_later_is_retried_like_a_5xx(status):
+    """429 Too Many Requests and 408 Request Timeout ask for a later try: the second POST is
+    delivered, and the attempt counts as a retry, not a refusal."""
+    store, notice_log, webhooks = FakePredictionStore(), FakeNoticeLog(), FakeWebhooks(status, 204)
+    telemetry = RecordingTelemetry()
+    _failing(store, callback_url=URL)
+    notices = _notices(store, notice_log, webhooks, telemetry)
+    assert await _fail(store, notices)
+    await notices.drain()
+    assert len(webhooks.posts) == 2
+    assert store.documents["ev-f"]["webhook"]["state"] == "delivered"
+    assert telemetry.total("webhook_attempts", outcome="retry") == 1
+    assert telemetry.total("webhook_attempts", outcome="refused") == 0
+
+
 async def test_a_webhook_that_never_answers_fails_after_its_attempts_and_blocks_nothing():
     """Connection errors are retried up to WEBHOOK_MAX_ATTEMPTS; meanwhile other notices go out."""
     store, notice_log = FakePredictionStore(), FakeNoticeLog()
     webhooks = FakeWebhooks(None, None, None, None)
     _failing(store, callback_url=URL)
     _failing(store, "ev-g")
-    notices = _notices(store, notice_log, webhooks, webhook_max_attempts=3)
+    notices = _notices(store, notice_log, webhooks, max_attempts=3)
     assert await _fail(store, notices)
     assert await _fail(store, notices, "ev-g")  # announced while the webhook still retries
     assert [m[1]["event_id"] for m in notice_log.messages(TOPIC)] == ["ev-f", "ev-g"]
@@ -368,9 +377,7 @@ async def test_a_webhook_cut_off_by_a_crash_is_resumed_by_the_sweep():
     store, notice_log = FakePredictionStore(clock), FakeNoticeLog()
     webhooks = FakeWebhooks(503, default=503)
     _failing(store, callback_url=URL)
-    dying = _notices(
-        store, notice_log, webhooks, webhook_retry_initial_s=30, webhook_retry_max_s=30
-    )
+    dying = _notices(store, notice_log, webhooks, retry_initial_s=30, retry_max_s=30)
     assert await _fail(store, dying)
     for _ in range(100):  # until its first attempt is recorded
         if store.documents["ev-f"].get("webhook") is not None:
@@ -391,37 +398,21 @@ async def test_a_webhook_cut_off_by_a_crash_is_resumed_by_the_sweep():
 # -- the callback_url allowlist -----------------------------------------------------------------
 
 
-def _world_with_hosts(tmp_path, hosts: frozenset[str]):
-    from dataclasses import replace
-
-    from test_video_path import World, _frames
-
-    world = World(tmp_path, _frames(2))
-    notices = _notices(world.store, FakeNoticeLog(), FakeWebhooks())
-    world.path = VideoPath(
-        replace(world.config, webhook_hosts=hosts),
-        store=world.store,
-        objects=world.objects,
-        publisher=world.publisher,
-        frames=world.source,
-        telemetry=world.telemetry,
-        on_extracted=world.path._on_extracted,
-        notices=notices,
-    )
-    return world, notices
+def _world_with_hosts(tmp_path, hosts: str):
+    """A video world whose ``WEBHOOK_ALLOWED_HOSTS`` is ``hosts``."""
+    world = VideoWorld(tmp_path, extracted_frames(2), webhook_allowed_hosts=hosts)
+    return world, world.notices, world.notice_log, world.webhooks
 
 
 def _with_callback(url: str):
-    from test_video_path import _message
-
     payload = {"object": "input/ev-1.mp4", "options": {"callback_url": url, "tag": "x"}}
-    return _message({"event_id": "ev-1", "payload": payload})
+    return outbox_message({"event_id": "ev-1", "payload": payload})
 
 
 async def test_a_callback_url_whose_host_is_not_allowed_fails_the_event_with_bad_options(tmp_path):
     """Refused before any download, dead-lettered, failed with bad_options; the URL is never
     called and the failed notice still goes to prediction_events."""
-    world, notices = _world_with_hosts(tmp_path, frozenset({"hooks.example"}))
+    world, notices, notice_log, webhooks = _world_with_hosts(tmp_path, "hooks.example")
     await world.path.handle(_with_callback("https://elsewhere.example/hook"))
     await notices.drain()
     document = world.store.document("ev-1")
@@ -431,13 +422,13 @@ async def test_a_callback_url_whose_host_is_not_allowed_fails_the_event_with_bad
     assert "callback_url" not in document["options"]
     assert world.objects.downloads == []
     assert [s.headers["error_code"] for s in world.dead_letters()] == ["bad_options"]
-    assert notices._webhooks.posts == []
-    assert notices._log.messages(TOPIC)[0][1]["error"]["code"] == "bad_options"
+    assert webhooks.posts == []
+    assert notice_log.messages(TOPIC)[0][1]["error"]["code"] == "bad_options"
 
 
 async def test_with_no_allowed_hosts_every_callback_url_is_refused(tmp_path):
     """WEBHOOK_ALLOWED_HOSTS is empty by default: no event may name a webhook."""
-    world, _ = _world_with_hosts(tmp_path, frozenset())
+    world, *_ = _world_with_hosts(tmp_path, "")
     await world.path.handle(_with_callback("http://hooks.example/done"))
     assert (await world.store.get("ev-1")).error["code"] == "bad_options"
 
@@ -445,7 +436,7 @@ async def test_with_no_allowed_hosts_every_callback_url_is_refused(tmp_path):
 async def test_a_callback_url_on_an_allowed_host_is_kept_with_the_options(tmp_path):
     """The host matches case-insensitively, on the port its entry names; the event is
     processed."""
-    world, _ = _world_with_hosts(tmp_path, frozenset({"hooks.example:8080"}))
+    world, *_ = _world_with_hosts(tmp_path, "hooks.example:8080")
     await world.path.handle(_with_callback("http://HOOKS.example:8080/done"))
     document = world.store.document("ev-1")
     assert document["status"] == Status.PROCESSING

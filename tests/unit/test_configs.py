@@ -38,6 +38,9 @@ CHANGED = {
     "track_default": True,
     "bucket_frames": "f-frames",
     "frames_retention_s": 4321.0,
+    "retry_initial_s": 0.3,
+    "retry_max_s": 7.0,
+    "retry_max_attempts": 5,
 }
 
 #: Config field -> the setting it comes from, per config.
@@ -54,7 +57,7 @@ EXPECTED = {
         "results_topic": "topic_inference_results",
         "tasks_topic": "topic_inference_tasks",
     },
-    configs.video_path_config: {
+    configs.video_handler_config: {
         "dlq_max_bytes": "dlq_max_bytes",
         "max_message_bytes": "max_message_bytes",
         "upload_concurrency": "upload_concurrency",
@@ -72,10 +75,12 @@ EXPECTED = {
     configs.notice_config: {
         "topic": "topic_prediction_events",
         "grace_s": "completion_notice_grace_s",
-        "webhook_max_attempts": "webhook_max_attempts",
-        "webhook_retry_initial_s": "webhook_retry_initial_s",
-        "webhook_retry_max_s": "webhook_retry_max_s",
-        "webhook_concurrency": "webhook_concurrency",
+    },
+    configs.webhook_config: {
+        "max_attempts": "webhook_max_attempts",
+        "retry_initial_s": "webhook_retry_initial_s",
+        "retry_max_s": "webhook_retry_max_s",
+        "concurrency": "webhook_concurrency",
     },
     configs.reinfer_config: {
         "frames_bucket": "bucket_frames",
@@ -92,6 +97,11 @@ EXPECTED = {
     configs.inference_config: {
         "results_topic": "topic_inference_results",
         "dlq_suffix": "dlq_suffix",
+    },
+    configs.retry_policy: {
+        "initial_s": "retry_initial_s",
+        "max_s": "retry_max_s",
+        "max_attempts": "retry_max_attempts",
     },
 }
 

@@ -11,8 +11,9 @@ import pytest
 from support.darknet_reference import forward
 from video_runner.adapters.detectors.bundled import YOLOV4_TINY, install
 from video_runner.adapters.detectors.darknet import convert, read_names
-from video_runner.adapters.detectors.darknet.cfg import Convolutional, parse_cfg
+from video_runner.adapters.detectors.darknet.cfg import parse_cfg
 from video_runner.adapters.detectors.darknet.graph import OUTPUT_NAME, layer_output_name
+from video_runner.adapters.detectors.darknet.layers import Convolutional
 from video_runner.adapters.detectors.darknet.weights import read_weights
 from video_runner.errors import ConfigurationError
 from video_runner.settings import load_settings

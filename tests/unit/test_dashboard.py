@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -9,15 +10,14 @@ import numpy as np
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from support.fakes import FakeObjectStore, FakePredictionStore
-from video_runner.adapters.metrics import PrometheusTelemetry
-from video_runner.domain.chunks import TaskChunk, TaskRecord
+from support.fakes import FakeDetector, FakeObjectStore, FakePredictionStore
+from video_runner import bootstrap
 from video_runner.domain.preprocess import decode_jpeg, encode_jpeg
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TaskPage, TaskRecord
 from video_runner.entrypoints import dashboard
 from video_runner.entrypoints.http import build_app
-from video_runner.runtime import Service
 from video_runner.services.detection_reads import DetectionReader
 from video_runner.settings import load_settings
 
@@ -59,7 +59,7 @@ async def seeded():
     )
     store.put("proc-1", Status.PROCESSING, video=VIDEO, sampling={"every_n": 5}, frames_published=2)
     tasks = tuple(TaskRecord(f, f * 40, 96, 80, f"frames/proc-1/{f}.jpg", 0, f) for f in (0, 5))
-    await store.record_chunk("proc-1", TaskChunk(0, FRAMES, tasks))
+    await store.record_task_page("proc-1", TaskPage(0, FRAMES, tasks))
     await store.save_results([("proc-1", FrameResult(0, 0, [PERSON]))])
     await store.add_progress("proc-1", 0, _counts(1))
     store.put(
@@ -200,7 +200,7 @@ async def test_a_ready_video_links_its_coco_and_csv_exports_and_serves_them():
 
 
 async def test_a_processing_video_page_shows_published_frames_and_which_await_a_result():
-    """Frames come from the task chunks; one without a stored result is marked as awaiting."""
+    """Frames come from the task pages; one without a stored result is marked as awaiting."""
     client = await client_of(*await seeded())
     try:
         html = await (await client.get("/videos/proc-1")).text()
@@ -297,20 +297,23 @@ async def test_a_ready_event_final_json_is_read_once_for_many_frames():
 
 
 async def test_the_runner_app_serves_the_dashboard_unless_it_is_disabled():
-    """DASHBOARD_ENABLED=false leaves the runner with its API only."""
+    """DASHBOARD_ENABLED=false leaves the runner, as the composition root builds it, with its
+    API only; the inference worker never serves one."""
 
-    def runner(*, enabled):
-        return Service(
-            role="runner",
-            settings=load_settings(dashboard_enabled=enabled),
-            telemetry=PrometheusTelemetry(),
-            checks={},
-            store=FakePredictionStore(),
-        )
-
-    def paths(app):
+    def paths(service):
+        app = build_app(service)
         return {r.resource.canonical for r in app.router.routes()}  # type: ignore[union-attr]
 
-    assert "/videos/{event_id}" in paths(build_app(runner(enabled=True)))
-    assert "/" not in paths(build_app(runner(enabled=False)))
-    assert "/predictions/{event_id}" in paths(build_app(runner(enabled=False)))
+    enabled = bootstrap.Runner(load_settings(dashboard_enabled=True))
+    disabled = bootstrap.Runner(load_settings(dashboard_enabled=False))
+    inference = bootstrap.Inference(load_settings(), detector_override=FakeDetector())
+    try:
+        assert "/videos/{event_id}" in paths(enabled.service)
+        assert "/" not in paths(disabled.service)
+        assert "/predictions/{event_id}" in paths(disabled.service)
+        assert "/" not in paths(inference.service)
+    finally:
+        stopped = asyncio.Event()
+        stopped.set()  # run() with stop already set starts nothing and closes every client
+        for process in (enabled, disabled, inference):
+            await process.run(stopped)

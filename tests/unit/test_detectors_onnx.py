@@ -27,7 +27,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from video_runner.adapters.detectors import OnnxYoloDetector, build_detector
-from video_runner.adapters.detectors.onnx_yolo import letterbox, parse_names
+from video_runner.adapters.detectors.letterbox import letterbox
+from video_runner.adapters.detectors.onnx_layout import parse_names
+from video_runner.adapters.detectors.onnx_session import open_session
 from video_runner.errors import ConfigurationError
 
 SIZE = 64
@@ -247,22 +249,34 @@ def test_names_metadata_is_parsed_as_a_literal_and_never_executed(raw, expected)
 
 
 class CountingSession:
-    """Wraps an onnxruntime session to count ``run`` calls and record batch sizes."""
+    """Wraps an onnxruntime session to record the batch size of every ``run`` call."""
 
     def __init__(self, session):
-        self._session = session
+        self.session = session
         self.batches = []
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
 
     def run(self, output_names, feeds):
         self.batches.extend(len(v) for v in feeds.values())
-        return self._session.run(output_names, feeds)
+        return self.session.run(output_names, feeds)
+
+
+def counted(model) -> tuple[OnnxYoloDetector, CountingSession]:
+    """A detector of ``model`` whose session is a ``CountingSession``."""
+    spies = []
+
+    def opened(*args):
+        spies.append(CountingSession(open_session(*args)))
+        return spies[-1]
+
+    return OnnxYoloDetector(model, open_session=opened), spies[0]
 
 
 def test_a_dynamic_batch_model_runs_all_images_in_one_call(model_path):
     """N is symbolic, so three frames go through onnxruntime together."""
-    detector = OnnxYoloDetector(model_path)
-    spy = CountingSession(detector._session)
-    detector._session = spy
+    detector, spy = counted(model_path)
     frames = [frame_with_square(), np.zeros((FRAME_H, FRAME_W, 3), np.uint8), frame_with_square()]
 
     results = detector.detect(frames)
@@ -275,9 +289,7 @@ def test_a_fixed_batch_of_one_model_runs_images_one_by_one_with_the_same_results
     tmp_path, model_path
 ):
     """A batch-1 export runs each image alone and finds exactly what the dynamic one finds."""
-    fixed = OnnxYoloDetector(yolo_like_model(tmp_path / "b1.onnx", batch=1))
-    spy = CountingSession(fixed._session)
-    fixed._session = spy
+    fixed, spy = counted(yolo_like_model(tmp_path / "b1.onnx", batch=1))
     frames = [frame_with_square(), np.zeros((FRAME_H, FRAME_W, 3), np.uint8)]
 
     results = fixed.detect(frames)
@@ -288,9 +300,7 @@ def test_a_fixed_batch_of_one_model_runs_images_one_by_one_with_the_same_results
 
 def test_a_fixed_batch_larger_than_the_input_is_padded_and_trimmed(tmp_path, model_path):
     """A batch-2 export given three frames runs twice and returns exactly three results."""
-    fixed = OnnxYoloDetector(yolo_like_model(tmp_path / "b2.onnx", batch=2))
-    spy = CountingSession(fixed._session)
-    fixed._session = spy
+    fixed, spy = counted(yolo_like_model(tmp_path / "b2.onnx", batch=2))
     frames = [frame_with_square(), np.zeros((FRAME_H, FRAME_W, 3), np.uint8), frame_with_square()]
 
     results = fixed.detect(frames)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from support.fakes import FakePredictionStore
+from video_runner.adapters.kafka import LoopStats
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.entrypoints.http import build_app
 from video_runner.errors import DependencyUnavailable
@@ -105,6 +107,20 @@ async def test_a_service_still_starting_is_alive_but_not_ready():
     assert health_body["status"] == "healthy"
     assert ready.status == 503
     assert body["startup_error"] == "dependencies: kafka unavailable"
+
+
+async def test_readiness_names_what_a_consumer_is_waiting_out():
+    """A consumer whose records wait for S3 still polls, so it is up, and says what it waits for."""
+    stats = LoopStats(waiting_for={"s3": 2})
+    svc = service({"s3": up})
+    svc.loops.append(SimpleNamespace(topic="outbox_events", stats=stats))  # type: ignore[arg-type]
+    ready, body = await svc.readiness()
+    assert ready
+    consumer = body["checks"]["consumer:outbox_events"]
+    assert (consumer["status"], consumer["waiting_for"]) == ("up", ["s3"])
+    stats.waiting_for.clear()
+    _, body = await svc.readiness()
+    assert body["checks"]["consumer:outbox_events"]["waiting_for"] == []
 
 
 async def test_metrics_are_prometheus_text_with_the_counters_services_emitted():

@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 import pytest
 from aiokafka.errors import RequestTimedOutError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+from pymongo.errors import AutoReconnect
 
-from video_runner.adapters.kafka import dispatch
 from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy
+from video_runner.domain import retry_policy
 from video_runner.domain.backoff import backoff_delay
+from video_runner.domain.retry_policy import RetryPolicy
 from video_runner.errors import DependencyUnavailable, ErrorCode, PermanentError
 
 TOPIC = "t"
@@ -153,22 +155,24 @@ async def running(dispatcher: Dispatcher, consumer: FakeConsumer, drain_timeout_
         await asyncio.wait_for(task, timeout=10)
 
 
-def policy(**overrides: float) -> DispatchPolicy:
-    values: dict = {"max_in_flight": 8, "retry_initial_s": 0.001, "retry_max_s": 0.01}
+def policy(*, retry_initial_s: float = 0.001, retry_max_s: float = 0.01, **overrides: int):
+    retry = RetryPolicy(initial_s=retry_initial_s, max_s=retry_max_s, max_attempts=3)
+    values: dict = {"max_in_flight": 8, "retry": retry, "batch_wait_ms": 50}
     values.update(overrides)
     return DispatchPolicy(**values)
 
 
 @pytest.fixture
 def delays(monkeypatch):
-    """Every backoff the core asks for, as (attempt, initial, maximum); the sleeps are short."""
+    """Every backoff the retry policy gives the core, as (attempt, initial, maximum); the sleeps
+    are short."""
     asked: list[tuple[int, float, float]] = []
 
     def record_delay(attempt: int, initial: float, maximum: float) -> float:
         asked.append((attempt, initial, maximum))
         return 0.001
 
-    monkeypatch.setattr(dispatch, "backoff_delay", record_delay)
+    monkeypatch.setattr(retry_policy, "backoff_delay", record_delay)
     return asked
 
 
@@ -399,3 +403,75 @@ async def test_a_failed_commit_is_retried_with_the_next_commit():
         await eventually(lambda: consumer.committed(P0) == 1)
     assert consumer.failures == 0
     assert handler.done == [(0, 0)]
+
+
+async def test_a_permanent_failure_of_a_batch_is_handled_one_record_at_a_time_at_once(delays):
+    """Trying a permanent failure again cannot help: the batch is not retried whole, its records
+    are handled one at a time, and only the bad one is dead-lettered."""
+
+    class PoisonedBatch(BatchRecorder):
+        async def handle_batch(self, records):
+            self.batches.append([(r.partition, r.offset) for r in records])
+            raise PermanentError("one result is not JSON", code=ErrorCode.BAD_JSON)
+
+    def behaviour(record):
+        if record.offset == 1:
+            raise PermanentError("not JSON", code=ErrorCode.BAD_JSON)
+
+    consumer, handler = FakeConsumer({P0: 3}), PoisonedBatch()
+    handler.behaviour = behaviour
+    dispatcher = Dispatcher(TOPIC, handler, policy(max_in_flight=1, batch_size=10))
+    async with running(dispatcher, consumer):
+        await eventually(lambda: consumer.committed(P0) == 3)
+    assert handler.batches == [[(0, 0), (0, 1), (0, 2)]]
+    assert handler.calls == [(0, 0), (0, 1), (0, 2)]
+    assert [(key, error.code) for key, error in handler.dead] == [((0, 1), ErrorCode.BAD_JSON)]
+    assert delays == []
+
+
+async def test_a_dead_letter_that_fails_is_waited_out_until_it_is_recorded(delays):
+    """Giving up would lose the record of a failure: the dead-letter is tried again with backoff,
+    nothing is committed meanwhile, and the loop says what it waits for."""
+    broker_down = True
+
+    class DeadLetterWaits(Handler):
+        async def dead_letter(self, record, error):
+            if broker_down:
+                raise DependencyUnavailable("kafka", "no leader for the dead-letter topic")
+            await super().dead_letter(record, error)
+
+    def behaviour(_):
+        raise PermanentError("not a video", code=ErrorCode.NOT_A_VIDEO)
+
+    consumer, handler = FakeConsumer({P0: 1}), DeadLetterWaits(behaviour)
+    dispatcher = Dispatcher(TOPIC, handler, policy())
+    async with running(dispatcher, consumer):
+        await eventually(lambda: len(delays) >= 3)
+        assert dispatcher.stats.waiting_for == {"kafka": 1}
+        assert consumer.commits == []
+        broker_down = False
+        await eventually(lambda: consumer.committed(P0) == 1)
+    assert [key for key, _ in handler.dead] == [(0, 0)]
+    assert handler.calls == [(0, 0)]
+    assert dispatcher.stats.waiting_for == {}
+
+
+async def test_a_library_error_that_escaped_its_adapter_is_classified_by_the_error_tables(delays):
+    """A raw PyMongo AutoReconnect is MongoDB down, whoever let it through: waited out past the
+    tries of an unexpected error, never dead-lettered as internal, and named while it lasts."""
+    failures = [AutoReconnect("primary stepped down")] * 5
+    waited_for: list[dict[str, int]] = []
+
+    def behaviour(_):
+        waited_for.append(dict(dispatcher.stats.waiting_for))
+        if failures:
+            raise failures.pop()
+
+    consumer, handler = FakeConsumer({P0: 1}), Handler(behaviour)
+    dispatcher = Dispatcher(TOPIC, handler, policy())
+    async with running(dispatcher, consumer):
+        await eventually(lambda: consumer.committed(P0) == 1)
+    assert handler.dead == []
+    assert len(handler.calls) == 6
+    assert waited_for[1:] == [{"mongodb": 1}] * 5
+    assert dispatcher.stats.waiting_for == {}

@@ -59,9 +59,9 @@ def test_static_membership_is_off_unless_an_instance_id_is_set():
     """Without KAFKA_GROUP_INSTANCE_ID consumers join dynamically; with it, each consumer joins
     its group as ``{id}-{group}``, so one process in several groups never reuses an id."""
     plain = load_settings()
-    assert consumer_loop(plain, "runner", **_LOOP)._options.get("group_instance_id") is None
+    assert consumer_loop(plain, "runner", **_LOOP).options.get("group_instance_id") is None
     static = load_settings(kafka_group_instance_id="runner-0")
-    options = consumer_loop(static, "runner", **_LOOP)._options
+    options = consumer_loop(static, "runner", **_LOOP).options
     assert options["group_instance_id"] == "runner-0-runner-results-group"
 
 

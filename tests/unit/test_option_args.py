@@ -10,7 +10,7 @@ from support.fakes import FakeObjectStore, FakePublisher
 from video_runner.entrypoints.cli import build_parser
 from video_runner.entrypoints.option_args import duration_ms, options_of
 from video_runner.errors import ErrorCode, InvalidMessage
-from video_runner.services import client
+from video_runner.services import client_actions as client
 
 
 @pytest.mark.parametrize(

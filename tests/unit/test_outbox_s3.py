@@ -6,71 +6,18 @@ import asyncio
 import json
 from datetime import datetime
 
-from support.fakes import (
-    FakeClock,
-    FakeMessage,
-    FakeObjectStore,
-    FakePredictionStore,
-    RecordingTelemetry,
-    config_of,
-)
-from video_runner.bootstrap import configs
-from video_runner.domain.chunks import CHUNK_SIZE, ChunkAssembler, TaskRecord
-from video_runner.domain.results import FrameResult, ResultCounts, merged_document, merged_header
+from support.fakes import FakeClock, FakeMessage, FakeObjectStore, FakePredictionStore
+from support.worlds import outbox_worker, seed_predictable
+from video_runner.domain.results import merged_document, merged_header
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TASKS_PER_PAGE
 from video_runner.services.outbox_s3 import OutboxS3
 
-OBJECT = {"class": "person", "box": [1.0, 2.0, 3.0, 4.0], "conf": 0.75}
 
-
-async def _predictable(
-    store: FakePredictionStore, event_id: str = "ev-1", *, bucket="videos", frames: int = 3
-):
-    """A predictable event with its task chunks and one result per frame, stored out of order;
-    frame 0's result is a detector error (without a model, as an older worker sends it)."""
-    source = {"object": f"input/{event_id}.mp4", "media_type": "video"}
-    if bucket is not None:
-        source["bucket"] = bucket
-    chunks = ChunkAssembler("frames")
-    for ordinal in range(frames):
-        record = TaskRecord(ordinal * 5, ordinal * 200, 64, 48, f"f/{ordinal}.jpg", 0, ordinal)
-        if (chunk := chunks.add(ordinal, record)) is not None:
-            await store.record_chunk(event_id, chunk)
-    for chunk in chunks.finish():
-        await store.record_chunk(event_id, chunk)
-    results = [
-        FrameResult(
-            frame_id=o * 5,
-            timestamp_ms=o * 200,
-            objects=[OBJECT] if o % 2 else [],
-            model="yolov4-tiny@abc.c1",
-        )
-        for o in range(1, frames)
-    ]
-    results.append(FrameResult(frame_id=0, timestamp_ms=0, error="bad_image"))
-    await store.save_results([(event_id, r) for r in reversed(results)])
-    await store.add_progress(event_id, 0, ResultCounts(frames, 1))
-    return store.put(
-        event_id,
-        Status.PREDICTABLE,
-        source=source,
-        video={"width": 64, "height": 48, "fps": 25.0},
-        sampling={"every_n": 5},
-        preprocessing={"blur_ksize": 3, "alpha": 1.3, "beta": 5.0, "jpeg_quality": 95},
-        total_frames=frames,
-        failed_frames=1,
-        results_partitions=1,
-    )
-
-
-def _worker(store, objects, tmp_path, **config) -> OutboxS3:
-    return OutboxS3(
-        config_of(
-            configs.outbox_config, default_bucket="default-videos", work_dir=tmp_path, **config
-        ),
-        store=store,
-        objects=objects,
-        telemetry=RecordingTelemetry(),
+def _worker(store, objects, tmp_path, **settings) -> OutboxS3:
+    """An outbox-S3 worker whose default bucket (``BUCKET_VIDEOS``) is not the events' own."""
+    return outbox_worker(
+        store, objects, tmp_path, **{"bucket_videos": "default-videos", **settings}
     )
 
 
@@ -83,7 +30,7 @@ async def test_a_notice_gets_the_json_into_the_source_bucket_and_makes_the_event
     """detection/{event_id}.json equals merged_document of the stored results, sorted by
     frame_id, with the task's timestamps; the document is ready with output_s3."""
     store, objects = FakePredictionStore(), FakeObjectStore()
-    document = await _predictable(store)
+    document = await seed_predictable(store)
     await _worker(store, objects, tmp_path, keep_frame_documents=True).handle(_notice("ev-1"))
 
     written = objects.objects["videos", "detection/ev-1.json"]
@@ -106,10 +53,10 @@ async def test_a_notice_gets_the_json_into_the_source_bucket_and_makes_the_event
 
 
 async def test_a_video_of_many_chunks_is_merged_in_frame_order(tmp_path):
-    """Frames spread over several task chunks come out in one sorted list, each exactly once."""
+    """Frames spread over several task pages come out in one sorted list, each exactly once."""
     store, objects = FakePredictionStore(), FakeObjectStore()
-    frames = CHUNK_SIZE * 3 + 7
-    await _predictable(store, frames=frames)
+    frames = TASKS_PER_PAGE * 3 + 7
+    await seed_predictable(store, frames=frames)
     assert await _worker(store, objects, tmp_path).finish("ev-1")
     parsed = json.loads(objects.objects["videos", "detection/ev-1.json"])
     assert [f["frame_id"] for f in parsed["frames"]] == [o * 5 for o in range(frames)]
@@ -118,7 +65,7 @@ async def test_a_video_of_many_chunks_is_merged_in_frame_order(tmp_path):
 async def test_without_a_source_bucket_the_default_bucket_is_used(tmp_path):
     """An event whose source names no bucket is written to the configured default."""
     store, objects = FakePredictionStore(), FakeObjectStore()
-    await _predictable(store, bucket=None)
+    await seed_predictable(store, bucket=None)
     await _worker(store, objects, tmp_path).finish("ev-1")
     assert ("default-videos", "detection/ev-1.json") in objects.objects
     after = store.document("ev-1")
@@ -129,7 +76,7 @@ async def test_a_duplicate_notice_or_one_for_an_event_not_predictable_writes_not
     """A second notice of a ready event, a notice of a processing event and a malformed notice
     change nothing."""
     store, objects = FakePredictionStore(), FakeObjectStore()
-    await _predictable(store)
+    await seed_predictable(store)
     store.put("ev-2", Status.PROCESSING)
     worker = _worker(store, objects, tmp_path)
     await worker.handle(_notice("ev-1"))
@@ -145,7 +92,7 @@ async def test_a_duplicate_notice_or_one_for_an_event_not_predictable_writes_not
 async def test_two_workers_on_one_event_at_once_make_exactly_one_ready_transition(tmp_path):
     """Racing replicas may both write the same bytes; one of them makes the move to ready."""
     store, objects = FakePredictionStore(), FakeObjectStore()
-    await _predictable(store)
+    await seed_predictable(store)
     first, second = _worker(store, objects, tmp_path), _worker(store, objects, tmp_path)
     moved = await asyncio.gather(first.finish("ev-1"), second.finish("ev-1"))
     assert sorted(moved) == [False, True]
@@ -154,15 +101,15 @@ async def test_two_workers_on_one_event_at_once_make_exactly_one_ready_transitio
 
 
 async def test_after_ready_the_per_frame_documents_are_deleted_unless_kept(tmp_path):
-    """Retention: once the JSON is in S3, results, chunks and counters of the event go; the
+    """Retention: once the JSON is in S3, results, pages and counters of the event go; the
     event document stays (marked purged). KEEP_FRAME_DOCUMENTS keeps everything."""
     store, objects = FakePredictionStore(), FakeObjectStore()
-    await _predictable(store, "ev-1")
-    await _predictable(store, "ev-keep")
+    await seed_predictable(store, "ev-1")
+    await seed_predictable(store, "ev-keep")
     await _worker(store, objects, tmp_path).finish("ev-1")
     await _worker(store, objects, tmp_path, keep_frame_documents=True).finish("ev-keep")
     assert store.stored_results("ev-1") == []
-    assert [k for k in store.chunks if k[0] == "ev-1"] == []
+    assert [k for k in store.task_pages if k[0] == "ev-1"] == []
     assert [k for k in store.counters if k[0] == "ev-1"] == []
     assert (await store.get("ev-1")).purged_at is not None
     assert len(store.stored_results("ev-keep")) == 3
@@ -173,9 +120,9 @@ async def test_the_sweep_writes_a_predictable_event_whose_notice_never_came(tmp_
     is left to its notice."""
     clock = FakeClock()
     store, objects = FakePredictionStore(clock=clock), FakeObjectStore()
-    await _predictable(store, "ev-old")
+    await seed_predictable(store, "ev-old")
     clock.advance(60)
-    await _predictable(store, "ev-new")
+    await seed_predictable(store, "ev-new")
     worker = _worker(store, objects, tmp_path, notice_grace_s=30.0)
     assert await worker.sweep(now=clock.now) == 1
     assert (await store.get("ev-old")).status == Status.READY
@@ -186,7 +133,7 @@ async def test_failed_events_are_purged_after_their_retention_only(tmp_path):
     """A failed event keeps its documents for diagnosis until FAILED_RETENTION_S has passed."""
     clock = FakeClock()
     store, objects = FakePredictionStore(clock=clock), FakeObjectStore()
-    await _predictable(store, "ev-failed")
+    await seed_predictable(store, "ev-failed")
     store.documents["ev-failed"]["status"] = Status.FAILED.value
     worker = _worker(store, objects, tmp_path, failed_retention_s=3600.0)
     await worker.sweep(now=clock.advance(60))
@@ -200,7 +147,7 @@ async def test_the_sweep_purges_a_ready_event_whose_purge_was_interrupted(tmp_pa
     deletes them once the event is past the grace period, and leaves purged events alone."""
     clock = FakeClock()
     store, objects = FakePredictionStore(clock=clock), FakeObjectStore()
-    await _predictable(store, "ev-1")
+    await seed_predictable(store, "ev-1")
     await _worker(store, objects, tmp_path, keep_frame_documents=True).finish("ev-1")
     assert len(store.stored_results("ev-1")) == 3
     worker = _worker(store, objects, tmp_path, notice_grace_s=30.0)

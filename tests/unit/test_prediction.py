@@ -48,7 +48,7 @@ def test_the_output_bucket_is_the_source_videos_bucket():
 
 
 def test_a_failed_event_that_stopped_half_way_purges_the_chunks_it_published():
-    assert Prediction("ev-1", Status.FAILED, frames_published=65).task_chunks == 2
+    assert Prediction("ev-1", Status.FAILED, frames_published=65).task_pages == 2
 
 
 def test_live_counts_appear_in_the_document_view():

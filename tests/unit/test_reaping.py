@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from video_runner.domain.chunks import TaskRecord
 from video_runner.domain.reaping import current_round, grace_s, is_consumed, plan_reaping
+from video_runner.domain.task_pages import TaskRecord
 
 
 def _task(frame_id: int, partition: int, offset: int, attempt: int = 0) -> TaskRecord:

@@ -10,7 +10,7 @@ import pytest
 from support.fakes import FakePredictionStore
 from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable
-from video_runner.services.client import WaitTimeout, wait_for_notice
+from video_runner.services.client_actions import WaitTimeout, wait_for_notice
 
 READY = {
     "version": 1,

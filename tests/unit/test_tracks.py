@@ -10,10 +10,10 @@ import pytest
 from support.fakes import FakeObjectStore, FakePredictionStore, RecordingTelemetry, config_of
 from video_runner import bootstrap
 from video_runner.bootstrap import configs
-from video_runner.domain.chunks import ChunkAssembler, TaskRecord
 from video_runner.domain.exports import export
 from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
 from video_runner.domain.tracks import TrackBook, track_rows, trackable, wants_tracks
 from video_runner.services.outbox_s3 import OutboxS3
 from video_runner.services.tracking import FrameTracking
@@ -157,14 +157,14 @@ def test_timeline_rows_are_the_longest_tracks_placed_along_the_video():
 
 
 async def _predictable(store: FakePredictionStore, options: dict) -> None:
-    chunks = ChunkAssembler("frames")
+    chunks = TaskPageAssembler("frames")
     results = walking()
     for ordinal, result in enumerate(results):
         record = TaskRecord(result.frame_id, result.timestamp_ms, 320, 240, "k", 0, ordinal)
         if (chunk := chunks.add(ordinal, record)) is not None:
-            await store.record_chunk("ev-t", chunk)
+            await store.record_task_page("ev-t", chunk)
     for chunk in chunks.finish():
-        await store.record_chunk("ev-t", chunk)
+        await store.record_task_page("ev-t", chunk)
     await store.save_results([("ev-t", r) for r in results])
     await store.add_progress("ev-t", 0, ResultCounts(len(results), 0))
     store.put(

@@ -14,20 +14,12 @@ import pytest
 
 from support.broker import InMemoryBroker
 from support.fake_versions import FakeVersionStore
-from support.fakes import FakeObjectStore, RecordingTelemetry, config_of
+from support.fakes import FakeConsumedOffsets, FakeObjectStore, RecordingTelemetry
 from support.videos import make_video
 from video_runner import bootstrap
-from video_runner.bootstrap import configs
+from video_runner.bootstrap import services
 from video_runner.domain.detections import Detection
 from video_runner.domain.status import Status
-from video_runner.services.detector_pool import DetectorPool
-from video_runner.services.frame_retention import FramesSweep
-from video_runner.services.inference import BatchingDetector, InferenceWorker
-from video_runner.services.outbox_router import OutboxEvents
-from video_runner.services.outbox_s3 import OutboxS3
-from video_runner.services.reinfer import ReinferPath
-from video_runner.services.results_path import Completion, ResultsPath
-from video_runner.services.video_path import VideoPath
 from video_runner.settings import load_settings
 
 SETTINGS = load_settings()
@@ -51,65 +43,53 @@ class SteadyDetector:
 
 
 class Flow:
-    """One replica of each service on shared state, as ``bootstrap.processes`` wires them."""
+    """One replica of each service on shared state, built by ``bootstrap.services`` as the
+    processes build them (the detectors are steady fakes)."""
 
     def __init__(self, tmp_path, broker, store, objects) -> None:
-        work = tmp_path / "work"
-        work.mkdir(exist_ok=True)
+        settings = load_settings(
+            work_dir=str(tmp_path / "work"), detector="onnx", detectors_served="hog,onnx"
+        )
         self.telemetry = RecordingTelemetry()
-        results = configs.results_config(SETTINGS)
-        completion = Completion(results, store, broker, self.telemetry)
-        videos = VideoPath(
-            config_of(configs.video_path_config, work_dir=work),
+        runner = services.runner_services(
+            settings,
             store=store,
             objects=objects,
             publisher=broker,
-            frames=bootstrap.frame_source(SETTINGS),
+            frames=bootstrap.frame_source(settings),
+            offsets=FakeConsumedOffsets(),
             telemetry=self.telemetry,
-            on_extracted=completion.check,
         )
-        reruns = ReinferPath(
-            configs.reinfer_config(SETTINGS),
-            store=store,
-            versions=store,
-            objects=objects,
-            results=objects,
-            publisher=broker,
-            telemetry=self.telemetry,
-            on_extracted=completion.check,
-        )
-        own = BatchingDetector(SteadyDetector("steady-onnx"), batch_size=4, max_wait_s=0.005)
-        self.detectors = DetectorPool(
-            "onnx",
-            own,
-            build=lambda kind: BatchingDetector(SteadyDetector(f"steady-{kind}"), batch_size=4),
-            served=frozenset({"hog", "onnx"}),
+        own = services.batching_detector(settings, SteadyDetector("steady-onnx"))
+        self.detectors = services.detector_pool(
+            settings, own, build=lambda kind: SteadyDetector(f"steady-{kind}")
         )
         self.handlers = {
-            SETTINGS.topic_outbox_events: OutboxEvents(
-                videos, reruns, max_message_bytes=SETTINGS.max_message_bytes
+            SETTINGS.topic_outbox_events: services.outbox_events(
+                settings,
+                runner,
+                store=store,
+                versions=store,
+                objects=objects,
+                results=objects,
+                publisher=broker,
+                telemetry=self.telemetry,
             ),
-            SETTINGS.topic_inference_tasks: InferenceWorker(
-                configs.inference_config(SETTINGS),
+            SETTINGS.topic_inference_tasks: services.inference_handler(
+                settings,
                 objects=objects,
                 publisher=broker,
                 detector=own,
                 telemetry=self.telemetry,
-                pick=self.detectors.pick,
+                detectors=self.detectors,
             ),
-            SETTINGS.topic_inference_results: ResultsPath(
-                results,
-                store=store,
-                publisher=broker,
-                completion=completion,
-                telemetry=self.telemetry,
-            ),
-            SETTINGS.topic_predictable_events: OutboxS3(
-                config_of(configs.outbox_config, work_dir=work),
+            SETTINGS.topic_inference_results: runner.results,
+            SETTINGS.topic_predictable_events: services.outbox_service(
+                settings,
                 store=store,
                 objects=objects,
                 telemetry=self.telemetry,
-                trackers=bootstrap.trackers(SETTINGS),
+                trackers=bootstrap.trackers(settings),
             ),
         }
         for topic, handler in self.handlers.items():
@@ -252,12 +232,8 @@ async def test_frames_past_their_retention_are_swept_and_a_rerun_then_fails_fram
     """The sweep deletes ``frames/ev-1/`` once FRAMES_RETENTION_S has passed since the event's
     last write, marks it, and a re-run of it ends failed with ``frames_expired``."""
     broker, store, objects, _ = world
-    sweep = FramesSweep(
-        configs.retention_config(SETTINGS),
-        store=store,
-        versions=store,
-        objects=objects,
-        telemetry=RecordingTelemetry(),
+    sweep = services.frames_sweep(
+        SETTINGS, store=store, versions=store, objects=objects, telemetry=RecordingTelemetry()
     )
     assert await sweep.run_once() == 0  # within the retention: kept
     later = datetime.now(UTC) + timedelta(seconds=SETTINGS.frames_retention_s + 60)

@@ -10,21 +10,18 @@ import pytest
 
 from support.broker import InMemoryBroker
 from support.fakes import (
+    FakeConsumedOffsets,
     FakeDetector,
     FakeObjectStore,
     FakePredictionStore,
     RecordingTelemetry,
-    config_of,
 )
 from support.videos import make_video
 from video_runner import bootstrap
-from video_runner.bootstrap import configs
+from video_runner.bootstrap import services
 from video_runner.domain.status import Status
 from video_runner.ports import Message
-from video_runner.services.inference import BatchingDetector, InferenceWorker
-from video_runner.services.outbox_s3 import OutboxS3
-from video_runner.services.results_path import Completion, ResultsPath
-from video_runner.services.video_path import VideoPath
+from video_runner.services.inference import BatchingDetector
 from video_runner.settings import load_settings
 
 SETTINGS = load_settings()
@@ -56,40 +53,32 @@ class CrashAfterHandling:
 
 
 class Services:
-    """One replica of each service on shared state: the broker, the store, the object store."""
+    """One replica of each service on shared state, built by the composition root with the
+    broker, the store and the object store in place of Kafka, MongoDB and S3."""
 
     def __init__(self, tmp_path, broker, store, objects, detector: BatchingDetector) -> None:
-        work = tmp_path / "work"
-        work.mkdir(exist_ok=True)
+        settings = load_settings(work_dir=str(tmp_path / "work"))
         telemetry = RecordingTelemetry()
-        results = configs.results_config(SETTINGS)
-        completion = Completion(results, store, broker, telemetry)
+        runner = services.runner_services(
+            settings,
+            store=store,
+            objects=objects,
+            publisher=broker,
+            frames=bootstrap.frame_source(settings),
+            offsets=FakeConsumedOffsets(),
+            telemetry=telemetry,
+        )
+        inference = services.inference_handler(
+            settings, objects=objects, publisher=broker, detector=detector, telemetry=telemetry
+        )
+        outbox = services.outbox_service(
+            settings, store=store, objects=objects, telemetry=telemetry
+        )
         self.handlers = {
-            SETTINGS.topic_outbox_events: VideoPath(
-                config_of(configs.video_path_config, work_dir=work),
-                store=store,
-                objects=objects,
-                publisher=broker,
-                frames=bootstrap.frame_source(SETTINGS),
-                telemetry=telemetry,
-                on_extracted=completion.check,
-            ),
-            SETTINGS.topic_inference_tasks: InferenceWorker(
-                configs.inference_config(SETTINGS),
-                objects=objects,
-                publisher=broker,
-                detector=detector,
-                telemetry=telemetry,
-            ),
-            SETTINGS.topic_inference_results: ResultsPath(
-                results, store=store, publisher=broker, completion=completion, telemetry=telemetry
-            ),
-            SETTINGS.topic_predictable_events: OutboxS3(
-                config_of(configs.outbox_config, work_dir=work),
-                store=store,
-                objects=objects,
-                telemetry=telemetry,
-            ),
+            SETTINGS.topic_outbox_events: runner.video,
+            SETTINGS.topic_inference_tasks: inference,
+            SETTINGS.topic_inference_results: runner.results,
+            SETTINGS.topic_predictable_events: outbox,
         }
 
     def subscribe(self, broker: InMemoryBroker, wrap=None) -> None:

@@ -118,7 +118,7 @@ class UndeclaredMetric(UserWarning):
 
 
 class PrometheusTelemetry:
-    """Implements ``services.telemetry.Telemetry``: every declared family exists from the start."""
+    """Implements ``ports.Telemetry``: every declared family exists from the start."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()

@@ -8,14 +8,16 @@ from video_runner.bootstrap.clients import (
     frame_source,
     group_instance_id,
     kafka_connection,
+    notice_feed,
     object_store,
     prediction_store,
     publisher,
     secrets_of,
     topics_of,
     trackers,
-    work_dir,
+    video_writer,
 )
+from video_runner.bootstrap.configs import retry_policy, work_dir
 from video_runner.bootstrap.processes import Inference, Outbox, Runner
 
 __all__ = [
@@ -28,11 +30,14 @@ __all__ = [
     "frame_source",
     "group_instance_id",
     "kafka_connection",
+    "notice_feed",
     "object_store",
     "prediction_store",
     "publisher",
+    "retry_policy",
     "secrets_of",
     "topics_of",
     "trackers",
+    "video_writer",
     "work_dir",
 ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 from video_runner.adapters.detectors import build_detector
+from video_runner.adapters.h264 import H264Writer
 from video_runner.adapters.kafka import (
     ConsumerLoop,
     KafkaConnection,
+    KafkaNoticeFeed,
     KafkaPublisher,
     RecordHandler,
     ensure_topics,
@@ -16,6 +18,8 @@ from video_runner.adapters.kafka import (
 from video_runner.adapters.mongo import MongoPredictionStore
 from video_runner.adapters.s3 import S3ObjectStore
 from video_runner.adapters.trackers import norfair_trackers
+from video_runner.bootstrap.configs import retry_policy
+from video_runner.domain.params import Preprocessing, Sampling
 from video_runner.extraction.frame_source import VideoFrameSource
 from video_runner.ports import Detector, TrackerFactory
 from video_runner.settings import Settings
@@ -105,10 +109,16 @@ def prediction_store(settings: Settings) -> MongoPredictionStore:
     )
 
 
-def frame_source(settings: Settings) -> VideoFrameSource:
+def frame_source(
+    settings: Settings,
+    *,
+    sampling: Sampling | None = None,
+    preprocessing: Preprocessing | None = None,
+) -> VideoFrameSource:
+    """The settings' extractor; ``extract`` passes its own sampling and JPEG quality."""
     return VideoFrameSource(
-        settings.sampling,
-        settings.preprocessing,
+        settings.sampling if sampling is None else sampling,
+        settings.preprocessing if preprocessing is None else preprocessing,
         settings.limits,
         workers=settings.extract_workers,
     )
@@ -130,8 +140,14 @@ def trackers(settings: Settings) -> TrackerFactory:
     return norfair_trackers(min_iou=settings.track_min_iou, lost_frames=settings.track_lost_frames)
 
 
-def work_dir(settings: Settings) -> Path:
-    return Path(settings.work_dir or Path(tempfile.gettempdir()) / "video-runner")
+def notice_feed(settings: Settings, role: str) -> KafkaNoticeFeed:
+    """A follower of the completion notices' topic (``submit --wait``)."""
+    return KafkaNoticeFeed(kafka_connection(settings, role))
+
+
+def video_writer(path: Path, rate: Fraction) -> H264Writer:
+    """An H.264 MP4 writer of annotated frames (``render``)."""
+    return H264Writer(path, rate)
 
 
 def consumer_loop(
@@ -155,8 +171,7 @@ def consumer_loop(
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        retry_initial_s=settings.retry_initial_s,
-        retry_max_s=settings.retry_max_s,
+        retry=retry_policy(settings),
         group_instance_id=group_instance_id(settings, group_id),
     )
 

@@ -7,16 +7,33 @@ test changes a field with ``dataclasses.replace``, starting from what production
 
 from __future__ import annotations
 
-from video_runner.bootstrap.clients import work_dir
+import tempfile
+from pathlib import Path
+
 from video_runner.contracts import ResultLimits
+from video_runner.domain.retry_policy import RetryPolicy
 from video_runner.services.frame_retention import RetentionConfig
 from video_runner.services.inference import InferenceConfig
 from video_runner.services.notices import NoticeConfig
 from video_runner.services.outbox_s3 import OutboxConfig
 from video_runner.services.reinfer_publication import ReinferConfig
-from video_runner.services.results_path import ResultsConfig
-from video_runner.services.video_path import VideoPathConfig
+from video_runner.services.results_handler import ResultsConfig
+from video_runner.services.video_handler import VideoHandlerConfig
+from video_runner.services.webhooks import WebhookConfig
 from video_runner.settings import Settings
+
+
+def work_dir(settings: Settings) -> Path:
+    return Path(settings.work_dir or Path(tempfile.gettempdir()) / "video-runner")
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry policy of the consumers, dead-lettering, start-up and periodic jobs."""
+    return RetryPolicy(
+        initial_s=settings.retry_initial_s,
+        max_s=settings.retry_max_s,
+        max_attempts=settings.retry_max_attempts,
+    )
 
 
 def results_config(settings: Settings) -> ResultsConfig:
@@ -37,8 +54,8 @@ def results_config(settings: Settings) -> ResultsConfig:
     )
 
 
-def video_path_config(settings: Settings) -> VideoPathConfig:
-    return VideoPathConfig(
+def video_handler_config(settings: Settings) -> VideoHandlerConfig:
+    return VideoHandlerConfig(
         videos_bucket=settings.bucket_videos,
         frames_bucket=settings.bucket_frames,
         tasks_topic=settings.topic_inference_tasks,
@@ -75,15 +92,21 @@ def outbox_config(settings: Settings) -> OutboxConfig:
 
 
 def notice_config(settings: Settings) -> NoticeConfig:
-    secret = settings.webhook_secret
     return NoticeConfig(
         topic=settings.topic_prediction_events,
         grace_s=settings.completion_notice_grace_s,
-        webhook_secret=None if secret is None else secret.get_secret_value().encode(),
-        webhook_max_attempts=settings.webhook_max_attempts,
-        webhook_retry_initial_s=settings.webhook_retry_initial_s,
-        webhook_retry_max_s=settings.webhook_retry_max_s,
-        webhook_concurrency=settings.webhook_concurrency,
+        webhooks=webhook_config(settings),
+    )
+
+
+def webhook_config(settings: Settings) -> WebhookConfig:
+    secret = settings.webhook_secret
+    return WebhookConfig(
+        secret=None if secret is None else secret.get_secret_value().encode(),
+        max_attempts=settings.webhook_max_attempts,
+        retry_initial_s=settings.webhook_retry_initial_s,
+        retry_max_s=settings.webhook_retry_max_s,
+        concurrency=settings.webhook_concurrency,
     )
 
 

@@ -1,11 +1,12 @@
-"""Adapters -> services -> runtime: each process a ``Worker`` of steps, consumers and jobs."""
+"""Adapters -> services -> runtime: the runner, inference and outbox-S3 processes, each built as
+a ``Worker`` of its start-up steps, consumers and periodic jobs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from video_runner.adapters.kafka import GroupOffsets, KafkaPublisher
+from video_runner.adapters.kafka import GroupOffsets, KafkaNoticeLog, KafkaPublisher
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.adapters.webhook import HttpWebhookSender
 from video_runner.bootstrap import configs
@@ -18,22 +19,22 @@ from video_runner.bootstrap.clients import (
     object_store,
     prediction_store,
     trackers,
-    work_dir,
 )
-from video_runner.bootstrap.parts import (
+from video_runner.bootstrap.services import (
+    batching_detector,
     completion_notices,
     detector_pool,
-    frames_retention_job,
+    frames_sweep,
+    inference_handler,
     outbox_events,
+    outbox_service,
+    runner_services,
 )
 from video_runner.ports import Detector, FrameSource
 from video_runner.runtime import Check, Consumer, PeriodicJob, Service, Step, Worker
 from video_runner.runtime.worker import LAG_INTERVAL_S, Closer
-from video_runner.services.inference import BatchingDetector, InferenceWorker
-from video_runner.services.outbox_s3 import OutboxS3
-from video_runner.services.repair import Reaper, Reconciler
-from video_runner.services.results_path import Completion, ResultsPath
-from video_runner.services.video_path import VideoPath
+from video_runner.services.detection_reads import DetectionReader
+from video_runner.services.track_reads import TrackReader
 from video_runner.services.work_dir import sweep_work_dir
 from video_runner.settings import Settings
 
@@ -54,10 +55,9 @@ class _NoticeSending:
         self.notices = completion_notices(
             settings,
             store=self.store,
-            publisher=self.publisher,
+            notice_log=KafkaNoticeLog(kafka_connection(settings, role), publisher),
             webhooks=self.webhooks,
             telemetry=self.telemetry,
-            role=role,
         )
 
     def _checks(self) -> dict[str, Check]:
@@ -83,34 +83,26 @@ class Runner(_NoticeSending):
         super().__init__(
             settings, "runner", KafkaPublisher(kafka_connection(settings, "runner"), linger_ms=0)
         )
-        results_config = configs.results_config(settings)
-        self.completion = Completion(
-            results_config, self.store, self.publisher, self.telemetry, notices=self.notices
-        )
-        self.video_path = VideoPath(
-            configs.video_path_config(settings),
+        self.offsets = GroupOffsets(kafka_connection(settings, "runner"))
+        self.services = runner_services(
+            settings,
             store=self.store,
             objects=self.objects,
             publisher=self.publisher,
             frames=frame_source(settings) if frames is None else frames,
+            offsets=self.offsets,
             telemetry=self.telemetry,
-            on_extracted=self.completion.check,
             notices=self.notices,
         )
-        self.results_path = ResultsPath(
-            results_config,
+        self.completion = self.services.completion
+        self.outbox_events = outbox_events(
+            settings,
+            self.services,
             store=self.store,
+            versions=self.store,
+            objects=self.objects,
+            results=self.objects,
             publisher=self.publisher,
-            completion=self.completion,
-            telemetry=self.telemetry,
-        )
-        self.reconciler = Reconciler(results_config, self.store, self.completion)
-        self.offsets = GroupOffsets(kafka_connection(settings, "runner"))
-        self.reaper = Reaper(
-            results_config,
-            store=self.store,
-            publisher=self.publisher,
-            offsets=self.offsets,
             telemetry=self.telemetry,
             notices=self.notices,
         )
@@ -119,7 +111,7 @@ class Runner(_NoticeSending):
             "runner",
             topic=settings.topic_outbox_events,
             group_id=settings.group_runner,
-            handler=outbox_events(settings, self),
+            handler=self.outbox_events,
             max_in_flight=settings.max_videos_in_flight,
         )
         self.results_loop = consumer_loop(
@@ -127,7 +119,7 @@ class Runner(_NoticeSending):
             "runner",
             topic=settings.topic_inference_results,
             group_id=settings.group_results,
-            handler=self.results_path,
+            handler=self.services.results,
             max_in_flight=1,
             batch_size=settings.results_batch_size,
         )
@@ -138,17 +130,26 @@ class Runner(_NoticeSending):
             checks=self._checks(),
             store=self.store,
             loops=[self.events_loop, self.results_loop],
+            dashboard=(
+                DetectionReader(self.store, self.objects, settings.bucket_frames)
+                if settings.dashboard_enabled
+                else None
+            ),
+            tracks=TrackReader(self.objects) if settings.dashboard_enabled else None,
         )
         self.runtime = Worker(
             self.service,
+            retry=configs.retry_policy(settings),
             steps=[Step("dependencies", self._prepare)],
             consumers=[
                 Consumer(self.events_loop, settings.shutdown_drain_s),
                 Consumer(self.results_loop, 3.0),
             ],
             jobs=[
-                PeriodicJob("reconciler", settings.reaper_interval_s, self.reconciler.run_once),
-                PeriodicJob("reaper", settings.reaper_interval_s, self.reaper.run_once),
+                PeriodicJob(
+                    "reconciler", settings.reaper_interval_s, self.services.reconciler.run_once
+                ),
+                PeriodicJob("reaper", settings.reaper_interval_s, self.services.reaper.run_once),
                 PeriodicJob("in-progress", LAG_INTERVAL_S, self._report_in_progress),
             ],
             closers=[self.offsets.close, *self._closers()],
@@ -156,7 +157,7 @@ class Runner(_NoticeSending):
         )
 
     async def _prepare(self) -> None:
-        swept = sweep_work_dir(work_dir(self.settings))
+        swept = sweep_work_dir(configs.work_dir(self.settings))
         if swept:
             log.info("work directory swept", extra={"files": swept})
         await self.store.ensure_indexes()
@@ -188,25 +189,28 @@ class Inference:
         self.telemetry = PrometheusTelemetry()
         self.objects = object_store(settings)
         self.publisher = KafkaPublisher(kafka_connection(settings, "inference"))
-        self.detector = BatchingDetector(
-            detector(settings) if detector_override is None else detector_override,
-            batch_size=settings.inference_batch_size,
+        self.detector = batching_detector(
+            settings, detector(settings) if detector_override is None else detector_override
         )
-        self.detectors = detector_pool(settings, self.detector)
-        self.worker = InferenceWorker(
-            configs.inference_config(settings),
+        self.detectors = detector_pool(
+            settings,
+            self.detector,
+            build=lambda kind: detector(settings.model_copy(update={"detector": kind})),
+        )
+        self.handler = inference_handler(
+            settings,
             objects=self.objects,
             publisher=self.publisher,
             detector=self.detector,
             telemetry=self.telemetry,
-            pick=self.detectors.pick,
+            detectors=self.detectors,
         )
         self.loop = consumer_loop(
             settings,
             "inference",
             topic=settings.topic_inference_tasks,
             group_id=settings.group_inference,
-            handler=self.worker,
+            handler=self.handler,
             max_in_flight=max_in_flight or settings.inference_batch_size * 2,
         )
         self.service = Service(
@@ -218,6 +222,7 @@ class Inference:
         )
         self.runtime = Worker(
             self.service,
+            retry=configs.retry_policy(settings),
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 5.0)],
             closers=[self.detectors.close, self.publisher.stop, self.objects.close],
@@ -239,20 +244,27 @@ class Outbox(_NoticeSending):
     def __init__(self, settings: Settings) -> None:
         # It produces completion notices: ``ready`` ones, and the sweep's repairs of any.
         super().__init__(settings, "outbox", KafkaPublisher(kafka_connection(settings, "outbox")))
-        self.worker = OutboxS3(
-            configs.outbox_config(settings),
+        self.outbox = outbox_service(
+            settings,
             store=self.store,
             objects=self.objects,
             telemetry=self.telemetry,
             notices=self.notices,
             trackers=trackers(settings),
         )
+        self.frames_sweep = frames_sweep(
+            settings,
+            store=self.store,
+            versions=self.store,
+            objects=self.objects,
+            telemetry=self.telemetry,
+        )
         self.loop = consumer_loop(
             settings,
             "outbox",
             topic=settings.topic_predictable_events,
             group_id=settings.group_outbox,
-            handler=self.worker,
+            handler=self.outbox,
             max_in_flight=4,
         )
         self.service = Service(
@@ -265,11 +277,14 @@ class Outbox(_NoticeSending):
         )
         self.runtime = Worker(
             self.service,
+            retry=configs.retry_policy(settings),
             steps=[Step("dependencies", self._prepare)],
             consumers=[Consumer(self.loop, 10.0)],
             jobs=[
-                PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.worker.sweep),
-                frames_retention_job(settings, self),
+                PeriodicJob("outbox-sweep", settings.outbox_sweep_interval_s, self.outbox.sweep),
+                PeriodicJob(
+                    "frames-retention", settings.frames_sweep_interval_s, self.frames_sweep.run_once
+                ),
             ],
             closers=self._closers(),
         )
@@ -279,7 +294,7 @@ class Outbox(_NoticeSending):
         await self.objects.ping()
         await ensure_topics_of(self.settings, "outbox")
         await self.publisher.start()
-        work_dir(self.settings).mkdir(parents=True, exist_ok=True)
+        configs.work_dir(self.settings).mkdir(parents=True, exist_ok=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.runtime.run(stop)

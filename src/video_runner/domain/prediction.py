@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from video_runner.domain.chunks import chunk_count
 from video_runner.domain.results import (
     Completion,
     ResultCounts,
@@ -21,6 +20,7 @@ from video_runner.domain.results import (
     judge_completion,
 )
 from video_runner.domain.status import Status, is_finished
+from video_runner.domain.task_pages import task_page_count
 
 #: Webhook states after which nothing is retried (``webhook.state`` on the document).
 WEBHOOK_OVER = frozenset({"delivered", "failed"})
@@ -100,9 +100,9 @@ class Prediction:
         return self.total_frames or self.frames_published or 0
 
     @property
-    def task_chunks(self) -> int:
-        """How many task chunks its published frames fill."""
-        return chunk_count(self.published_frames)
+    def task_pages(self) -> int:
+        """How many task pages its published frames fill."""
+        return task_page_count(self.published_frames)
 
     def output_bucket(self, default: str) -> str:
         """The final JSON goes beside the source video."""

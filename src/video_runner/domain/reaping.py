@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from video_runner.domain.chunks import TaskRecord
+from video_runner.domain.task_pages import TaskRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from video_runner import bootstrap
-from video_runner.adapters.kafka import KafkaNoticeFeed
 from video_runner.domain.exports import FORMATS, export
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.progress import progress_percent, status_view
 from video_runner.domain.versions import MAX_VERSIONS, version_event_id
 from video_runner.entrypoints.option_args import add_option_arguments, options_of
 from video_runner.errors import InvalidMessage, PermanentError, RetriableError
-from video_runner.ports import ObjectStore
-from video_runner.services import client
+from video_runner.ports import NoticeFeed, ObjectStore
+from video_runner.services import client_actions as client
 from video_runner.services.result_stream import stream_jsonl
 from video_runner.settings import Settings, load_settings
 
@@ -97,9 +96,9 @@ async def _submit_async(args: argparse.Namespace) -> int:
             await feed.stop()
 
 
-async def _notice_feed(settings: Settings) -> KafkaNoticeFeed | None:
+async def _notice_feed(settings: Settings) -> NoticeFeed | None:
     """A follower of ``prediction_events`` from its end now; None (poll instead) if it fails."""
-    feed = KafkaNoticeFeed(bootstrap.kafka_connection(settings, "submit"))
+    feed = bootstrap.notice_feed(settings, "submit")
     try:
         await feed.start(settings.topic_prediction_events)
     except RetriableError as exc:
@@ -115,7 +114,7 @@ async def _notice_feed(settings: Settings) -> KafkaNoticeFeed | None:
 async def _wait(
     settings: Settings,
     objects: ObjectStore,
-    feed: KafkaNoticeFeed | None,
+    feed: NoticeFeed | None,
     event_id: str,
     timeout_s: float,
 ) -> int:

@@ -24,7 +24,6 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from video_runner import bootstrap
 from video_runner.domain.annotate import color_hex, draw_detections
 from video_runner.domain.display_text import visible
 from video_runner.domain.exports import FORMATS, export
@@ -67,22 +66,10 @@ _templates.globals["shades"] = timeline_shades
 
 
 def install(app: web.Application, service: Service) -> None:
-    """Add the dashboard to the runner's app, unless DASHBOARD_ENABLED is false.
-
-    Only a service that keeps predictions (the runner) has something to show.
-    """
-    settings = service.settings
-    if service.role != "runner" or service.store is None or not settings.dashboard_enabled:
-        return
-    objects = bootstrap.object_store(settings)
-
-    async def close_objects(_: web.Application) -> None:
-        objects.close()
-
-    app.on_cleanup.append(close_objects)
-    add_routes(
-        app, DetectionReader(service.store, objects, settings.bucket_frames), TrackReader(objects)
-    )
+    """Add the dashboard to the app of a process that serves one (the composition root gives
+    the runner a reader unless DASHBOARD_ENABLED is false)."""
+    if service.dashboard is not None:
+        add_routes(app, service.dashboard, service.tracks)
 
 
 def add_routes(

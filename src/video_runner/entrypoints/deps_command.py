@@ -19,9 +19,9 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 from video_runner import bootstrap
-from video_runner.adapters.kafka import KafkaPublisher
 from video_runner.ports import ObjectStore
 from video_runner.runtime import timed_check
 from video_runner.settings import Settings, load_settings
@@ -54,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="create BUCKET_VIDEOS and BUCKET_FRAMES if missing (S3 is up once both exist)",
     )
-    wait.set_defaults(handler=_wait)
+    wait.set_defaults(handler=wait_command)
 
 
 def _dependency(text: str) -> str:
@@ -76,7 +76,8 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _wait(args: argparse.Namespace) -> int:
+def wait_command(args: argparse.Namespace) -> int:
+    """``deps wait``: the exit status of waiting for the named dependencies."""
     # aiokafka logs every refused connection; the command already prints each dependency's
     # error once per change, so the client's own lines would only bury it.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -138,10 +139,16 @@ class _S3Check:
             await self._objects.ensure_bucket(bucket)
 
 
+class _StartablePublisher(Protocol):
+    async def start(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
 class _KafkaCheck:
     """Starts the publisher on the first attempt that reaches a broker, then asks for metadata."""
 
-    def __init__(self, publisher: KafkaPublisher) -> None:
+    def __init__(self, publisher: _StartablePublisher) -> None:
         self._publisher = publisher
         self._started = False
 

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from video_runner import bootstrap
 from video_runner.domain.params import Preprocessing, Sampling
 from video_runner.errors import InvalidVideo
-from video_runner.extraction.frame_source import VideoFrameSource
 from video_runner.settings import load_settings
 
 if TYPE_CHECKING:
@@ -64,9 +64,7 @@ def extract_to_directory(
         beta=base.beta,
         jpeg_quality=base.jpeg_quality if quality is None else quality,
     )
-    source = VideoFrameSource(
-        sampling, preprocessing, settings.limits, workers=settings.extract_workers
-    )
+    source = bootstrap.frame_source(settings, sampling=sampling, preprocessing=preprocessing)
     info = source.probe(video)
     out.mkdir(parents=True, exist_ok=True)
     frames = []

@@ -20,7 +20,7 @@ from video_runner.domain.progress import status_view
 from video_runner.entrypoints import dashboard
 from video_runner.errors import RetriableError
 from video_runner.runtime import Service
-from video_runner.services.client import status_of
+from video_runner.services.client_actions import status_of
 
 SERVICE_KEY = web.AppKey("service", Service)
 

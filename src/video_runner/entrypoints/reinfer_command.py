@@ -12,7 +12,7 @@ from video_runner import bootstrap
 from video_runner.adapters.detectors import DETECTOR_KINDS
 from video_runner.domain.ids import is_valid_id
 from video_runner.errors import InvalidMessage
-from video_runner.services import client
+from video_runner.services import client_actions as client
 from video_runner.services.rerun_client import request_rerun, version_of_request
 from video_runner.settings import load_settings
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from video_runner import bootstrap
-from video_runner.adapters.h264 import H264Writer
 from video_runner.domain.annotate import sampled_rate
 from video_runner.domain.ids import is_valid_id
 from video_runner.domain.sampling import SamplingPlan
@@ -99,7 +98,7 @@ async def _write(
 ) -> int:
     video = document.get("video") or {}
     rate = sampled_rate(video.get("fps"), (document.get("sampling") or {}).get("every_n"))
-    with H264Writer(out, rate) as writer, _progress_bar(total, out.name) as advance:
+    with bootstrap.video_writer(out, rate) as writer, _progress_bar(total, out.name) as advance:
         return await render_annotated(jpegs(), detections, writer, on_frame=advance)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from video_runner.adapters.kafka import ConsumerLoop
 from video_runner.adapters.metrics import PrometheusTelemetry
 from video_runner.ports import PredictionStore
+from video_runner.services.detection_reads import DetectionReader
+from video_runner.services.track_reads import TrackReader
 from video_runner.settings import Settings
 
 Check = Callable[[], Awaitable[None]]
@@ -48,6 +50,10 @@ class Service:
     telemetry: PrometheusTelemetry
     checks: dict[str, Check]
     store: PredictionStore | None = None
+    #: What the dashboard reads, where the process serves one (the runner, DASHBOARD_ENABLED).
+    dashboard: DetectionReader | None = None
+    #: The dashboard's reader of tracks and JSON Lines, from the final JSON in S3.
+    tracks: TrackReader | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     startup_error: str | None = None
     loops: list[ConsumerLoop] = field(default_factory=list)
@@ -67,6 +73,9 @@ class Service:
                 "status": "up" if healthy else "down",
                 "in_flight": loop.stats.in_flight,
                 "seconds_since_poll": round(idle_s, 1),
+                # What its work is waiting out now (a dependency, "settings"): the consumer
+                # still polls, so it is up, but this is why its lag grows.
+                "waiting_for": sorted(loop.stats.waiting_for),
             }
         reports = list(checks.values())
         ready = self.started.is_set() and all(r["status"] == "up" for r in reports)

@@ -1,10 +1,10 @@
 """One worker runtime for every long-running process, shaped like arq's worker.
 
 A ``Worker`` is declared, not written: its start-up steps (each retried while a dependency is
-down), its consumer loops (each with its drain bound), its periodic jobs and what to close at
-the end. ``run`` starts the steps in order, then the consumers, marks the service started, runs
-the consumers and jobs until ``stop``, drains, and closes. Consumer lag and retries are reported
-for every consumer, so no process forgets them.
+down, as the retry policy says), its consumer loops (each with its drain bound), its periodic
+jobs and what to close at the end. ``run`` starts the steps in order, then the consumers, marks
+the service started, runs the consumers and jobs until ``stop``, drains, and closes. Consumer
+lag and retries are reported for every consumer, so no process forgets them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from video_runner.adapters.kafka import ConsumerLoop
 from video_runner.adapters.metrics import PrometheusTelemetry
+from video_runner.domain.retry_policy import RetryPolicy
 from video_runner.runtime.readiness import Service
 from video_runner.runtime.retries import periodic, start_with_retries
 
@@ -61,6 +62,9 @@ class Worker:
     service: Service
     steps: Sequence[Step]
     consumers: Sequence[Consumer]
+    #: Decides the failures of the start-up steps and the periodic jobs (the consumers' own
+    #: policy is in their loops).
+    retry: RetryPolicy
     jobs: Sequence[PeriodicJob] = ()
     #: Called in order once the consumers and jobs are done, sync or async.
     closers: Sequence[Closer] = ()
@@ -86,7 +90,7 @@ class Worker:
                         consumer.loop.run(stop, drain_timeout_s=consumer.drain_timeout_s)
                     )
                 for job in (*self.jobs, PeriodicJob("lag", LAG_INTERVAL_S, self._report_lag)):
-                    group.create_task(periodic(job.name, job.interval_s, job.run, stop))
+                    group.create_task(periodic(job.name, job.interval_s, job.run, stop, self.retry))
         finally:
             await self._close()
 
@@ -107,7 +111,7 @@ class Worker:
             *(Step(f"consumer {c.loop.topic}", c.loop.start) for c in self.consumers),
         ]
         for step in steps:
-            if not await start_with_retries(step.name, step.run, stop, self.service):
+            if not await start_with_retries(step.name, step.run, stop, self.service, self.retry):
                 return False
         return True
 

@@ -2,7 +2,7 @@
 
 Everything goes through the ports and the client service, never another service's internals:
 a ``ready`` event's detections come from its final JSON in S3 (its per-frame documents are
-purged after ``ready`` by default); an event still in flight, or failed, from its task chunks
+purged after ``ready`` by default); an event still in flight, or failed, from its task pages
 and stored results, by ``_id``. The frames themselves stay in the frames bucket.
 """
 
@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from video_runner.domain.chunks import CHUNK_SIZE, TaskRecord
 from video_runner.domain.detection_summary import class_counts, class_timeline
 from video_runner.domain.ids import frame_key
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TASKS_PER_PAGE, TaskRecord
 from video_runner.errors import SourceMissing
 from video_runner.ports import ObjectStore, PredictionStore
-from video_runner.services.client import read_result, status_of
+from video_runner.services.client_actions import read_result, status_of
 from video_runner.services.paging import find_all
 
 #: Ready events whose detections are kept in memory: their final JSON never changes.
@@ -144,16 +144,16 @@ class DetectionReader:
         if document.get("status") == Status.READY.value:
             ready = await self._ready_frames(document)
             return [ready[i] for i in sorted(ready)[first : first + size]]
-        # Chunk k holds the frames of rank 64k..64k+63: read only the chunks of this page.
+        # Task page k holds the frames of rank 64k..64k+63: read only those this page shows.
         event_id = str(document["_id"])
         shown: list[FrameDetections] = []
-        for index in range(first // CHUNK_SIZE, (first + size - 1) // CHUNK_SIZE + 1):
-            chunk = await self.store.read_chunk(event_id, index)
-            if chunk is None:
+        for index in range(first // TASKS_PER_PAGE, (first + size - 1) // TASKS_PER_PAGE + 1):
+            records = await self.store.read_task_page(event_id, index)
+            if records is None:
                 break
-            ranks = range(index * CHUNK_SIZE, index * CHUNK_SIZE + len(chunk.tasks))
+            ranks = range(index * TASKS_PER_PAGE, index * TASKS_PER_PAGE + len(records.tasks))
             tasks = [
-                t for r, t in zip(ranks, chunk.tasks, strict=True) if first <= r < first + size
+                t for r, t in zip(ranks, records.tasks, strict=True) if first <= r < first + size
             ]
             results = await self.store.results_of(event_id, [t.frame_id for t in tasks])
             shown.extend(_frame(task, results.get(task.frame_id)) for task in tasks)
@@ -202,12 +202,12 @@ class DetectionReader:
             return frames
 
     async def _stored_frames(self, event_id: str) -> AsyncIterator[FrameDetections]:
-        # Chunks are numbered from 0 and written in order of completion: the first missing
+        # Pages are numbered from 0 and written in order of completion: the first missing
         # one ends what has been published so far (all of them once total_frames is set).
         index = 0
-        while (chunk := await self.store.read_chunk(event_id, index)) is not None:
-            results = await self.store.results_of(event_id, chunk.frame_ids())
-            for task in chunk.tasks:
+        while (records := await self.store.read_task_page(event_id, index)) is not None:
+            results = await self.store.results_of(event_id, records.frame_ids())
+            for task in records.tasks:
                 yield _frame(task, results.get(task.frame_id))
             index += 1
 

@@ -13,8 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from video_runner.ports import ObjectSweeper, PredictionStore, VersionStore
-from video_runner.services.telemetry import Telemetry
+from video_runner.ports import ObjectSweeper, PredictionStore, Telemetry, VersionStore
 
 log = logging.getLogger(__name__)
 

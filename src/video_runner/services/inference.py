@@ -21,9 +21,8 @@ from video_runner.domain.ids import task_key
 from video_runner.domain.preprocess import decode_jpeg
 from video_runner.domain.results import FrameResult
 from video_runner.errors import PermanentError, RetriableError
-from video_runner.ports import Detector, Image, Message, ObjectStore, RawPublisher
+from video_runner.ports import Detector, Image, Message, ObjectStore, RawPublisher, Telemetry
 from video_runner.services.dead_letters import dead_letter
-from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +89,12 @@ class BatchingDetector:
             future.set_result(detections[0])
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        """Stop the batching task and return once it has ended, so no task of this detector
+        outlives it on the event loop (a model call already in its thread runs to its end)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
 
 
 def _settle(future: asyncio.Future[list[Detection]], error: Exception) -> None:
@@ -105,7 +108,7 @@ class InferenceConfig:
     dlq_suffix: str
 
 
-class InferenceWorker:
+class InferenceHandler:
     """Handles one ``inference_tasks`` message."""
 
     def __init__(

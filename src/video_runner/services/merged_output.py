@@ -1,7 +1,7 @@
-"""Writes an event's merged JSON from the store: chunk by chunk, by ``_id``, in flat memory.
+"""Writes an event's merged JSON from the store: page by page, by ``_id``, in flat memory.
 
 The two lists of the final JSON (``frames`` and its older twin ``prediction``) are written in
-one pass over the task chunks: ``frames`` straight to the output, ``prediction`` to a side file
+one pass over the task pages: ``frames`` straight to the output, ``prediction`` to a side file
 appended at the end. Each frame's result is read once, by ``_id``, so the cost is the event's
 own frames, however many documents other events keep in the store.
 """
@@ -54,14 +54,14 @@ async def write_merged(
     frames = 0
     with path.open("w", encoding="utf-8") as out, side.open("w+", encoding="utf-8") as legacy:
         out.write(frames_part.head())
-        for index in range(prediction.task_chunks):
-            chunk = await store.read_chunk(event_id, index)
-            if chunk is None:
+        for index in range(prediction.task_pages):
+            page = await store.read_task_page(event_id, index)
+            if page is None:
                 # Written before total_frames was set, so a store that lost it is not ready yet.
-                raise DependencyUnavailable("mongodb", f"task chunk {index} of {event_id} missing")
-            results = await store.results_of(event_id, chunk.frame_ids())
+                raise DependencyUnavailable("mongodb", f"task page {index} of {event_id} missing")
+            results = await store.results_of(event_id, page.frame_ids())
             merged: list[FrameResult] = []
-            for task in chunk.tasks:
+            for task in page.tasks:
                 stored = results.get(task.frame_id)
                 if stored is None:
                     log.error(

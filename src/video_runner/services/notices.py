@@ -14,20 +14,17 @@ tasks, a bounded number at a time, and record their state on the event document
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from video_runner.domain.backoff import backoff_delay
-from video_runner.domain.compact_json import compact_json
-from video_runner.domain.signature import SIGNATURE_HEADER, sign
+from video_runner.domain.notice_records import NoticeClaim, PendingNotice
 from video_runner.domain.status import Status
 from video_runner.errors import RetriableError
-from video_runner.ports import NoticeLog, PredictionStore, WebhookSender
-from video_runner.services.telemetry import Telemetry
+from video_runner.ports import NoticeLog, PredictionStore, Telemetry, WebhookSender
+from video_runner.services.webhooks import WebhookConfig, WebhookDeliveries
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +37,7 @@ class NoticeConfig:
     topic: str
     #: A marker untouched this long is the sweep's: its owner died or gave up.
     grace_s: float
-    webhook_secret: bytes | None
-    webhook_max_attempts: int
-    webhook_retry_initial_s: float
-    webhook_retry_max_s: float
-    webhook_concurrency: int
+    webhooks: WebhookConfig
 
 
 def _now() -> datetime:
@@ -68,12 +61,14 @@ class Notices:
         self._config = config
         self._store = store
         self._log = notice_log
-        self._webhooks = webhooks
         self._telemetry = telemetry
-        self._slots = asyncio.Semaphore(config.webhook_concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
-        #: Webhooks this process is delivering now, by notice id (never two for one notice).
-        self._delivering: set[str] = set()
+        self._deliveries = (
+            None
+            if webhooks is None
+            else WebhookDeliveries(
+                config.webhooks, store=store, sender=webhooks, telemetry=telemetry, clock=clock
+            )
+        )
 
     # -- the winner of a move -----------------------------------------------------------------
 
@@ -90,8 +85,8 @@ class Notices:
             claim = await self._store.read_notice(event_id, status)
             if claim is None:
                 return
-            if claim.get("notified_at") is None:
-                await self._publish(event_id, status, claim["notice"])
+            if claim.notified_at is None:
+                await self._publish(event_id, status, claim.notice)
                 self._telemetry.count("notices_published", status=status.value)
             await self._published(notice_id, claim)
         except RetriableError as exc:
@@ -111,126 +106,24 @@ class Notices:
         await self._log.publish_at(topic, partition, event_id, notice)
         await self._store.set_notice(event_id, status, {"notified_at": self._now()})
 
-    async def _published(self, notice_id: str, claim: Mapping[str, Any]) -> None:
+    async def _published(self, notice_id: str, claim: NoticeClaim) -> None:
         """The notice is on the topic: start its webhook, or forget its marker."""
-        url = _callback_of(claim)
-        if url is None or self._webhooks is None:
+        url = claim.callback_url
+        if url is None or self._deliveries is None:
             await self._store.drop_pending(notice_id)
             return
         await self._store.update_pending(notice_id, {"published": True, "at": self._now()})
-        self._spawn_webhook(notice_id, str(claim["event_id"]), url, claim["notice"])
-
-    # -- webhooks -----------------------------------------------------------------------------
-
-    def _spawn_webhook(
-        self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
-    ) -> None:
-        if notice_id in self._delivering:
-            return
-        self._delivering.add(notice_id)
-        self._spawn(self._webhook(notice_id, event_id, url, notice), notice_id)
-
-    def _spawn(self, job: Coroutine[Any, Any, None], notice_id: str) -> None:
-        task = asyncio.create_task(job, name=f"webhook {notice_id}")
-        self._tasks.add(task)
-
-        def _done(finished: asyncio.Task[None]) -> None:
-            self._tasks.discard(finished)
-            self._delivering.discard(notice_id)
-
-        task.add_done_callback(_done)
-
-    async def _webhook(
-        self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
-    ) -> None:
-        try:
-            async with self._slots:
-                await self._deliver(notice_id, event_id, url, notice)
-        except RetriableError as exc:
-            # The store went away: the marker stays, the sweep resumes the delivery.
-            log.warning(
-                "webhook left to the sweep", extra={"event_id": event_id, "error": str(exc)}
-            )
-        except Exception:
-            log.exception("webhook delivery crashed", extra={"event_id": event_id})
-
-    async def _deliver(
-        self, notice_id: str, event_id: str, url: str, notice: Mapping[str, Any]
-    ) -> None:
-        assert self._webhooks is not None  # noqa: S101 - only spawned with a sender
-        body = compact_json(notice)  # the bytes the Kafka message holds too
-        headers = {"Content-Type": "application/json", "X-Notice-Id": notice_id}
-        if self._config.webhook_secret is not None:
-            headers[SIGNATURE_HEADER] = sign(self._config.webhook_secret, body)
-        # Resumed after a crash: count on from what the document (or the marker) recorded.
-        pending = await self._store.pending_notice(notice_id) or {}
-        prediction = await self._store.get(event_id)
-        attempts = max(
-            int(pending.get("webhook_attempts") or 0),
-            0 if prediction is None else prediction.webhook_attempts,
-        )
-        while True:
-            status: int | None = None
-            error: str | None = None
-            try:
-                status = await self._webhooks.post(url, body, headers)
-            except RetriableError as exc:
-                error = str(exc)[:300]
-            attempts += 1
-            delivered = status is not None and 200 <= status < 300  # noqa: PLR2004
-            retriable = status is None or status >= 500  # noqa: PLR2004
-            final = delivered or not retriable or attempts >= self._config.webhook_max_attempts
-            state = "delivered" if delivered else ("failed" if final else "pending")
-            if error is None and not delivered:
-                error = f"HTTP {status}"
-            outcome = "delivered" if delivered else ("refused" if not retriable else "retry")
-            self._telemetry.count("webhook_attempts", outcome=outcome)
-            await self._store.annotate(
-                event_id,
-                {
-                    "webhook": {
-                        "state": state,
-                        "attempts": attempts,
-                        "last_status": status,
-                        "last_error": None if delivered else error,
-                    }
-                },
-            )
-            if final:
-                await self._store.drop_pending(notice_id)
-                log.log(
-                    logging.INFO if delivered else logging.WARNING,
-                    "webhook delivery over",
-                    extra={
-                        "event_id": event_id,
-                        "state": state,
-                        "attempts": attempts,
-                        "status": status,
-                    },
-                )
-                return
-            # Touch the marker: a sweeper leaves a delivery that is still trying alone.
-            await self._store.update_pending(
-                notice_id, {"webhook_attempts": attempts, "at": self._now()}
-            )
-            await asyncio.sleep(
-                backoff_delay(
-                    attempts - 1,
-                    self._config.webhook_retry_initial_s,
-                    self._config.webhook_retry_max_s,
-                )
-            )
+        self._deliveries.start(notice_id, claim.event_id, url, claim.notice)
 
     async def drain(self) -> None:
         """Wait for every webhook in flight (tests, and a graceful stop that may wait)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._deliveries is not None:
+            await self._deliveries.drain()
 
     async def close(self) -> None:
         """Stop webhooks in flight (their markers stay, and the sweep resumes them); disconnect."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._deliveries is not None:
+            await self._deliveries.close()
         await self._log.close()
 
     # -- the sweep ----------------------------------------------------------------------------
@@ -247,17 +140,15 @@ class Notices:
             except RetriableError as exc:
                 log.warning(
                     "notice repair failed, next sweep retries",
-                    extra={"notice_id": marker["_id"], "error": str(exc)},
+                    extra={"notice_id": marker.notice_id, "error": str(exc)},
                 )
         return done
 
-    async def _repair(self, marker: Mapping[str, Any]) -> bool:
-        notice_id = str(marker["_id"])
-        if notice_id in self._delivering:
+    async def _repair(self, marker: PendingNotice) -> bool:
+        notice_id = marker.notice_id
+        if self._deliveries is not None and self._deliveries.delivering(notice_id):
             return False  # this very process is on it
-        event_id = str(marker["event_id"])
-        status = Status(marker["status"])
-        attempt = int(marker.get("attempts") or 0)
+        event_id, status, attempt = marker.event_id, marker.status, marker.attempts
         # The next attempt's number goes on the marker before this attempt is claimed: a sweeper
         # dying between the two would otherwise leave a claimed number on the marker for good.
         await self._store.update_pending(notice_id, {"attempts": attempt + 1, "at": self._now()})
@@ -270,12 +161,12 @@ class Notices:
             # predictable) or its caller died before claiming. Nothing was announced.
             await self._store.drop_pending(notice_id)
             return True
-        if claim.get("notified_at") is None:
+        if claim.notified_at is None:
             if await self._already_published(event_id, claim):
                 await self._store.set_notice(event_id, status, {"notified_at": self._now()})
                 self._telemetry.count("notices_found_published")
             else:
-                await self._publish(event_id, status, claim["notice"])
+                await self._publish(event_id, status, claim.notice)
                 self._telemetry.count("notices_republished")
                 log.warning(
                     "completion notice re-published by the sweep",
@@ -288,16 +179,12 @@ class Notices:
         await self._published(notice_id, claim)
         return True
 
-    async def _already_published(self, event_id: str, claim: Mapping[str, Any]) -> bool:
-        position = claim.get("log_position")
-        if not isinstance(position, Mapping):
+    async def _already_published(self, event_id: str, claim: NoticeClaim) -> bool:
+        position = claim.log_position
+        if position is None:
             return False  # died before it recorded the offset, so before it published
         return await self._log.contains(
-            self._config.topic,
-            int(position["partition"]),
-            int(position["offset"]),
-            event_id,
-            str(claim["notice_id"]),
+            self._config.topic, position.partition, position.offset, event_id, claim.notice_id
         )
 
 
@@ -315,8 +202,3 @@ async def move_and_announce(
     if moved and notices is not None:
         await notices.announce(event_id, target)
     return moved
-
-
-def _callback_of(claim: Mapping[str, Any]) -> str | None:
-    url = claim.get("callback_url")
-    return url if isinstance(url, str) and url else None

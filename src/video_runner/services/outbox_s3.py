@@ -28,11 +28,10 @@ from video_runner.domain.prediction import Prediction
 from video_runner.domain.status import Status
 from video_runner.domain.tracks import wants_tracks
 from video_runner.errors import InvalidMessage, PermanentError
-from video_runner.ports import Message, ObjectStore, PredictionStore, TrackerFactory
+from video_runner.ports import Message, ObjectStore, PredictionStore, Telemetry, TrackerFactory
 from video_runner.services.merged_output import write_merged
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.paging import find_all
-from video_runner.services.telemetry import Telemetry
 from video_runner.services.tracking import FrameTracking
 
 log = logging.getLogger(__name__)
@@ -202,18 +201,16 @@ class OutboxS3:
         return done
 
     async def purge(self, prediction: Prediction) -> None:
-        """Delete an event's per-frame documents, found by ``_id`` from its task chunks."""
+        """Delete an event's per-frame documents, found by ``_id`` from its task pages."""
         event_id = prediction.event_id
-        # A video that failed before its total was known has chunks up to what it published.
-        chunks = prediction.task_chunks
+        # A video that failed before its total was known has pages up to what it published.
+        pages = prediction.task_pages
         frame_ids: list[int] = []
-        for index in range(chunks):
-            chunk = await self._store.read_chunk(event_id, index)
-            if chunk is not None:
-                frame_ids.extend(chunk.frame_ids())
-        deleted = await self._store.purge(
-            event_id, frame_ids, chunks, prediction.results_partitions
-        )
+        for index in range(pages):
+            page = await self._store.read_task_page(event_id, index)
+            if page is not None:
+                frame_ids.extend(page.frame_ids())
+        deleted = await self._store.purge(event_id, frame_ids, pages, prediction.results_partitions)
         await self._store.annotate(event_id, {"purged_at": datetime.now(UTC)})
         self._telemetry.count("documents_purged", deleted)
         log.info("frame documents purged", extra={"event_id": event_id, "deleted": deleted})

@@ -39,13 +39,13 @@ from video_runner.ports import (
     ObjectStream,
     PredictionStore,
     RawPublisher,
+    Telemetry,
     VersionStore,
 )
 from video_runner.services.dead_letters import DeadLetters
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.reinfer_publication import ReinferConfig, RerunPublication
 from video_runner.services.result_stream import stream_frames
-from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class ReinferPath:
             raise _expired(original.event_id, "deleted by the frames retention")
         recorded: set[int] = set()
         index = 0
-        while (chunk := await self._store.read_chunk(version_id, index)) is not None:
+        while (chunk := await self._store.read_task_page(version_id, index)) is not None:
             recorded.update(chunk.frame_ids())  # an earlier run of this request published them
             index += 1
         publication = RerunPublication(

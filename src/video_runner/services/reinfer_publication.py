@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from video_runner.contracts import InferenceTask
-from video_runner.domain.chunks import ChunkAssembler, TaskRecord
 from video_runner.domain.ids import frame_key, task_key
 from video_runner.domain.prediction import Prediction
-from video_runner.ports import PredictionStore, RawPublisher
-from video_runner.services.telemetry import Telemetry
+from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
+from video_runner.ports import PredictionStore, RawPublisher, Telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +50,7 @@ class RerunPublication:
         self._size = (video.get("width"), video.get("height"))
         self._classes = original.detector_classes
         self._min_confidence = original.min_confidence
-        self._chunks = ChunkAssembler(config.frames_bucket)
+        self._chunks = TaskPageAssembler(config.frames_bucket)
         self._batch: list[tuple[int, InferenceTask]] = []
 
     async def add(self, ordinal: int, frame_id: int, timestamp_ms: Any) -> None:  # noqa: ANN401
@@ -95,9 +94,9 @@ class RerunPublication:
             )
             chunk = self._chunks.add(ordinal, record)
             if chunk is not None:
-                await self._store.record_chunk(self._version_id, chunk)
+                await self._store.record_task_page(self._version_id, chunk)
 
     async def finish(self) -> None:
         await self._send()
         for chunk in self._chunks.finish():
-            await self._store.record_chunk(self._version_id, chunk)
+            await self._store.record_task_page(self._version_id, chunk)

@@ -15,16 +15,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from video_runner.contracts import InferenceTask
-from video_runner.domain.chunks import TaskChunk, TaskRecord
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.reaping import current_round, grace_s, is_consumed, plan_reaping
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TaskPage, TaskRecord
 from video_runner.errors import ErrorCode
-from video_runner.ports import ConsumedOffsets, PredictionStore, RawPublisher
+from video_runner.ports import ConsumedOffsets, PredictionStore, RawPublisher, Telemetry
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.paging import find_all
-from video_runner.services.results_path import Completion, ResultsConfig
-from video_runner.services.telemetry import Telemetry
+from video_runner.services.results_handler import Completion, ResultsConfig
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +164,10 @@ class Reaper:
         self, prediction: Prediction, committed: Mapping[int, int], now: datetime
     ) -> bool:
         event_id = prediction.event_id
-        chunks = await self._chunks(event_id, prediction.task_chunks)
+        pages = await self._task_pages(event_id, prediction.task_pages)
         # Only a consumed task can be lost: results are looked up for those alone, so an event
-        # queued behind a backlog costs its chunk reads, not a lookup per frame at every pass.
-        consumed = [t for chunk in chunks for t in chunk.tasks if is_consumed(t, committed)]
+        # queued behind a backlog costs its page reads, not a lookup per frame at every pass.
+        consumed = [t for page in pages for t in page.tasks if is_consumed(t, committed)]
         results = await self._store.results_of(event_id, [t.frame_id for t in consumed])
         missing = [task for task in consumed if task.frame_id not in results]
         plan = plan_reaping(missing, self._config.reaper_max_attempts)
@@ -185,23 +184,23 @@ class Reaper:
         if not await self._store.claim(event_id, f"reap-{round_ + 1}"):
             self._rounds[event_id] = (round_ + 1, now)
             return False  # another replica re-publishes this round
-        await self._republish(prediction, chunks, plan.republish)
+        await self._republish(prediction, pages, plan.republish)
         self._rounds[event_id] = (round_ + 1, now)
         return True
 
-    async def _chunks(self, event_id: str, count: int) -> list[TaskChunk]:
-        chunks = []
+    async def _task_pages(self, event_id: str, count: int) -> list[TaskPage]:
+        pages = []
         for index in range(count):
-            chunk = await self._store.read_chunk(event_id, index)
-            if chunk is not None:
-                chunks.append(chunk)
-        return chunks
+            page = await self._store.read_task_page(event_id, index)
+            if page is not None:
+                pages.append(page)
+        return pages
 
     async def _republish(
-        self, prediction: Prediction, chunks: Sequence[TaskChunk], lost: Sequence[TaskRecord]
+        self, prediction: Prediction, pages: Sequence[TaskPage], lost: Sequence[TaskRecord]
     ) -> None:
         event_id = prediction.event_id
-        by_frame = {task.frame_id: chunk for chunk in chunks for task in chunk.tasks}
+        by_frame = {task.frame_id: page for page in pages for task in page.tasks}
         messages = [
             (
                 f"{event_id}/{task.frame_id}",
@@ -235,9 +234,9 @@ class Reaper:
             )
             for task, delivery in zip(lost, deliveries, strict=True)
         }
-        for chunk in chunks:
-            if any(task.frame_id in moved for task in chunk.tasks):
-                await self._store.record_chunk(event_id, chunk.with_republished(moved))
+        for page in pages:
+            if any(task.frame_id in moved for task in page.tasks):
+                await self._store.record_task_page(event_id, page.with_republished(moved))
         self._telemetry.count("tasks_republished", len(lost))
         log.warning(
             "re-published frame tasks consumed without a result",

@@ -9,7 +9,7 @@ import time
 from video_runner.contracts.reinfer_event import ReinferEvent
 from video_runner.errors import RetriableError
 from video_runner.ports import PredictionStore, Publisher
-from video_runner.services.client import WaitTimeout
+from video_runner.services.client_actions import WaitTimeout
 
 
 async def request_rerun(

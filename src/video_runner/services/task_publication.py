@@ -1,4 +1,4 @@
-"""One video's frame tasks on their way out of the video path: batches, ordinals, chunk records.
+"""One video's frame tasks on their way out of the video path: batches, ordinals, page records.
 
 The tasks carry the event's inference options (``classes``, ``min_confidence``), so that every
 inference worker applies them without reading the event.
@@ -11,11 +11,10 @@ import time
 from dataclasses import dataclass
 
 from video_runner.contracts import InferenceTask, VideoEvent
-from video_runner.domain.chunks import ChunkAssembler, TaskRecord
 from video_runner.domain.ids import frame_key, task_key
+from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
 from video_runner.domain.video import ExtractedFrame
-from video_runner.ports import PredictionStore, RawPublisher
-from video_runner.services.telemetry import Telemetry
+from video_runner.ports import PredictionStore, RawPublisher, Telemetry
 
 #: The end marker of the queue of uploaded frames.
 DONE = None
@@ -33,11 +32,11 @@ class PublishTo:
 
 
 class Publication:
-    """One video's frame tasks on their way out: batches, ordinals, chunk records, the count.
+    """One video's frame tasks on their way out: batches, ordinals, page records, the count.
 
     Records come after the acknowledgements (they carry each task's offset, which the reaper
     compares with what the inference workers consumed). A crash in between loses nothing: the
-    event is not committed, so it is redone, and the redo writes the same chunks.
+    event is not committed, so it is redone, and the redo writes the same pages.
     """
 
     def __init__(
@@ -56,21 +55,21 @@ class Publication:
         self._publisher = publisher
         self._telemetry = telemetry
         self._ordinals: dict[int, int] = {}
-        self._chunks = ChunkAssembler(config.frames_bucket)
+        self._task_pages = TaskPageAssembler(config.frames_bucket)
         self._progress_written = 0.0
         self._recorded: set[int] = set()
         self.published = 0
 
     async def resume(self) -> None:
-        """Read the chunks an earlier run of this event recorded (a crash, a rebalance, a
+        """Read the pages an earlier run of this event recorded (a crash, a rebalance, a
         retried error): their frames were uploaded and their tasks acknowledged already.
 
-        Chunks complete nearly in order (uploads overlap by a few frames), so the run of them
-        from chunk 0 is read; a chunk after a gap is redone, which is harmless.
+        Pages complete nearly in order (uploads overlap by a few frames), so the run of them
+        from page 0 is read; a page after a gap is redone, which is harmless.
         """
         index = 0
-        while (chunk := await self._store.read_chunk(self._event_id, index)) is not None:
-            self._recorded.update(chunk.frame_ids())
+        while (page := await self._store.read_task_page(self._event_id, index)) is not None:
+            self._recorded.update(page.frame_ids())
             index += 1
         if self._recorded:
             self._telemetry.count("frames_resumed", len(self._recorded))
@@ -86,7 +85,7 @@ class Publication:
         return True
 
     async def drain(self, uploaded: asyncio.Queue[ExtractedFrame | None]) -> None:
-        """Publish uploaded frames in batches until the end marker, then the last chunks."""
+        """Publish uploaded frames in batches until the end marker, then the last pages."""
         config, store = self._config, self._store
         done = False
         while not done:
@@ -108,8 +107,8 @@ class Publication:
                     await store.update_processing(
                         self._event_id, {"frames_published": self.published}
                     )
-        for chunk in self._chunks.finish():
-            await store.record_chunk(self._event_id, chunk)
+        for page in self._task_pages.finish():
+            await store.record_task_page(self._event_id, page)
 
     async def _publish(self, frames: list[ExtractedFrame]) -> None:
         config, event_id = self._config, self._event_id
@@ -146,6 +145,6 @@ class Publication:
                 partition=delivery.partition,
                 offset=delivery.offset,
             )
-            chunk = self._chunks.add(self._ordinals[task.frame_id], record)
-            if chunk is not None:
-                await self._store.record_chunk(event_id, chunk)
+            page = self._task_pages.add(self._ordinals[task.frame_id], record)
+            if page is not None:
+                await self._store.record_task_page(event_id, page)

@@ -27,7 +27,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".in-use"
-#: The downloads of ``services.video_path`` and their temporary files (see the module doc).
+#: The downloads of ``services.video_handler`` and their temporary files (see the module doc).
 LEFTOVER = re.compile(r".+\.video(\.part|\.[0-9A-Fa-f]{8})?")
 
 #: Descriptors of the held ``.in-use`` locks, by directory: kept open for the process lifetime.

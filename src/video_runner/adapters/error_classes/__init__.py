@@ -15,12 +15,15 @@ sees):
 Anything else is returned unchanged, so that a genuinely unknown failure stays "unexpected" in
 the consumer loop (a few tries, then ``internal``) instead of being retried forever.
 
-One module per dependency (``s3``, ``kafka``, ``mongo``), and ``local`` for faults of this
-machine.
+One module per dependency (``s3``, ``kafka``, ``mongo``), ``local`` for faults of this
+machine, and ``escaped`` for an exception that reached a retry loop unclassified (it picks the
+table by the exception's library). What a loop does with the result is the retry policy's
+(``video_runner.domain.retry_policy``).
 """
 
+from video_runner.adapters.error_classes.escaped import classify_escaped
 from video_runner.adapters.error_classes.kafka import classify_kafka
-from video_runner.adapters.error_classes.local import is_local_fault
+from video_runner.adapters.error_classes.local import classify_local, is_local_fault
 from video_runner.adapters.error_classes.mongo import classify_mongo, is_duplicate_key
 from video_runner.adapters.error_classes.s3 import (
     S3_DENIED_CODES,
@@ -31,7 +34,9 @@ from video_runner.adapters.error_classes.s3 import (
 
 __all__ = [
     "S3_DENIED_CODES",
+    "classify_escaped",
     "classify_kafka",
+    "classify_local",
     "classify_mongo",
     "classify_s3",
     "is_duplicate_key",

@@ -1,7 +1,8 @@
 """The aiokafka-facing shell of a consumer loop: safe settings, start and stop, rebalances.
 
-What the loop does with the records (error policy, commits, revocation, drain) is the dispatch
-core's (``dispatch.Dispatcher``); this module only plugs the real consumer into it.
+What the loop does with the records (commits, revocation, drain) is the dispatch core's
+(``dispatch.Dispatcher``), and what it does with their failures the retry policy's
+(``retrying.RetryingHandler``); this module only plugs the real consumer into them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from video_runner.adapters.kafka.connection import KafkaConnection
-from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy, LoopStats
+from video_runner.adapters.kafka.dispatch import Dispatcher, DispatchPolicy
+from video_runner.adapters.kafka.loop_stats import LoopStats
 from video_runner.adapters.kafka.protocols import RecordHandler
+from video_runner.domain.retry_policy import RetryPolicy
 from video_runner.errors import DependencyUnavailable
 
 
@@ -47,10 +50,8 @@ class ConsumerLoop:
         max_poll_interval_ms: int,
         session_timeout_ms: int,
         heartbeat_interval_ms: int,
-        retry_initial_s: float,
-        retry_max_s: float,
+        retry: RetryPolicy,
         group_instance_id: str | None,
-        max_unexpected_errors: int = 3,
         poll_timeout_ms: int = 250,
     ) -> None:
         self.topic = topic
@@ -62,9 +63,7 @@ class ConsumerLoop:
                 max_in_flight=max_in_flight,
                 batch_size=batch_size,
                 batch_wait_ms=batch_wait_ms,
-                retry_initial_s=retry_initial_s,
-                retry_max_s=retry_max_s,
-                max_unexpected_errors=max_unexpected_errors,
+                retry=retry,
                 poll_timeout_ms=poll_timeout_ms,
             ),
         )
@@ -88,6 +87,12 @@ class ConsumerLoop:
             # timeout gets its partitions back without a rebalance of the whole group.
             self._options["group_instance_id"] = group_instance_id
         self._started: AIOKafkaConsumer | None = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """A copy of what this loop's aiokafka consumer is made with (group, timeouts, static
+        membership)."""
+        return dict(self._options)
 
     @property
     def stats(self) -> LoopStats:

@@ -2,7 +2,9 @@
 
 Polling never stops (paused partitions still call ``getmany``); commits cover only the contiguous
 finished prefix of each partition; revoked work is cancelled, never committed. Kafka is reached
-only through ``DispatchConsumer``, so unit tests drive it with a fake consumer.
+only through ``DispatchConsumer``, so unit tests drive it with a fake consumer. Each record, or
+each batch, runs as a task of ``retrying.RetryingHandler``, which decides its failures by the
+retry policy and returns once it is handled or dead-lettered.
 """
 
 from __future__ import annotations
@@ -12,51 +14,34 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-from video_runner.adapters.error_classes import is_local_fault
-from video_runner.adapters.kafka.protocols import (
-    BatchHandler,
-    DispatchConsumer,
-    Offsets,
-    Record,
-    RecordHandler,
-)
-from video_runner.domain.backoff import backoff_delay
+from video_runner.adapters.kafka.loop_stats import LoopStats
+from video_runner.adapters.kafka.protocols import DispatchConsumer, Offsets, Record, RecordHandler
+from video_runner.adapters.kafka.retrying import RetryingHandler
 from video_runner.domain.offsets import PartitionProgress
-from video_runner.errors import ConfigurationError, ErrorCode, PermanentError, RetriableError
+from video_runner.domain.retry_policy import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class DispatchPolicy:
-    """How much runs at once and how failures are retried."""
+    """How much runs at once, and the retry policy failures are decided by."""
 
     max_in_flight: int
-    #: The retry delays come from the settings (``RETRY_INITIAL_S``, ``RETRY_MAX_S``).
-    retry_initial_s: float
-    retry_max_s: float
+    #: From the settings (``RETRY_INITIAL_S``, ``RETRY_MAX_S``, ``RETRY_MAX_ATTEMPTS``).
+    retry: RetryPolicy
+    #: From the settings (``RESULTS_BATCH_WAIT_MS``); only batch mode waits.
+    batch_wait_ms: int
+    #: 0: one record at a time; above: batches of up to this many records, one at a time.
     batch_size: int = 0
-    batch_wait_ms: int = 50
-    max_unexpected_errors: int = 3
     poll_timeout_ms: int = 250
     #: A commit retries retriable errors forever inside aiokafka: this bounds it.
     commit_timeout_s: float = 30.0
-
-
-@dataclass
-class LoopStats:
-    """What the loop exposes for health and metrics."""
-
-    last_poll: float = field(default_factory=time.monotonic)
-    in_flight: int = 0
-    committed: int = 0
-    retries: int = 0
-    assigned: set[TopicPartition] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -70,18 +55,15 @@ class Dispatcher:
 
     def __init__(self, topic: str, handler: RecordHandler, policy: DispatchPolicy) -> None:
         self.topic = topic
-        self._handler = handler
-        self._batch_handler: BatchHandler | None = None
-        if policy.batch_size > 0:
-            if not hasattr(handler, "handle_batch"):
-                raise TypeError(f"{type(handler).__name__} has no handle_batch")
-            self._batch_handler = handler  # type: ignore[assignment]
         self._policy = policy
+        self.stats = LoopStats()
+        self._handler = RetryingHandler(
+            handler, policy.retry, self.stats, batches=policy.batch_size > 0
+        )
         # One batch at a time in batch mode: its records are committed together once durable.
         self._max_in_flight = 1 if policy.batch_size > 0 else policy.max_in_flight
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._work: dict[TopicPartition, list[_Work]] = {}
-        self.stats = LoopStats()
         #: The last offset this member committed, per partition (for the lag metric).
         self.committed: dict[TopicPartition, int] = {}
         self._uncommitted: Offsets = {}
@@ -133,7 +115,8 @@ class Dispatcher:
             for tp, records in batches.items():
                 for record in records:
                     task = asyncio.create_task(
-                        self._process(record), name=f"{self.topic}-{tp.partition}-{record.offset}"
+                        self._handler.run_record(record),
+                        name=f"{self.topic}-{tp.partition}-{record.offset}",
                     )
                     self._track(tp, record, task)
         self.stats.in_flight = self._in_flight()
@@ -147,108 +130,14 @@ class Dispatcher:
         if not records:
             return
         task = asyncio.create_task(
-            self._process_batch(records), name=f"{self.topic}-batch-{records[0].offset}"
+            self._handler.run_batch(records), name=f"{self.topic}-batch-{records[0].offset}"
         )
         for tp, tp_records in batches.items():
             for record in tp_records:
                 self._track(tp, record, task)
 
-    async def _process_batch(self, records: list[Record]) -> None:
-        """Retry the whole batch on retriable errors (it is idempotent); isolate anything else."""
-        handler = self._batch_handler
-        assert handler is not None  # noqa: S101 - batch mode is decided in __init__
-        attempt = 0
-        unexpected = 0
-        while True:
-            try:
-                await handler.handle_batch(records)
-            except (RetriableError, ConfigurationError) as exc:
-                await self._back_off(records[0], exc, attempt)
-                attempt += 1
-            except Exception as exc:
-                if is_local_fault(exc):
-                    await self._back_off(records[0], exc, attempt)
-                    attempt += 1
-                    continue
-                unexpected += 1
-                log.exception(
-                    "unexpected failure in a batch",
-                    extra={"topic": self.topic, "records": len(records), "attempt": unexpected},
-                )
-                if unexpected >= self._policy.max_unexpected_errors:
-                    # One record at a time, so a bad one is dead-lettered alone.
-                    for record in records:
-                        await self._process(record)
-                    return
-                await asyncio.sleep(backoff_delay(unexpected, self._policy.retry_initial_s, 5.0))
-            else:
-                return
-
-    async def _back_off(self, record: Record, error: Exception, attempt: int) -> None:
-        delay = backoff_delay(attempt, self._policy.retry_initial_s, self._policy.retry_max_s)
-        self.stats.retries += 1
-        log.warning(
-            "retriable failure, backing off",
-            extra={
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "error": str(error),
-                "delay_s": round(delay, 2),
-            },
-        )
-        await asyncio.sleep(delay)
-
     def _in_flight(self) -> int:
         return sum(1 for items in self._work.values() for w in items if not w.task.done())
-
-    async def _process(self, record: Record) -> None:
-        attempt = 0
-        unexpected = 0
-        while True:
-            try:
-                await self._handler.handle(record)
-            except (RetriableError, ConfigurationError) as exc:
-                # A configuration error mid-run (a rotated secret) is retried too: dead-lettering
-                # every event until someone fixes the settings would lose them all.
-                await self._back_off(record, exc, attempt)
-                attempt += 1
-            except PermanentError as exc:
-                await self._dead_letter(record, exc)
-                return
-            except Exception as exc:  # a bug or an unforeseen input: never crash the loop
-                if is_local_fault(exc):  # a full disk, no memory: wait, it is not the message
-                    await self._back_off(record, exc, attempt)
-                    attempt += 1
-                    continue
-                unexpected += 1
-                log.exception(
-                    "unexpected failure",
-                    extra={"topic": record.topic, "offset": record.offset, "attempt": unexpected},
-                )
-                if unexpected >= self._policy.max_unexpected_errors:
-                    error = PermanentError(
-                        f"internal error: {type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL
-                    )
-                    await self._dead_letter(record, error)
-                    return
-                await asyncio.sleep(backoff_delay(unexpected, self._policy.retry_initial_s, 5.0))
-            else:
-                return
-
-    async def _dead_letter(self, record: Record, error: PermanentError) -> None:
-        attempt = 0
-        while True:
-            try:
-                await self._handler.dead_letter(record, error)
-            except Exception as exc:  # noqa: BLE001 - nothing lost: retry until it is recorded
-                policy = self._policy
-                delay = backoff_delay(attempt, policy.retry_initial_s, policy.retry_max_s)
-                log.warning("dead-letter failed, backing off", extra={"error": str(exc)})
-                attempt += 1
-                await asyncio.sleep(delay)
-            else:
-                return
 
     async def commit_finished(self, consumer: DispatchConsumer) -> None:
         # Offsets whose commit failed are tried again with the next ones (newer ones win).

@@ -1,9 +1,9 @@
-"""MongoDB adapter (PyMongo's asyncio API): events, task chunks, results, progress and claims.
+"""MongoDB adapter (PyMongo's asyncio API): events, task pages, results, progress and claims.
 
 Six collections in ``runner_db`` (docs/contracts.md, "Documents"):
 
 * ``runner_predictions``: one document per event, ``_id`` = event_id, carrying the status;
-* ``runner_task_chunks``: ``{event_id}/c{k}``, the records of up to 64 published frame tasks;
+* ``runner_task_pages``: ``{event_id}/c{k}``, the records of up to 64 published frame tasks;
 * ``runner_frame_results``: ``{event_id}/{frame_id}``, a frame's result; the first insert wins;
 * ``runner_progress``: ``{event_id}/p{partition}``, results stored per results partition;
 * ``runner_claims``: ``{event_id}/{name}``, one-time claims: who moved the event, who reaped;
@@ -17,21 +17,21 @@ to ``find`` and ``recount``, which only repair loops call. Only plain MongoDB AP
 """
 
 from video_runner.adapters.mongo.documents import (
-    chunk_doc_id,
     claim_doc_id,
     new_event_document,
     pending_notice_document,
     progress_doc_id,
     result_doc_id,
+    task_page_id,
 )
 from video_runner.adapters.mongo.store import MongoPredictionStore
 
 __all__ = [
     "MongoPredictionStore",
-    "chunk_doc_id",
     "claim_doc_id",
     "new_event_document",
     "pending_notice_document",
     "progress_doc_id",
     "result_doc_id",
+    "task_page_id",
 ]

@@ -34,7 +34,7 @@ class Collections:
         self._client = client
         db = client[database]
         self._events: AsyncCollection[dict[str, Any]] = db[collections["events"]]
-        self._chunks: AsyncCollection[dict[str, Any]] = db[collections["chunks"]]
+        self._task_pages: AsyncCollection[dict[str, Any]] = db[collections["task_pages"]]
         self._results: AsyncCollection[dict[str, Any]] = db[collections["results"]]
         self._progress: AsyncCollection[dict[str, Any]] = db[collections["progress"]]
         self._claims: AsyncCollection[dict[str, Any]] = db[collections["claims"]]

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from video_runner.domain.chunks import TaskChunk, TaskRecord
+from video_runner.domain.notice_records import LogPosition, NoticeClaim, PendingNotice
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
+from video_runner.domain.task_pages import TaskPage, TaskRecord
 
 #: Bounded bulk writes: one huge write would outlast the socket timeout on a slow server.
 BULK_SIZE = 1000
@@ -22,7 +23,7 @@ def result_doc_id(event_id: str, frame_id: int) -> str:
     return f"{event_id}/{frame_id}"
 
 
-def chunk_doc_id(event_id: str, index: int) -> str:
+def task_page_id(event_id: str, index: int) -> str:
     return f"{event_id}/c{index}"
 
 
@@ -60,20 +61,20 @@ def result_document(event_id: str, result: FrameResult, now: datetime) -> dict[s
     }
 
 
-def chunk_document(event_id: str, chunk: TaskChunk, now: datetime) -> dict[str, Any]:
+def task_page_document(event_id: str, page: TaskPage, now: datetime) -> dict[str, Any]:
     return {
-        "_id": chunk_doc_id(event_id, chunk.index),
+        "_id": task_page_id(event_id, page.index),
         "event_id": event_id,
-        "chunk": chunk.index,
-        "bucket": chunk.bucket,
-        "tasks": [task.as_dict() for task in chunk.tasks],
+        "page": page.index,
+        "bucket": page.bucket,
+        "tasks": [task.as_dict() for task in page.tasks],
         "written_at": now,
     }
 
 
-def chunk_of_document(document: Mapping[str, Any]) -> TaskChunk:
-    return TaskChunk(
-        index=int(document["chunk"]),
+def task_page_of_document(document: Mapping[str, Any]) -> TaskPage:
+    return TaskPage(
+        index=int(document["page"]),
         bucket=str(document["bucket"]),
         tasks=tuple(TaskRecord.from_dict(task) for task in document["tasks"]),
     )
@@ -111,6 +112,37 @@ def pending_notice_document(
         "webhook_done": callback_url is None,
         "webhook_attempts": 0,
     }
+
+
+def pending_notice_of(marker: Mapping[str, Any]) -> PendingNotice:
+    """The typed form of a ``runner_notices`` marker (``pending_notice_document``)."""
+    return PendingNotice(
+        notice_id=str(marker["_id"]),
+        event_id=str(marker["event_id"]),
+        status=Status(marker["status"]),
+        attempts=int(marker.get("attempts") or 0),
+        webhook_attempts=int(marker.get("webhook_attempts") or 0),
+        published=bool(marker.get("published")),
+        at=marker["at"],
+    )
+
+
+def notice_claim_of(claim: Mapping[str, Any], notice: dict[str, Any]) -> NoticeClaim:
+    """The typed form of a terminal move's claim, with its notice as published."""
+    position = claim.get("log_position")
+    url = claim.get("callback_url")
+    return NoticeClaim(
+        event_id=str(claim["event_id"]),
+        notice_id=str(claim["notice_id"]),
+        notice=notice,
+        callback_url=url if isinstance(url, str) and url else None,
+        log_position=(
+            LogPosition(int(position["partition"]), int(position["offset"]))
+            if isinstance(position, Mapping)
+            else None
+        ),
+        notified_at=claim.get("notified_at"),
+    )
 
 
 def prediction_of(document: Mapping[str, Any]) -> Prediction:

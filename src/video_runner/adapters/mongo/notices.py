@@ -13,15 +13,18 @@ from pymongo.errors import PyMongoError
 from video_runner.adapters.mongo.collections import Collections, raise_classified
 from video_runner.adapters.mongo.documents import (
     claim_doc_id,
+    notice_claim_of,
+    pending_notice_of,
 )
 from video_runner.contracts.notice import notice_from_document
+from video_runner.domain.notice_records import NoticeClaim, PendingNotice
 from video_runner.domain.status import Status, claim_names
 
 
 class NoticeRecords(Collections):
-    """The notice side of ``ports.PredictionStore``."""
+    """Implements ``ports.NoticeStore``."""
 
-    async def read_notice(self, event_id: str, status: Status) -> dict[str, Any] | None:
+    async def read_notice(self, event_id: str, status: Status) -> NoticeClaim | None:
         """The claim of the move to ``status`` if it holds that move's notice, else None."""
         for name in claim_names(status):
             try:
@@ -29,7 +32,7 @@ class NoticeRecords(Collections):
             except PyMongoError as exc:
                 raise_classified(exc)
             if claim is not None and claim.get("notice_id") == f"{event_id}/{status.value}":
-                return {**claim, "notice": notice_from_document(claim["notice"])}
+                return notice_claim_of(claim, notice_from_document(claim["notice"]))
         return None
 
     async def set_notice(self, event_id: str, status: Status, fields: Mapping[str, Any]) -> None:
@@ -44,20 +47,21 @@ class NoticeRecords(Collections):
             except PyMongoError as exc:
                 raise_classified(exc)
 
-    async def pending_notices(self, before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    async def pending_notices(self, before: datetime, limit: int = 100) -> list[PendingNotice]:
         """Pending markers last touched before ``before`` (a scan of a collection that holds
         only notices in flight: a repair path)."""
         try:
             cursor = self._notices.find({"at": {"$lt": before}}).sort("_id", ASCENDING)
-            return [doc async for doc in cursor.limit(limit)]
+            return [pending_notice_of(doc) async for doc in cursor.limit(limit)]
         except PyMongoError as exc:
             raise_classified(exc)
 
-    async def pending_notice(self, notice_id: str) -> dict[str, Any] | None:
+    async def pending_notice(self, notice_id: str) -> PendingNotice | None:
         try:
-            return await self._notices.find_one({"_id": notice_id})
+            marker = await self._notices.find_one({"_id": notice_id})
         except PyMongoError as exc:
             raise_classified(exc)
+        return None if marker is None else pending_notice_of(marker)
 
     async def update_pending(self, notice_id: str, fields: Mapping[str, Any]) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Task chunks, frame results and per-partition progress: the results path's documents, all
+"""Task pages, frame results and per-partition progress: the results path's documents, all
 named by ``_id`` (docs/decisions/0006), and their purge."""
 
 from __future__ import annotations
@@ -16,36 +16,36 @@ from video_runner.adapters.mongo.collections import Collections, raise_classifie
 from video_runner.adapters.mongo.documents import (
     BULK_SIZE,
     LOOKUP_WINDOW,
-    chunk_doc_id,
-    chunk_document,
-    chunk_of_document,
     frame_result_of,
     progress_doc_id,
     result_doc_id,
     result_document,
+    task_page_document,
+    task_page_id,
+    task_page_of_document,
     utc_now,
 )
-from video_runner.domain.chunks import TaskChunk
 from video_runner.domain.results import FrameResult, ResultCounts
+from video_runner.domain.task_pages import TaskPage
 
 
 class ResultRecords(Collections):
-    """The chunks, results and progress side of ``ports.PredictionStore``."""
+    """The pages, results and progress side of ``ports.PredictionStore``."""
 
-    async def record_chunk(self, event_id: str, chunk: TaskChunk) -> None:
-        document = chunk_document(event_id, chunk, utc_now())
+    async def record_task_page(self, event_id: str, page: TaskPage) -> None:
+        document = task_page_document(event_id, page, utc_now())
         try:
-            await self._chunks.replace_one({"_id": document["_id"]}, document, upsert=True)
+            await self._task_pages.replace_one({"_id": document["_id"]}, document, upsert=True)
         except PyMongoError as exc:
             if not is_duplicate_key(exc):  # two upserts of one new _id: the other one won
                 raise_classified(exc)
 
-    async def read_chunk(self, event_id: str, index: int) -> TaskChunk | None:
+    async def read_task_page(self, event_id: str, index: int) -> TaskPage | None:
         try:
-            document = await self._chunks.find_one({"_id": chunk_doc_id(event_id, index)})
+            document = await self._task_pages.find_one({"_id": task_page_id(event_id, index)})
         except PyMongoError as exc:
             raise_classified(exc)
-        return None if document is None else chunk_of_document(document)
+        return None if document is None else task_page_of_document(document)
 
     async def save_results(self, results: Sequence[tuple[str, FrameResult]]) -> list[bool]:
         now = utc_now()
@@ -121,12 +121,12 @@ class ResultRecords(Collections):
         return {result.frame_id: result for result in results}
 
     async def purge(
-        self, event_id: str, frame_ids: Sequence[int], chunks: int, partitions: int
+        self, event_id: str, frame_ids: Sequence[int], pages: int, partitions: int
     ) -> int:
         deleted = 0
         plans = [
             (self._results, [result_doc_id(event_id, f) for f in frame_ids]),
-            (self._chunks, [chunk_doc_id(event_id, k) for k in range(chunks)]),
+            (self._task_pages, [task_page_id(event_id, k) for k in range(pages)]),
             (self._progress, [progress_doc_id(event_id, p) for p in range(partitions)]),
         ]
         try:

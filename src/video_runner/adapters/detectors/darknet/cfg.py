@@ -6,193 +6,26 @@ layers the YOLO detection models need are supported (the tiny and full YOLOv3 / 
 anything else is refused with the section's index and name, never guessed at.
 
 Shapes follow darknet's own arithmetic (``src/*_layer.c``), so a graph built from them has
-the very sizes darknet computes, odd sizes included.
+the very sizes darknet computes, odd sizes included. The text is split into sections by
+:mod:`.sections`; the layer types it builds live in :mod:`.layers`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
+from video_runner.adapters.detectors.darknet.layers import (
+    Convolutional,
+    Layer,
+    MaxPool,
+    Net,
+    Network,
+    Route,
+    Shape,
+    Shortcut,
+    Upsample,
+    Yolo,
+)
+from video_runner.adapters.detectors.darknet.sections import SectionOptions, sections
 from video_runner.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-#: Activations darknet names in a cfg and the graph builder knows.
-ACTIVATIONS = frozenset({"leaky", "linear", "logistic", "relu", "mish"})
-
-
-@dataclass(frozen=True, slots=True)
-class Shape:
-    """A layer's output: channels, height, width (darknet's c, h, w)."""
-
-    c: int
-    h: int
-    w: int
-
-
-@dataclass(frozen=True, slots=True)
-class Net:
-    """The ``[net]`` section: the input the weights were trained for."""
-
-    width: int
-    height: int
-    channels: int
-
-
-@dataclass(frozen=True, slots=True)
-class Convolutional:
-    filters: int
-    size: int
-    stride: int
-    pad: int
-    groups: int
-    batch_normalize: bool
-    activation: str
-    source: int
-    shape: Shape
-
-    def weight_count(self, in_channels: int) -> int:
-        """Floats this layer reads from a ``.weights`` file, in darknet's order."""
-        per_filter = in_channels // self.groups * self.size * self.size
-        norms = 3 * self.filters if self.batch_normalize else 0
-        return self.filters + norms + self.filters * per_filter
-
-
-@dataclass(frozen=True, slots=True)
-class MaxPool:
-    size: int
-    stride: int
-    #: Darknet's total padding (default ``size - 1``); ``pad // 2`` goes before, the rest after.
-    padding: int
-    source: int
-    shape: Shape
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Concatenates the named layers along channels, or takes one of ``groups`` channel slices."""
-
-    sources: tuple[int, ...]
-    groups: int
-    group_id: int
-    shape: Shape
-
-
-@dataclass(frozen=True, slots=True)
-class Shortcut:
-    """Adds the output of ``other`` to the previous layer's (residual), then an activation."""
-
-    other: int
-    activation: str
-    source: int
-    shape: Shape
-
-
-@dataclass(frozen=True, slots=True)
-class Upsample:
-    stride: int
-    source: int
-    shape: Shape
-
-
-@dataclass(frozen=True, slots=True)
-class Yolo:
-    """A detection head: decodes its input into boxes for the anchors of ``mask``."""
-
-    anchors: tuple[tuple[float, float], ...]
-    classes: int
-    scale_x_y: float
-    source: int
-    shape: Shape
-    mask: tuple[int, ...] = field(default=())
-
-
-Layer = Convolutional | MaxPool | Route | Shortcut | Upsample | Yolo
-
-
-@dataclass(frozen=True, slots=True)
-class Network:
-    net: Net
-    layers: tuple[Layer, ...]
-
-    @property
-    def heads(self) -> list[Yolo]:
-        return [layer for layer in self.layers if isinstance(layer, Yolo)]
-
-    @property
-    def classes(self) -> int:
-        counts = {head.classes for head in self.heads}
-        if len(counts) != 1:
-            raise ConfigurationError(f"darknet cfg: yolo layers disagree on classes: {counts}")
-        return counts.pop()
-
-
-def sections(text: str) -> list[tuple[str, dict[str, str]]]:
-    """The cfg's sections in order, each with its ``key=value`` options (comments dropped)."""
-    found: list[tuple[str, dict[str, str]]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            found.append((line[1:-1].strip().lower(), {}))
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not found:
-            raise ConfigurationError(f"darknet cfg line {number}: expected key=value, got {raw!r}")
-        found[-1][1][key.strip().lower()] = value.strip()
-    return found
-
-
-class _Options:
-    """One section's options, read with darknet's defaults and a clear error on bad values."""
-
-    def __init__(self, index: int, kind: str, values: dict[str, str]) -> None:
-        self._where = f"darknet cfg layer {index} [{kind}]"
-        self._values = values
-
-    def integer(self, key: str, default: int | None = None) -> int:
-        raw = self._values.get(key)
-        if raw is None:
-            if default is None:
-                raise ConfigurationError(f"{self._where}: '{key}' is required")
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigurationError(f"{self._where}: '{key}' is not an integer: {raw!r}") from None
-
-    def number(self, key: str, default: float) -> float:
-        raw = self._values.get(key)
-        try:
-            return default if raw is None else float(raw)
-        except ValueError:
-            raise ConfigurationError(f"{self._where}: '{key}' is not a number: {raw!r}") from None
-
-    def integers(self, key: str) -> tuple[int, ...]:
-        raw = self._values.get(key, "")
-        try:
-            return tuple(int(part) for part in raw.split(",") if part.strip())
-        except ValueError:
-            raise ConfigurationError(f"{self._where}: '{key}' is not a list: {raw!r}") from None
-
-    def numbers(self, key: str) -> tuple[float, ...]:
-        raw = self._values.get(key, "")
-        try:
-            return tuple(float(part) for part in raw.split(",") if part.strip())
-        except ValueError:
-            raise ConfigurationError(f"{self._where}: '{key}' is not a list: {raw!r}") from None
-
-    def activation(self) -> str:
-        name = self._values.get("activation", "logistic").lower()
-        if name not in ACTIVATIONS:
-            raise ConfigurationError(f"{self._where}: unsupported activation {name!r}")
-        return name
-
-    def fail(self, why: str) -> ConfigurationError:
-        return ConfigurationError(f"{self._where}: {why}")
 
 
 def parse_cfg(text: str, size: tuple[int, int] | None = None) -> Network:
@@ -204,13 +37,13 @@ def parse_cfg(text: str, size: tuple[int, int] | None = None) -> Network:
     found = sections(text)
     if not found or found[0][0] not in {"net", "network"}:
         raise ConfigurationError("darknet cfg: the first section must be [net]")
-    net_options = _Options(0, "net", found[0][1])
+    net_options = SectionOptions(0, "net", found[0][1])
     height, width = size or (net_options.integer("height"), net_options.integer("width"))
     net = Net(width=width, height=height, channels=net_options.integer("channels", 3))
     shapes: list[Shape] = []
     layers: list[Layer] = []
     for index, (kind, values) in enumerate(found[1:]):
-        options = _Options(index, kind, values)
+        options = SectionOptions(index, kind, values)
         previous = shapes[-1] if shapes else Shape(net.channels, net.height, net.width)
         layer = _layer(kind, index, options, previous, shapes)
         layers.append(layer)
@@ -220,7 +53,7 @@ def parse_cfg(text: str, size: tuple[int, int] | None = None) -> Network:
     return Network(net, tuple(layers))
 
 
-def _absolute(index: int, reference: int, options: _Options) -> int:
+def _absolute(index: int, reference: int, options: SectionOptions) -> int:
     """A layer reference as darknet reads it: negative counts back from this layer."""
     target = index + reference if reference < 0 else reference
     if not 0 <= target < index:
@@ -228,7 +61,9 @@ def _absolute(index: int, reference: int, options: _Options) -> int:
     return target
 
 
-def _layer(kind: str, index: int, options: _Options, previous: Shape, shapes: list[Shape]) -> Layer:
+def _layer(
+    kind: str, index: int, options: SectionOptions, previous: Shape, shapes: list[Shape]
+) -> Layer:
     source = index - 1
     if kind in {"convolutional", "conv"}:
         return _convolutional(options, previous, source)
@@ -258,7 +93,7 @@ def _layer(kind: str, index: int, options: _Options, previous: Shape, shapes: li
     raise options.fail("this layer kind is not supported by the converter")
 
 
-def _convolutional(options: _Options, previous: Shape, source: int) -> Convolutional:
+def _convolutional(options: SectionOptions, previous: Shape, source: int) -> Convolutional:
     filters, size = options.integer("filters", 1), options.integer("size", 1)
     stride = options.integer("stride", 1)
     # pad=1 means "size // 2" in darknet; an explicit padding= wins.
@@ -288,7 +123,7 @@ def _convolutional(options: _Options, previous: Shape, source: int) -> Convoluti
     )
 
 
-def _route(index: int, options: _Options, shapes: list[Shape]) -> Route:
+def _route(index: int, options: SectionOptions, shapes: list[Shape]) -> Route:
     sources = tuple(_absolute(index, ref, options) for ref in options.integers("layers"))
     if not sources:
         raise options.fail("'layers' is required")
@@ -302,7 +137,7 @@ def _route(index: int, options: _Options, shapes: list[Shape]) -> Route:
     return Route(sources, groups, group_id, Shape(channels // groups, first.h, first.w))
 
 
-def _yolo(options: _Options, previous: Shape, source: int) -> Yolo:
+def _yolo(options: SectionOptions, previous: Shape, source: int) -> Yolo:
     classes = options.integer("classes", 20)
     values = options.numbers("anchors")
     if len(values) % 2:
@@ -325,18 +160,3 @@ def _yolo(options: _Options, previous: Shape, source: int) -> Yolo:
         shape=previous,
         mask=mask,
     )
-
-
-def conv_layers(network: Network) -> Iterable[tuple[int, Convolutional]]:
-    """The convolutional layers with their index, in the order their weights are stored."""
-    return (
-        (i, layer) for i, layer in enumerate(network.layers) if isinstance(layer, Convolutional)
-    )
-
-
-def input_shape(network: Network, source: int) -> Shape:
-    """The shape a layer reads: the network input for the first layer, else its source's."""
-    if source < 0:
-        net = network.net
-        return Shape(net.channels, net.height, net.width)
-    return network.layers[source].shape

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from video_runner.adapters.detectors.darknet.cfg import (
+from video_runner.adapters.detectors.darknet.layers import (
     Convolutional,
     MaxPool,
     Route,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
-    from video_runner.adapters.detectors.darknet.cfg import Network
+    from video_runner.adapters.detectors.darknet.layers import Network
     from video_runner.adapters.detectors.darknet.weights import ConvWeights
 
 #: Darknet's batch-norm denominator is ``sqrt(variance) + this``.

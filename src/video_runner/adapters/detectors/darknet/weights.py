@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from video_runner.adapters.detectors.darknet.cfg import conv_layers, input_shape
+from video_runner.adapters.detectors.darknet.layers import conv_layers, input_shape
 from video_runner.errors import ConfigurationError
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from video_runner.adapters.detectors.darknet.cfg import Network
+    from video_runner.adapters.detectors.darknet.layers import Network
 
 _HEADER_INTS = 3
 #: From this major*10+minor on, darknet writes the "images seen" counter as 64 bits.

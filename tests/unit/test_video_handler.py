@@ -2,99 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from support.fakes import (
-    FakeFrameSource,
-    FakeMessage,
-    FakeObjectStore,
-    FakePredictionStore,
-    FakePublisher,
-    RecordingTelemetry,
-    config_of,
-)
-from video_runner.bootstrap import configs
-from video_runner.domain.chunks import CHUNK_SIZE, ChunkAssembler, TaskRecord
-from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
+from support.worlds import VIDEO, VideoWorld, extracted_frames, outbox_event, outbox_message
 from video_runner.domain.status import Status
-from video_runner.domain.video import ExtractedFrame
+from video_runner.domain.task_pages import TASKS_PER_PAGE, TaskPageAssembler, TaskRecord
 from video_runner.errors import ErrorCode, InvalidVideo, RetriableError
-from video_runner.services.video_path import VideoPath
 
-VIDEO = b"\x00\x00\x00\x18ftypmp42 pretend this is a video"
 TOPIC = "outbox_events"
-
-
-def _frames(count: int) -> list[ExtractedFrame]:
-    return [
-        ExtractedFrame(
-            frame_id=i * 5, timestamp_ms=i * 200, width=64, height=48, jpeg=b"jpeg-%d" % i
-        )
-        for i in range(count)
-    ]
-
-
-def _message(document, *, offset: int = 3) -> FakeMessage:
-    value = document if isinstance(document, bytes) else json.dumps(document).encode()
-    return FakeMessage(topic=TOPIC, partition=1, offset=offset, key=b"k", value=value)
-
-
-def _event(event_id: str = "ev-1", key: str = "input/ev-1.mp4") -> FakeMessage:
-    return _message({"event_id": event_id, "payload": {"bucket": "videos", "object": key}})
-
-
-class World:
-    """A VideoPath wired to fakes, with a video at videos/input/ev-1.mp4."""
-
-    def __init__(self, tmp_path, frames, *, publish_batch: int = 32, max_bytes=None, **source):
-        self.store = FakePredictionStore()
-        self.objects = FakeObjectStore()
-        self.objects.objects["videos", "input/ev-1.mp4"] = VIDEO
-        self.publisher = FakePublisher()
-        self.source = FakeFrameSource(frames, **source)
-        self.telemetry = RecordingTelemetry()
-        self.extracted: list[str] = []
-        self.work_dir = tmp_path / "work"
-        self.config = config_of(
-            configs.video_path_config,
-            videos_bucket="videos",
-            frames_bucket="frames",
-            sampling=Sampling(every_n=5),
-            preprocessing=Preprocessing(),
-            limits=VideoLimits(max_bytes=max_bytes),
-            work_dir=self.work_dir,
-            upload_concurrency=3,
-            publish_batch=publish_batch,
-            allowed_buckets=None,
-        )
-
-        async def on_extracted(event_id: str) -> None:
-            self.extracted.append(event_id)
-
-        self.path = VideoPath(
-            self.config,
-            store=self.store,
-            objects=self.objects,
-            publisher=self.publisher,
-            frames=self.source,
-            telemetry=self.telemetry,
-            on_extracted=on_extracted,
-        )
-
-    def tasks(self):
-        return self.publisher.on("inference_tasks")
-
-    def dead_letters(self):
-        return self.publisher.on("outbox_events.dlq")
 
 
 async def test_an_event_publishes_one_task_per_frame_keyed_by_the_frame(tmp_path):
     """Each sampled frame becomes one inference task carrying the contract's fields, keyed
     ``{event_id}/{frame_id}`` so that one video spreads over every partition."""
-    world = World(tmp_path, _frames(3))
-    await world.path.handle(_event())
+    world = VideoWorld(tmp_path, extracted_frames(3))
+    await world.path.handle(outbox_event())
     tasks = world.tasks()
     assert sorted(t.value["frame_id"] for t in tasks) == [0, 5, 10]
     assert sorted(t.key for t in tasks) == ["ev-1/0", "ev-1/10", "ev-1/5"]
@@ -114,8 +36,8 @@ async def test_an_event_publishes_one_task_per_frame_keyed_by_the_frame(tmp_path
 
 async def test_each_frame_jpeg_is_uploaded_under_frames_event_id_frame_id(tmp_path):
     """The JPEG bytes land at frames/{event_id}/{frame_id}.jpg in the frames bucket."""
-    world = World(tmp_path, _frames(3))
-    await world.path.handle(_event())
+    world = VideoWorld(tmp_path, extracted_frames(3))
+    await world.path.handle(outbox_event())
     for i, frame_id in enumerate((0, 5, 10)):
         key = ("frames", f"frames/ev-1/{frame_id}.jpg")
         assert world.objects.objects[key] == b"jpeg-%d" % i
@@ -124,18 +46,18 @@ async def test_each_frame_jpeg_is_uploaded_under_frames_event_id_frame_id(tmp_pa
 
 async def test_the_video_is_downloaded_before_it_is_probed_and_then_removed(tmp_path):
     """The frame source reads the downloaded bytes; the local copy is deleted afterwards."""
-    world = World(tmp_path, _frames(1))
-    await world.path.handle(_event())
+    world = VideoWorld(tmp_path, extracted_frames(1))
+    await world.path.handle(outbox_event())
     assert world.objects.downloads == [("videos", "input/ev-1.mp4")]
     assert [data for _, data in world.source.probed] == [VIDEO]
     assert list(world.work_dir.iterdir()) == []
 
 
-async def test_the_document_records_task_chunks_totals_and_the_video(tmp_path):
+async def test_the_document_records_task_pages_totals_and_the_video(tmp_path):
     """Every task is recorded with where Kafka stored it, total_frames and the number of
     results partitions are set, and the extraction is announced."""
-    world = World(tmp_path, _frames(4), publish_batch=2)
-    await world.path.handle(_event())
+    world = VideoWorld(tmp_path, extracted_frames(4))
+    await world.path.handle(outbox_event())
     document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.PROCESSING
@@ -151,26 +73,27 @@ async def test_the_document_records_task_chunks_totals_and_the_video(tmp_path):
     assert document["sampling"] == {"every_n": 5}
     assert document["error"] is None
     assert document["results_partitions"] == world.publisher.partition_count
-    chunk = await world.store.read_chunk("ev-1", 0)
-    assert chunk is not None
-    assert chunk.bucket == "frames"
-    assert chunk.frame_ids() == [0, 5, 10, 15]
-    assert chunk.tasks[1].object_key == "frames/ev-1/5.jpg"
+    page = await world.store.read_task_page("ev-1", 0)
+    assert page is not None
+    assert page.bucket == "frames"
+    assert page.frame_ids() == [0, 5, 10, 15]
+    assert page.tasks[1].object_key == "frames/ev-1/5.jpg"
     sent = {s.key: s for s in world.tasks()}
     assert len(sent) == 4
     # Each record names the partition and offset its task was acknowledged at.
-    offsets = sorted((t.partition, t.offset) for t in chunk.tasks)
+    offsets = sorted((t.partition, t.offset) for t in page.tasks)
     assert len(set(offsets)) == 4
-    assert world.extracted == ["ev-1"]
+    assert document["extracted_at"] is not None
+    assert world.extractions() == 1
     assert world.telemetry.total("frames_published") == 4
 
 
 @pytest.mark.parametrize("status", [Status.PREDICTABLE, Status.READY, Status.FAILED])
 async def test_a_duplicate_of_a_finished_event_does_nothing(tmp_path, status):
     """A redelivered event whose document is finished: no download, no task, no change."""
-    world = World(tmp_path, _frames(2))
+    world = VideoWorld(tmp_path, extracted_frames(2))
     before = world.store.put("ev-1", status, total_frames=2)
-    await world.path.handle(_event())
+    await world.path.handle(outbox_event())
     assert world.objects.downloads == []
     assert world.publisher.sent == []
     assert world.store.document("ev-1") == before
@@ -179,9 +102,9 @@ async def test_a_duplicate_of_a_finished_event_does_nothing(tmp_path, status):
 
 async def test_a_duplicate_of_an_event_whose_tasks_were_all_published_does_nothing(tmp_path):
     """processing with total_frames set means only the commit was lost: nothing is redone."""
-    world = World(tmp_path, _frames(2))
+    world = VideoWorld(tmp_path, extracted_frames(2))
     before = world.store.put("ev-1", Status.PROCESSING, total_frames=2)
-    await world.path.handle(_event())
+    await world.path.handle(outbox_event())
     assert world.objects.downloads == []
     assert world.publisher.sent == []
     assert world.store.document("ev-1") == before
@@ -189,9 +112,9 @@ async def test_a_duplicate_of_an_event_whose_tasks_were_all_published_does_nothi
 
 async def test_an_event_interrupted_before_its_total_is_redone(tmp_path):
     """processing without total_frames (a crash mid-extraction) is extracted again."""
-    world = World(tmp_path, _frames(2))
+    world = VideoWorld(tmp_path, extracted_frames(2))
     world.store.put("ev-1", Status.PROCESSING, frames_published=1)
-    await world.path.handle(_event())
+    await world.path.handle(outbox_event())
     document = world.store.document("ev-1")
     assert document is not None
     assert document["total_frames"] == 2
@@ -221,8 +144,8 @@ async def test_an_event_without_a_usable_id_is_dead_lettered_without_a_document(
 ):
     """Bad JSON or an id outside the allowlist: copied to outbox_events.dlq with the reason,
     and no document (there is no id to name it by)."""
-    world = World(tmp_path, _frames(1))
-    message = _message(value)
+    world = VideoWorld(tmp_path, extracted_frames(1))
+    message = outbox_message(value)
     await world.path.handle(message)
     _assert_dead_lettered(world, message, code)
     assert world.store.documents == {}
@@ -239,8 +162,8 @@ async def test_an_event_without_a_usable_id_is_dead_lettered_without_a_document(
 async def test_a_refused_event_with_a_usable_id_is_dead_lettered_and_fails(tmp_path, value, code):
     """A traversal key or a schema violation with a valid event id: dead-lettered, and the
     event's document is failed with the code, so status and notices say why."""
-    world = World(tmp_path, _frames(1))
-    message = _message(value)
+    world = VideoWorld(tmp_path, extracted_frames(1))
+    message = outbox_message(value)
     await world.path.handle(message)
     _assert_dead_lettered(world, message, code)
     document = world.store.document("ev-1")
@@ -252,8 +175,8 @@ async def test_a_refused_event_with_a_usable_id_is_dead_lettered_and_fails(tmp_p
 async def test_a_missing_video_object_fails_the_event_and_dead_letters_it(tmp_path):
     """The object is not in the bucket: failed with missing_object, and to the DLQ with the
     event id in the copy's headers."""
-    world = World(tmp_path, _frames(1))
-    message = _event("ev-2", "input/ev-2.mp4")
+    world = VideoWorld(tmp_path, extracted_frames(1))
+    message = outbox_event("ev-2", "input/ev-2.mp4")
     await world.path.handle(message)
     assert world.dead_letters()[0].headers["event_id"] == "ev-2"
     document = world.store.document("ev-2")
@@ -267,12 +190,12 @@ async def test_a_missing_video_object_fails_the_event_and_dead_letters_it(tmp_pa
 
 async def test_a_video_the_probe_refuses_fails_with_the_probes_code(tmp_path):
     """InvalidVideo from probe: failed with its code (here corrupt), dead-lettered, no task."""
-    world = World(
+    world = VideoWorld(
         tmp_path,
-        _frames(2),
+        extracted_frames(2),
         probe_error=InvalidVideo("moov atom not found", code=ErrorCode.CORRUPT),
     )
-    message = _event()
+    message = outbox_event()
     await world.path.handle(message)
     document = world.store.document("ev-1")
     assert document is not None
@@ -285,13 +208,12 @@ async def test_a_video_the_probe_refuses_fails_with_the_probes_code(tmp_path):
 
 async def test_a_decoder_failure_part_way_fails_the_event_and_announces_no_total(tmp_path):
     """Corrupt data after some frames: failed with the decoder's code, never extracted."""
-    world = World(
+    world = VideoWorld(
         tmp_path,
-        _frames(4),
-        publish_batch=1,
+        extracted_frames(4),
         extract_error=InvalidVideo("invalid NAL unit", code=ErrorCode.CORRUPT),
     )
-    message = _event()
+    message = outbox_event()
     await world.path.handle(message)
     document = world.store.document("ev-1")
     assert document is not None
@@ -299,15 +221,15 @@ async def test_a_decoder_failure_part_way_fails_the_event_and_announces_no_total
     assert document["error"]["code"] == ErrorCode.CORRUPT
     assert document["total_frames"] is None
     _assert_dead_lettered(world, message, ErrorCode.CORRUPT)
-    assert world.extracted == []
+    assert world.extractions() == 0
     assert world.source.closed == 1
     assert list(world.work_dir.iterdir()) == []
 
 
 async def test_a_video_above_the_size_limit_fails_with_file_too_large(tmp_path):
     """The store refuses to download above max_bytes: failed file_too_large."""
-    world = World(tmp_path, _frames(2), max_bytes=len(VIDEO) - 1)
-    message = _event()
+    world = VideoWorld(tmp_path, extracted_frames(2), max_video_bytes=len(VIDEO) - 1)
+    message = outbox_event()
     await world.path.handle(message)
     document = world.store.document("ev-1")
     assert document is not None
@@ -315,10 +237,10 @@ async def test_a_video_above_the_size_limit_fails_with_file_too_large(tmp_path):
     _assert_dead_lettered(world, message, ErrorCode.FILE_TOO_LARGE)
 
 
-async def test_a_video_without_frames_fails_with_no_frames(tmp_path):
+async def test_a_video_without_frames_fails_with_noextracted_frames(tmp_path):
     """Zero decodable frames: failed no_frames, never a processing event waiting forever."""
-    world = World(tmp_path, [])
-    message = _event()
+    world = VideoWorld(tmp_path, [])
+    message = outbox_event()
     await world.path.handle(message)
     document = world.store.document("ev-1")
     assert document is not None
@@ -326,32 +248,32 @@ async def test_a_video_without_frames_fails_with_no_frames(tmp_path):
     assert document["error"]["code"] == ErrorCode.NO_FRAMES
     assert document["total_frames"] is None
     _assert_dead_lettered(world, message, ErrorCode.NO_FRAMES)
-    assert world.extracted == []
+    assert world.extractions() == 0
 
 
 async def test_a_publisher_outage_propagates_as_retriable_and_leaves_the_event_processing(
     tmp_path,
 ):
     """Kafka not answering: RetriableError for the loop to retry, no total, no DLQ message."""
-    world = World(tmp_path, _frames(5), publish_batch=2)
+    world = VideoWorld(tmp_path, extracted_frames(5))
     world.publisher.fail_next(1, after=1)  # the partition count is read; the first batch fails
     with pytest.raises(RetriableError):
-        await world.path.handle(_event())
+        await world.path.handle(outbox_event())
     document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.PROCESSING
     assert document["total_frames"] is None
     assert world.dead_letters() == []
-    assert world.extracted == []
+    assert world.extractions() == 0
     assert world.source.closed == 1
     assert list(world.work_dir.iterdir()) == []
 
 
-async def test_the_retry_after_a_publisher_outage_completes_the_event(tmp_path):
+async def test_the_retry_after_a_publisher_outage_completes_theoutbox_event(tmp_path):
     """The loop's retry of the same message publishes every frame and sets the total."""
-    world = World(tmp_path, _frames(5), publish_batch=2)
+    world = VideoWorld(tmp_path, extracted_frames(5))
     world.publisher.fail_next(1)
-    message = _event()
+    message = outbox_event()
     with pytest.raises(RetriableError):
         await world.path.handle(message)
     await world.path.handle(message)
@@ -359,15 +281,15 @@ async def test_the_retry_after_a_publisher_outage_completes_the_event(tmp_path):
     assert document is not None
     assert document["total_frames"] == 5
     assert {t.value["frame_id"] for t in world.tasks()} == {0, 5, 10, 15, 20}
-    assert world.extracted == ["ev-1"]
+    assert world.extractions() == 1
 
 
 async def test_an_object_store_outage_propagates_as_retriable(tmp_path):
     """S3 not answering while downloading: RetriableError, the event stays processing."""
-    world = World(tmp_path, _frames(1))
+    world = VideoWorld(tmp_path, extracted_frames(1))
     world.objects.fail_next(1)
     with pytest.raises(RetriableError):
-        await world.path.handle(_event())
+        await world.path.handle(outbox_event())
     document = world.store.document("ev-1")
     assert document is not None
     assert document["status"] == Status.PROCESSING
@@ -376,9 +298,9 @@ async def test_an_object_store_outage_propagates_as_retriable(tmp_path):
 
 async def test_dead_letter_records_the_failure_of_a_message_the_loop_gave_up_on(tmp_path):
     """The loop's own dead_letter call fails a known event and copies the message to the DLQ."""
-    world = World(tmp_path, _frames(1))
+    world = VideoWorld(tmp_path, extracted_frames(1))
     world.store.put("ev-1", Status.PROCESSING)
-    message = _event()
+    message = outbox_event()
     await world.path.dead_letter(message, InvalidVideo("boom", code=ErrorCode.INTERNAL))
     document = world.store.document("ev-1")
     assert document is not None
@@ -388,24 +310,24 @@ async def test_dead_letter_records_the_failure_of_a_message_the_loop_gave_up_on(
 
 
 async def test_a_redone_video_skips_the_frames_an_earlier_run_recorded(tmp_path):
-    """A video redone after a crash (its first chunk of 64 tasks recorded, no total) decodes
-    again but uploads and publishes only the frames after that chunk; the total counts all."""
-    world = World(tmp_path, _frames(150))
-    earlier = ChunkAssembler("frames")
-    for ordinal in range(CHUNK_SIZE):
+    """A video redone after a crash (its first page of 64 tasks recorded, no total) decodes
+    again but uploads and publishes only the frames after that page; the total counts all."""
+    world = VideoWorld(tmp_path, extracted_frames(150))
+    earlier = TaskPageAssembler("frames")
+    for ordinal in range(TASKS_PER_PAGE):
         record = TaskRecord(
             ordinal * 5, ordinal * 200, 64, 48, f"frames/ev-1/{ordinal * 5}.jpg", 0, 0
         )
-        if (chunk := earlier.add(ordinal, record)) is not None:
-            await world.store.record_chunk("ev-1", chunk)
+        if (page := earlier.add(ordinal, record)) is not None:
+            await world.store.record_task_page("ev-1", page)
     await world.store.begin("ev-1", {"results_partitions": 4})
-    await world.path.handle(_event())
+    await world.path.handle(outbox_event())
     published = sorted(t.value["frame_id"] for t in world.tasks())
-    assert published == [ordinal * 5 for ordinal in range(CHUNK_SIZE, 150)]
+    assert published == [ordinal * 5 for ordinal in range(TASKS_PER_PAGE, 150)]
     uploaded = {key for bucket, key in world.objects.objects if bucket == "frames"}
-    assert uploaded == {f"frames/ev-1/{o * 5}.jpg" for o in range(CHUNK_SIZE, 150)}
+    assert uploaded == {f"frames/ev-1/{o * 5}.jpg" for o in range(TASKS_PER_PAGE, 150)}
     document = world.store.document("ev-1")
     assert document["total_frames"] == 150
-    chunks = [await world.store.read_chunk("ev-1", k) for k in range(3)]
-    assert [len(c.tasks) for c in chunks] == [64, 64, 22]
-    assert world.telemetry.total("frames_resumed") == CHUNK_SIZE
+    pages = [await world.store.read_task_page("ev-1", k) for k in range(3)]
+    assert [len(c.tasks) for c in pages] == [64, 64, 22]
+    assert world.telemetry.total("frames_resumed") == TASKS_PER_PAGE

@@ -3,7 +3,7 @@
 Per event: create the prediction document, stream the video from S3 to a local file, decode and
 preprocess every N-th frame off the event loop, upload each JPEG, publish one task per frame
 (keyed by frame, so one video spreads over every partition and every inference worker), record
-where Kafka stored each task in chunk documents, then set ``total_frames``. Everything is
+where Kafka stored each task in page documents, then set ``total_frames``. Everything is
 idempotent, so a redelivered event redoes the same work and changes nothing.
 """
 
@@ -25,30 +25,32 @@ from video_runner.contracts import (
     VideoEvent,
     event_id_hint,
     parse_video_event,
-    raw_payload,
 )
 from video_runner.contracts.options import EventOptions, callback_refusal
-from video_runner.domain.display_text import without_paths
 from video_runner.domain.ids import frame_key
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.sampling import SamplingPlan
-from video_runner.domain.status import Status
 from video_runner.domain.video import ExtractedFrame
-from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, RetriableError
-from video_runner.ports import FrameSource, Message, ObjectStore, PredictionStore, RawPublisher
+from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, most_telling
+from video_runner.ports import (
+    FrameSource,
+    Message,
+    ObjectStore,
+    PredictionStore,
+    RawPublisher,
+    Telemetry,
+)
 from video_runner.services.dead_letters import DeadLetters
+from video_runner.services.event_refusals import EventRefusals
 from video_runner.services.extraction_claim import ExtractionClaims
-from video_runner.services.notices import Notices, move_and_announce
+from video_runner.services.notices import Notices
 from video_runner.services.task_publication import DONE, Publication, PublishTo
-from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
-#: The most of a refused event's bucket or key kept on its document.
-_SHOWN_SOURCE = 1024
 
 
 @dataclass(frozen=True, slots=True)
-class VideoPathConfig:
+class VideoHandlerConfig:
     videos_bucket: str
     frames_bucket: str
     tasks_topic: str
@@ -72,12 +74,12 @@ class VideoPathConfig:
     publish_batch: int = 32
 
 
-class VideoPath:
+class VideoHandler:
     """Handles one ``outbox_events`` message at a time (the consumer loop runs several)."""
 
     def __init__(
         self,
-        config: VideoPathConfig,
+        config: VideoHandlerConfig,
         *,
         store: PredictionStore,
         objects: ObjectStore,
@@ -95,7 +97,18 @@ class VideoPath:
         self._frames = frames
         self._telemetry = telemetry
         self._on_extracted = on_extracted
-        self._dead_letters = DeadLetters(publisher, config.dlq_suffix, config.dlq_max_bytes)
+        self._refusals = EventRefusals(
+            store=store,
+            notices=notices,
+            dead_letters=DeadLetters(publisher, config.dlq_suffix, config.dlq_max_bytes),
+            telemetry=telemetry,
+            work_dir=config.work_dir,
+            max_message_bytes=config.max_message_bytes,
+            defaults={
+                "sampling": config.sampling.as_dict(),
+                "preprocessing": config.preprocessing.as_dict(),
+            },
+        )
         self._extractions = ExtractionClaims(store, config.extraction_stale_s)
 
     async def handle(self, message: Message) -> None:
@@ -111,7 +124,7 @@ class VideoPath:
             await self._refuse_options(message, exc)
             return
         except PermanentError as exc:
-            await self._reject(message, getattr(exc, "event_id", None), exc)
+            await self._refusals.fail(message, getattr(exc, "event_id", None), exc)
             return
         refusal = callback_refusal(event.options, self._config.webhook_hosts)
         if refusal is not None:
@@ -142,7 +155,7 @@ class VideoPath:
                     "duplicate event: another copy extracted it", extra={"event_id": event.event_id}
                 )
         except PermanentError as exc:
-            await self._reject(message, event.event_id, exc)
+            await self._refusals.fail(message, event.event_id, exc)
 
     async def _refuse_options(self, message: Message, error: OptionsRejected) -> None:
         """Record the event, then fail it: a producer must be able to see why (``status``)."""
@@ -152,13 +165,13 @@ class VideoPath:
             self._telemetry.count("events_duplicate")
             return
         if await self._store.begin(event.event_id, self._initial_fields(event, None)):
-            await self._reject(message, event.event_id, error)
+            await self._refusals.fail(message, event.event_id, error)
 
     async def dead_letter(self, message: Message, error: PermanentError) -> None:
         event_id = getattr(error, "event_id", None) or event_id_hint(
             message.value, max_bytes=self._config.max_message_bytes
         )
-        await self._reject(message, event_id, error)
+        await self._refusals.fail(message, event_id, error)
 
     def plan_of(self, event: VideoEvent) -> SamplingPlan:
         """The event's own sampling: its options over the runner's ``FRAME_EVERY_N``."""
@@ -261,7 +274,7 @@ class VideoPath:
                 await uploaded.put(DONE)
                 await publisher
         except BaseExceptionGroup as group_error:
-            raise _most_telling(group_error) from None
+            raise most_telling(group_error) from None
         elapsed = time.monotonic() - started
         published = publication.published
         self._stage(event.event_id, "extract_upload_publish", started, frames=published)
@@ -270,48 +283,6 @@ class VideoPath:
             decoded = published * (plan.every_n or 1)
             self._telemetry.gauge("decode_fps", decoded / elapsed)
         return published
-
-    async def _reject(self, message: Message, event_id: str | None, error: PermanentError) -> None:
-        # Dead-letter first: once the document says failed, a redelivery is a duplicate and the
-        # copy would never be written. A crash between the two repeats the copy, never loses it.
-        await self._dead_letters.send(message, error, event_id=event_id)
-        reason = without_paths(str(error), [self._config.work_dir])
-        if event_id is not None:
-            # Whatever the refusal, an event with a usable id ends as a failed document with
-            # its notice: a client waiting for it learns why instead of waiting forever.
-            if await self._store.get(event_id) is None:
-                await self._store.begin(event_id, self._refused_fields(message))
-            await move_and_announce(
-                self._store,
-                self._notices,
-                event_id,
-                Status.FAILED,
-                {
-                    "error": {"code": str(error.code), "message": reason},
-                    "failed_at": datetime.now(UTC),
-                },
-            )
-        self._telemetry.count("events_failed", error_code=str(error.code))
-        log.error(
-            "event failed",
-            extra={"event_id": event_id, "error_code": str(error.code), "reason": str(error)},
-        )
-
-    def _refused_fields(self, message: Message) -> dict[str, Any]:
-        """The document of an event refused before it was read: its source as it was given
-        (values only, cut short), the runner's defaults for the rest."""
-        payload = raw_payload(message.value, max_bytes=self._config.max_message_bytes)
-        return {
-            "source": {
-                name: str(payload[name])[:_SHOWN_SOURCE] if name in payload else None
-                for name in ("bucket", "object")
-            }
-            | {"media_type": "video"},
-            "sampling": self._config.sampling.as_dict(),
-            "options": {},
-            "preprocessing": self._config.preprocessing.as_dict(),
-            "error": None,
-        }
 
     def _stage(self, event_id: str, stage: str, started: float, **fields: Any) -> None:  # noqa: ANN401
         duration = time.monotonic() - started
@@ -325,23 +296,3 @@ class VideoPath:
                 **fields,
             },
         )
-
-
-def _most_telling(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error that decides what happens to the event: permanent beats retriable beats others."""
-    errors = _leaves(group)
-    for kind in (PermanentError, RetriableError):
-        for error in errors:
-            if isinstance(error, kind):
-                return error
-    return errors[0]
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            leaves.extend(_leaves(error))
-        else:
-            leaves.append(error)
-    return leaves

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from support.documents import stored_document
-from support.objects import frame_ids_of, header, metric, task_values
+from support.objects import frame_ids_of, header, metric, s3_client, task_values
 from support.stack import (
     create_topic,
     free_port,
@@ -181,7 +181,7 @@ async def test_an_id_with_dot_dot_builds_no_key_and_no_document(settings):
         await store.close()
     objects = bootstrap.object_store(settings)
     await objects.ensure_bucket(settings.bucket_frames)
-    listing = objects._client.list_objects_v2(Bucket=settings.bucket_frames)
+    listing = s3_client(settings).list_objects_v2(Bucket=settings.bucket_frames)
     assert listing.get("KeyCount", 0) == 0
 
 

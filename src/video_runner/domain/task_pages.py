@@ -1,12 +1,12 @@
 """Where each published frame task is recorded: a few documents per video, found by their ``_id``.
 
 The video path publishes one task per sampled frame. Their records (frame id, timestamp, size,
-S3 key, and the Kafka partition and offset the task was stored at) are kept in chunks of
-``CHUNK_SIZE`` frames by *ordinal*, the frame's rank among the sampled frames: chunk ``k`` holds
-ordinals ``k * CHUNK_SIZE`` to ``(k + 1) * CHUNK_SIZE - 1``. Ordinals are the same on every redo
-of a video, so a redo replaces each chunk with the same frames; the number of chunks follows from
-``total_frames``, so every reader (merge, reaper, retention) finds them all by ``_id`` alone,
-with no query whose cost grows with other events' documents.
+S3 key, and the Kafka partition and offset the task was stored at) are kept in *task pages* of
+``TASKS_PER_PAGE`` frames by *ordinal*, the frame's rank among the sampled frames: page ``k``
+holds ordinals ``k * TASKS_PER_PAGE`` to ``(k + 1) * TASKS_PER_PAGE - 1``. Ordinals are the same
+on every redo of a video, so a redo replaces each page with the same frames; the number of pages
+follows from ``total_frames``, so every reader (merge, reaper, retention) finds them all by
+``_id`` alone, with no query whose cost grows with other events' documents.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-#: Frames per chunk: one chunk document is a few KB, and a 3-hour video has under 1,000 of them.
-CHUNK_SIZE = 64
+#: Frames per page: one page document is a few KB, and a 3-hour video has under 1,000 of them.
+TASKS_PER_PAGE = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +62,8 @@ class TaskRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class TaskChunk:
-    """The task records of ordinals ``[index * CHUNK_SIZE, (index + 1) * CHUNK_SIZE)``."""
+class TaskPage:
+    """The task records of ordinals ``[index * TASKS_PER_PAGE, (index + 1) * TASKS_PER_PAGE)``."""
 
     index: int
     bucket: str
@@ -72,26 +72,26 @@ class TaskChunk:
     def frame_ids(self) -> list[int]:
         return [task.frame_id for task in self.tasks]
 
-    def with_republished(self, moved: Mapping[int, TaskRecord]) -> TaskChunk:
-        """This chunk with the records of re-published frames (new offset, one more attempt)."""
+    def with_republished(self, moved: Mapping[int, TaskRecord]) -> TaskPage:
+        """This page with the records of re-published frames (new offset, one more attempt)."""
         return replace(self, tasks=tuple(moved.get(t.frame_id, t) for t in self.tasks))
 
 
-def chunk_of(ordinal: int) -> int:
-    """The chunk that holds the sampled frame of rank ``ordinal``."""
-    return ordinal // CHUNK_SIZE
+def task_page_of(ordinal: int) -> int:
+    """The page that holds the sampled frame of rank ``ordinal``."""
+    return ordinal // TASKS_PER_PAGE
 
 
-def chunk_count(total_frames: int) -> int:
-    """How many chunks a video with ``total_frames`` sampled frames has."""
-    return math.ceil(total_frames / CHUNK_SIZE)
+def task_page_count(total_frames: int) -> int:
+    """How many pages a video with ``total_frames`` sampled frames has."""
+    return math.ceil(total_frames / TASKS_PER_PAGE)
 
 
-class ChunkAssembler:
-    """Collects published tasks, in any order, into chunks that are complete (pure bookkeeping).
+class TaskPageAssembler:
+    """Collects published tasks, in any order, into pages that are complete (pure bookkeeping).
 
     The video path adds each frame's record with its ordinal once its task is acknowledged; a
-    chunk is handed out as soon as all its ordinals are in, and the last, shorter chunk when the
+    page is handed out as soon as all its ordinals are in, and the last, shorter page when the
     video ends (``finish``).
     """
 
@@ -99,20 +99,20 @@ class ChunkAssembler:
         self._bucket = bucket
         self._open: dict[int, dict[int, TaskRecord]] = {}
 
-    def add(self, ordinal: int, record: TaskRecord) -> TaskChunk | None:
-        index = chunk_of(ordinal)
+    def add(self, ordinal: int, record: TaskRecord) -> TaskPage | None:
+        index = task_page_of(ordinal)
         members = self._open.setdefault(index, {})
         members[ordinal] = record
-        if len(members) < CHUNK_SIZE:
+        if len(members) < TASKS_PER_PAGE:
             return None
         del self._open[index]
         return self._chunk(index, members)
 
-    def finish(self) -> Iterator[TaskChunk]:
-        """The chunks still open (the last one is shorter), in order."""
+    def finish(self) -> Iterator[TaskPage]:
+        """The pages still open (the last one is shorter), in order."""
         for index in sorted(self._open):
             yield self._chunk(index, self._open[index])
         self._open.clear()
 
-    def _chunk(self, index: int, members: Mapping[int, TaskRecord]) -> TaskChunk:
-        return TaskChunk(index, self._bucket, tuple(members[o] for o in sorted(members)))
+    def _chunk(self, index: int, members: Mapping[int, TaskRecord]) -> TaskPage:
+        return TaskPage(index, self._bucket, tuple(members[o] for o in sorted(members)))

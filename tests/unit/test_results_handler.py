@@ -3,130 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-from collections.abc import Sequence
 
 import pytest
 
-from support.fakes import (
-    FakeClock,
-    FakeConsumedOffsets,
-    FakeMessage,
-    FakePredictionStore,
-    FakePublisher,
-    RecordingTelemetry,
-    config_of,
-)
-from video_runner.bootstrap import configs
-from video_runner.domain.chunks import ChunkAssembler, TaskRecord
+from support.fakes import FakeMessage
+from support.worlds import PARTITIONS, ResultsWorld, result_message, spread
 from video_runner.domain.results import FrameResult
 from video_runner.domain.status import Status
 from video_runner.errors import DependencyUnavailable, ErrorCode
-from video_runner.services.repair import Reaper, Reconciler
-from video_runner.services.results_path import Completion, ResultsPath
 
 TOPIC = "inference_results"
-PARTITIONS = 4
-
-
-def _result(
-    frame_id: int, event_id: str = "ev-1", *, error=None, partition: int = 0, offset: int = 0
-) -> FakeMessage:
-    document = {
-        "event_id": event_id,
-        "frame_id": frame_id,
-        "timestamp_ms": frame_id * 40,
-        "objects": [{"class": "person", "box": [1, 2, 3, 4], "conf": 0.8}],
-        "model": "fake",
-    }
-    if error is not None:
-        document["error"] = error
-    return FakeMessage(
-        topic=TOPIC,
-        partition=partition,
-        offset=offset,
-        key=f"{event_id}/{frame_id}".encode(),
-        value=json.dumps(document).encode(),
-    )
-
-
-def _spread(messages: Sequence[FakeMessage]) -> list[FakeMessage]:
-    """The same messages on the partitions their frame keys would hash to."""
-    return [
-        FakeMessage(m.topic, hash(m.key) % PARTITIONS, m.offset, m.key, m.value) for m in messages
-    ]
-
-
-class World:
-    def __init__(self, *, store=None, publisher=None, **config):
-        """``store`` and ``publisher`` given: another runner replica beside an existing world."""
-        self.clock = FakeClock()
-        self.store = store or FakePredictionStore(clock=self.clock)
-        self.publisher = publisher or FakePublisher(partition_count=PARTITIONS)
-        self.offsets = FakeConsumedOffsets()
-        self.telemetry = RecordingTelemetry()
-        # The ratio is 0 unless a test sets it: one failed frame is then enough to fail.
-        self.config = config_of(configs.results_config, **{"max_failed_ratio": 0.0, **config})
-        self.completion = Completion(self.config, self.store, self.publisher, self.telemetry)
-        self.path = ResultsPath(
-            self.config,
-            store=self.store,
-            publisher=self.publisher,
-            completion=self.completion,
-            telemetry=self.telemetry,
-        )
-        self.reconciler = Reconciler(self.config, self.store, self.completion)
-        self.reaper = Reaper(
-            self.config,
-            store=self.store,
-            publisher=self.publisher,
-            offsets=self.offsets,
-            telemetry=self.telemetry,
-        )
-
-    async def extracted(self, event_id: str = "ev-1", frames: int = 5, *, total: bool = True):
-        """An event whose tasks the video path published (frame ids 0, 5, 10...), recorded in
-        chunks with the offsets the broker gave them; total_frames set if ``total``."""
-        messages = [(f"{event_id}/{i * 5}", {"frame_id": i * 5}) for i in range(frames)]
-        deliveries = await self.publisher.publish_many("inference_tasks", messages)
-        chunks = ChunkAssembler("frames")
-        for ordinal, delivery in enumerate(deliveries):
-            record = TaskRecord(
-                ordinal * 5,
-                ordinal * 200,
-                64,
-                48,
-                f"frames/{event_id}/{ordinal * 5}.jpg",
-                delivery.partition,
-                delivery.offset,
-            )
-            if (chunk := chunks.add(ordinal, record)) is not None:
-                await self.store.record_chunk(event_id, chunk)
-        for chunk in chunks.finish():
-            await self.store.record_chunk(event_id, chunk)
-        self.store.put(
-            event_id,
-            Status.PROCESSING,
-            frames_published=frames,
-            total_frames=frames if total else None,
-            sampling={"every_n": 5},
-            results_partitions=PARTITIONS,
-        )
-
-    def notices(self):
-        return self.publisher.on("predictable_events")
-
-    def republished(self):
-        return [s for s in self.publisher.on("inference_tasks") if s.value.get("attempt")]
 
 
 async def test_a_batch_is_stored_once_and_completes_the_event_with_one_notice():
     """Every result of a batch is stored; the event moves to predictable once, with a summary,
     and one notice tells the outbox-S3 workers."""
-    world = World()
+    world = ResultsWorld()
     await world.extracted(frames=5)
-    await world.path.handle_batch(_spread([_result(i * 5, offset=i) for i in range(5)]))
+    await world.path.handle_batch(spread([result_message(i * 5, offset=i) for i in range(5)]))
     document = world.store.document("ev-1")
     assert document["status"] == Status.PREDICTABLE
     assert document["results_received"] == 5
@@ -141,16 +36,18 @@ async def test_a_batch_is_stored_once_and_completes_the_event_with_one_notice():
 async def test_duplicates_in_a_batch_and_across_batches_are_counted_once():
     """A result seen twice (same batch or a later one) is stored and counted once: the first
     one wins, and the event is not complete until every distinct frame is in."""
-    world = World(max_failed_ratio=0.5)
+    world = ResultsWorld(max_failed_frame_ratio=0.5)
     await world.extracted(frames=3)
-    await world.path.handle_batch([_result(0), _result(0), _result(5, error="first")])
-    await world.path.handle_batch([_result(5), _result(5)])
+    await world.path.handle_batch(
+        [result_message(0), result_message(0), result_message(5, error="first")]
+    )
+    await world.path.handle_batch([result_message(5), result_message(5)])
     document = world.store.document("ev-1")
     assert document["status"] == Status.PROCESSING
     assert (await world.store.progress("ev-1", PARTITIONS)).stored == 2
     assert world.store.results["ev-1", 5].error == "first"
     assert world.telemetry.total("results_duplicate") == 3
-    await world.path.handle_batch([_result(10)])
+    await world.path.handle_batch([result_message(10)])
     assert (await world.store.get("ev-1")).status == Status.PREDICTABLE
 
 
@@ -159,9 +56,9 @@ async def test_shuffled_duplicated_results_over_partitions_complete_exactly_once
     """Results in any order, duplicated, over every partition and in batches of any size, still
     complete the event exactly once with every frame stored exactly once."""
     rng = random.Random(seed)
-    world = World()
+    world = ResultsWorld()
     await world.extracted(frames=40)
-    messages = _spread([_result(i * 5, offset=i) for i in range(40)] * 3)
+    messages = spread([result_message(i * 5, offset=i) for i in range(40)] * 3)
     rng.shuffle(messages)
     while messages:
         size = rng.randint(1, 25)
@@ -175,10 +72,10 @@ async def test_shuffled_duplicated_results_over_partitions_complete_exactly_once
 async def test_two_replicas_storing_one_event_at_once_move_it_exactly_once():
     """Two runner replicas (two results paths on one store) storing halves of one event at the
     same time: the event moves to predictable once and one notice is sent."""
-    world = World()
-    other = World(store=world.store, publisher=world.publisher)
+    world = ResultsWorld()
+    other = world.replica()
     await world.extracted(frames=60)
-    messages = _spread([_result(i * 5, offset=i) for i in range(60)])
+    messages = spread([result_message(i * 5, offset=i) for i in range(60)])
     halves = [m for m in messages if m.partition < 2], [m for m in messages if m.partition >= 2]
     await asyncio.gather(world.path.handle_batch(halves[0]), other.path.handle_batch(halves[1]))
     assert len(world.store.stored_results("ev-1")) == 60
@@ -189,9 +86,9 @@ async def test_two_replicas_storing_one_event_at_once_move_it_exactly_once():
 async def test_results_before_the_total_are_counted_and_completed_by_the_video_path_check():
     """Results stored while the video path still publishes count; the check the video path
     makes once it sets the total finishes the event."""
-    world = World()
+    world = ResultsWorld()
     await world.extracted(frames=3, total=False)
-    await world.path.handle_batch([_result(0), _result(5), _result(10)])
+    await world.path.handle_batch([result_message(0), result_message(5), result_message(10)])
     assert (await world.store.get("ev-1")).status == Status.PROCESSING
     await world.store.update_processing("ev-1", {"total_frames": 3})
     await world.completion.check("ev-1")
@@ -201,11 +98,16 @@ async def test_results_before_the_total_are_counted_and_completed_by_the_video_p
 async def test_results_of_unknown_or_finished_events_and_unsampled_frames_are_not_stored():
     """Nothing waits for them: a result of an unknown event, of a finished event, or of a frame
     the sampling never selected is neither stored nor counted."""
-    world = World()
+    world = ResultsWorld()
     await world.extracted("ev-1", frames=3)
     world.store.put("ev-done", Status.READY, total_frames=1)
     await world.path.handle_batch(
-        [_result(0, "ev-unknown"), _result(0, "ev-done"), _result(7), _result(15)]
+        [
+            result_message(0, "ev-unknown"),
+            result_message(0, "ev-done"),
+            result_message(7),
+            result_message(15),
+        ]
     )
     assert world.store.results == {}
     assert (await world.store.progress("ev-1", PARTITIONS)).stored == 0
@@ -217,10 +119,10 @@ async def test_results_of_unknown_or_finished_events_and_unsampled_frames_are_no
 async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_is_stored():
     """A message that is not a valid result goes to the DLQ with its code; its neighbours in the
     batch are stored as usual."""
-    world = World()
+    world = ResultsWorld()
     await world.extracted(frames=2)
     poison = FakeMessage(topic=TOPIC, offset=9, key=b"x", value=b'{"event_id": "ev-1", NaN}')
-    await world.path.handle_batch([_result(0), poison, _result(5)])
+    await world.path.handle_batch([result_message(0), poison, result_message(5)])
     (dead,) = world.publisher.on("inference_results.dlq")
     assert dead.headers["error_code"] == str(ErrorCode.BAD_JSON)
     assert dead.headers["original_offset"] == "9"
@@ -229,10 +131,15 @@ async def test_a_poison_message_in_a_batch_is_dead_lettered_and_the_rest_is_stor
 
 async def test_too_many_detector_errors_fail_the_event_with_inference_failed():
     """Above the allowed ratio of detector errors the event fails instead of completing."""
-    world = World(max_failed_ratio=0.25)
+    world = ResultsWorld(max_failed_frame_ratio=0.25)
     await world.extracted(frames=4)
     await world.path.handle_batch(
-        [_result(0, error="boom"), _result(5, error="boom"), _result(10), _result(15)]
+        [
+            result_message(0, error="boom"),
+            result_message(5, error="boom"),
+            result_message(10),
+            result_message(15),
+        ]
     )
     document = world.store.document("ev-1")
     assert document["status"] == Status.FAILED
@@ -244,11 +151,11 @@ async def test_too_many_detector_errors_fail_the_event_with_inference_failed():
 async def test_the_hot_path_never_scans_whatever_the_store_holds():
     """Storing results and completing events reads and writes by _id only: no call that a
     server without secondary indexes answers with a scan, however many events are stored."""
-    world = World()
+    world = ResultsWorld()
     for n in range(50):
         await world.extracted(f"other-{n}", frames=3)
     await world.extracted(frames=20)
-    await world.path.handle_batch(_spread([_result(i * 5, offset=i) for i in range(20)]))
+    await world.path.handle_batch(spread([result_message(i * 5, offset=i) for i in range(20)]))
     assert (await world.store.get("ev-1")).status == Status.PREDICTABLE
     assert world.store.scans == 0
 
@@ -256,10 +163,10 @@ async def test_the_hot_path_never_scans_whatever_the_store_holds():
 async def test_a_store_outage_is_retriable_and_the_retry_changes_nothing_twice():
     """MongoDB down mid-batch: DependencyUnavailable for the loop to retry; the retried batch
     stores nothing twice and completes the event once."""
-    world = World()
+    world = ResultsWorld()
     await world.extracted(frames=2)
     world.store.fail_next(1)
-    batch = [_result(0), _result(5)]
+    batch = [result_message(0), result_message(5)]
     with pytest.raises(DependencyUnavailable):
         await world.path.handle_batch(batch)
     await world.path.handle_batch(batch)
@@ -270,10 +177,12 @@ async def test_a_store_outage_is_retriable_and_the_retry_changes_nothing_twice()
 async def test_a_crash_between_insert_and_count_is_repaired_by_the_recount_once_quiet():
     """Results stored but never counted (the process died between the two writes) leave the
     counters short; once the event is quiet the reconciler recounts and completes it."""
-    world = World(recount_after_s=30.0)
+    world = ResultsWorld(recount_after_s=30.0)
     await world.extracted(frames=3)
     await world.store.save_results([("ev-1", FrameResult(i, i * 40)) for i in (0, 5, 10)])
-    await world.path.handle_batch([_result(0), _result(5), _result(10)])  # all duplicates now
+    await world.path.handle_batch(
+        [result_message(0), result_message(5), result_message(10)]
+    )  # all duplicates now
     assert (await world.store.get("ev-1")).status == Status.PROCESSING
     assert await world.reconciler.run_once(now=world.clock.now) == 0  # not quiet yet
     scans_before = world.store.scans
@@ -285,9 +194,9 @@ async def test_a_crash_between_insert_and_count_is_repaired_by_the_recount_once_
 
 async def test_the_reconciler_recounts_a_quiet_event_only_once_until_it_moves_again():
     """An event waiting for results that never come is recounted once, not at every pass."""
-    world = World(recount_after_s=30.0)
+    world = ResultsWorld(recount_after_s=30.0)
     await world.extracted(frames=3)
-    await world.path.handle_batch([_result(0)])
+    await world.path.handle_batch([result_message(0)])
     world.clock.advance(31)
     await world.reconciler.run_once(now=world.clock.now)
     recounts = world.store.scans
@@ -299,14 +208,14 @@ async def test_the_reconciler_recounts_a_quiet_event_only_once_until_it_moves_ag
 async def test_a_thousand_queued_frames_are_never_republished_or_failed_for_waiting():
     """Frames the inference group has not consumed are a backlog, not a loss: hours of waiting
     re-publish nothing and fail nothing."""
-    world = World(result_deadline_s=120.0, reaper_max_attempts=3)
+    world = ResultsWorld(result_deadline_s=120.0, reaper_max_attempts=3)
     await world.extracted(frames=1000)
     world.offsets.committed_offsets = {}  # the inference workers are busy elsewhere
     for _ in range(20):
         await world.reaper.run_once(now=world.clock.advance(3600))
     assert world.republished() == []
     assert (await world.store.get("ev-1")).status == Status.PROCESSING
-    # Nothing consumed, nothing to look up: a backlog costs chunk reads, not frame lookups.
+    # Nothing consumed, nothing to look up: a backlog costs page reads, not frame lookups.
     assert world.store.lookups == 0
 
 
@@ -314,12 +223,12 @@ async def test_consumed_frames_without_a_result_are_republished_once_per_round()
     """After the grace period, a frame the group consumed but never answered is re-published
     with attempt 1, its record moves to the new offset, and a second pass within the doubled
     grace re-publishes nothing more; frames still queued are left alone."""
-    world = World(result_deadline_s=120.0)
+    world = ResultsWorld(result_deadline_s=120.0)
     await world.extracted(frames=8)
-    await world.path.handle_batch([_result(i * 5) for i in range(4)])
-    chunk = await world.store.read_chunk("ev-1", 0)
-    lost = [t for t in chunk.tasks if t.frame_id in (20, 25)]
-    queued = [t for t in chunk.tasks if t.frame_id in (30, 35)]
+    await world.path.handle_batch([result_message(i * 5) for i in range(4)])
+    page = await world.store.read_task_page("ev-1", 0)
+    lost = [t for t in page.tasks if t.frame_id in (20, 25)]
+    queued = [t for t in page.tasks if t.frame_id in (30, 35)]
     committed = {t.partition: t.offset + 1 for t in lost}
     for task in queued:  # the group has not reached these
         committed[task.partition] = min(committed.get(task.partition, 0), task.offset)
@@ -330,7 +239,7 @@ async def test_consumed_frames_without_a_result_are_republished_once_per_round()
     assert again == [20, 25]
     assert {s.key for s in world.republished()} == {"ev-1/20", "ev-1/25"}
     assert {s.value["attempt"] for s in world.republished()} == {1}
-    moved = {t.frame_id: t for t in (await world.store.read_chunk("ev-1", 0)).tasks}
+    moved = {t.frame_id: t for t in (await world.store.read_task_page("ev-1", 0)).tasks}
     assert moved[20].attempt == 1
     assert (moved[20].partition, moved[20].offset) != (lost[0].partition, lost[0].offset)
     assert await world.reaper.run_once(now=world.clock.advance(200)) == 0
@@ -338,14 +247,8 @@ async def test_consumed_frames_without_a_result_are_republished_once_per_round()
 
 async def test_two_reapers_republish_a_round_once():
     """Two runner replicas reaping the same event at once: one claims the round."""
-    world = World(result_deadline_s=10.0)
-    second = Reaper(
-        world.config,
-        store=world.store,
-        publisher=world.publisher,
-        offsets=world.offsets,
-        telemetry=world.telemetry,
-    )
+    world = ResultsWorld(result_deadline_s=10.0)
+    second = world.replica().reaper
     await world.extracted(frames=3)
     world.offsets.committed_offsets = dict.fromkeys(range(PARTITIONS), 10**6)
     now = world.clock.advance(11)
@@ -356,9 +259,9 @@ async def test_two_reapers_republish_a_round_once():
 async def test_a_frame_lost_after_the_last_attempt_fails_the_event_with_its_id():
     """A frame consumed and unanswered after every re-publication fails the event with
     inference_timeout, naming the missing frames."""
-    world = World(result_deadline_s=10.0, reaper_max_attempts=2)
+    world = ResultsWorld(result_deadline_s=10.0, reaper_max_attempts=2)
     await world.extracted(frames=3)
-    await world.path.handle_batch([_result(0)])
+    await world.path.handle_batch([result_message(0)])
     for _ in range(4):
         # Whatever was published so far has been consumed, and nothing answered.
         world.offsets.committed_offsets = dict.fromkeys(range(PARTITIONS), 10**6)
@@ -374,18 +277,18 @@ async def test_results_waiting_on_a_stalled_results_partition_are_never_reaped_o
     """The inference group answered every task, but one results partition has not been consumed
     (a rebalance that keeps failing while replicas come and go): hours of passes re-publish
     nothing and fail nothing, then the first pass after the partition moves on reaps as usual."""
-    world = World(result_deadline_s=10.0, reaper_max_attempts=2)
+    world = ResultsWorld(result_deadline_s=10.0, reaper_max_attempts=2)
     await world.extracted(frames=3)
     world.offsets.committed_offsets = dict.fromkeys(range(PARTITIONS), 10**6)
-    results = world.config.results_topic
+    results = world.settings.topic_inference_results
     world.offsets.ends[results] = {0: 40, 1: 12, 2: 0, 3: 7}
     stalled = {0: 40, 1: 3, 2: 0, 3: 7}  # partition 1: nine results not consumed
-    world.offsets.committed_by_group[world.config.results_group] = stalled
+    world.offsets.committed_by_group[world.settings.group_results] = stalled
     for _ in range(10):
         await world.reaper.run_once(now=world.clock.advance(3600))
     assert world.republished() == []
     assert (await world.store.get("ev-1")).status == Status.PROCESSING
-    world.offsets.committed_by_group[world.config.results_group] = {0: 40, 1: 12, 2: 0, 3: 7}
+    world.offsets.committed_by_group[world.settings.group_results] = {0: 40, 1: 12, 2: 0, 3: 7}
     assert await world.reaper.run_once(now=world.clock.advance(11)) == 1
     assert sorted(s.value["frame_id"] for s in world.republished()) == [0, 5, 10]
 
@@ -393,10 +296,10 @@ async def test_results_waiting_on_a_stalled_results_partition_are_never_reaped_o
 async def test_a_results_group_that_lags_but_moves_lets_the_reaper_use_the_previous_pass():
     """Under steady traffic the results group is always a batch behind the topic's end; it has
     passed the end the previous pass saw, so the tasks consumed as of that pass are reaped."""
-    world = World(result_deadline_s=10.0)
+    world = ResultsWorld(result_deadline_s=10.0)
     await world.extracted(frames=3)
     world.offsets.committed_offsets = dict.fromkeys(range(PARTITIONS), 10**6)
-    results, group = world.config.results_topic, world.config.results_group
+    results, group = world.settings.topic_inference_results, world.settings.group_results
     world.offsets.ends[results] = {0: 100}
     world.offsets.committed_by_group[group] = {0: 90}
     assert await world.reaper.run_once(now=world.clock.advance(11)) == 0  # nothing to go by yet

@@ -31,10 +31,9 @@ from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import ResultCounts
 from video_runner.domain.status import Status
 from video_runner.errors import ErrorCode, PermanentError
-from video_runner.ports import Message, PredictionStore, RawPublisher
+from video_runner.ports import Message, PredictionStore, RawPublisher, Telemetry
 from video_runner.services.dead_letters import DeadLetters
 from video_runner.services.notices import Notices, move_and_announce
-from video_runner.services.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ class _Accepted:
     message: ResultMessage
 
 
-class ResultsPath:
+class ResultsHandler:
     """Handles ``inference_results`` messages, a batch at a time (``handle`` for a single one)."""
 
     def __init__(

@@ -8,16 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from support.fakes import (
-    FakeDetector,
-    FakeMessage,
-    FakeObjectStore,
-    FakePublisher,
-    RecordingTelemetry,
-)
+from support.fakes import FakeDetector, FakeMessage
+from support.worlds import InferenceWorld
 from video_runner.domain.preprocess import encode_jpeg
 from video_runner.errors import ErrorCode
-from video_runner.services.inference import BatchingDetector, InferenceConfig, InferenceWorker
+from video_runner.services.inference import BatchingDetector
 
 
 def _image(value: int) -> np.ndarray:
@@ -36,8 +31,6 @@ async def batching():
     yield make
     for batching in detectors:
         await batching.close()
-        if batching._worker is not None:
-            await asyncio.gather(batching._worker, return_exceptions=True)
 
 
 async def test_concurrent_calls_are_gathered_into_batches(batching):
@@ -74,22 +67,12 @@ async def test_a_detector_error_reaches_every_waiter_of_the_batch(batching):
     assert (await batcher.detect(_image(9)))[0].cls == "v9"
 
 
-class World:
-    def __init__(self, batching, *, detector: FakeDetector | None = None):
-        self.objects = FakeObjectStore()
-        self.publisher = FakePublisher()
-        self.telemetry = RecordingTelemetry()
-        self.detector = detector or FakeDetector(name="hog-v1")
-        self.worker = InferenceWorker(
-            InferenceConfig(results_topic="inference_results", dlq_suffix=".dlq"),
-            objects=self.objects,
-            publisher=self.publisher,
-            detector=batching(self.detector, batch_size=4, max_wait_s=0.005),
-            telemetry=self.telemetry,
-        )
-
-    def results(self):
-        return self.publisher.on("inference_results")
+@pytest.fixture
+async def world():
+    """An inference handler built by the composition root, its batching task closed after."""
+    world = InferenceWorld()
+    yield world
+    await world.close()
 
 
 def _task(frame_id: int = 5, *, event_id: str = "ev-1", key: str | None = None) -> FakeMessage:
@@ -111,11 +94,10 @@ def _task(frame_id: int = 5, *, event_id: str = "ev-1", key: str | None = None) 
     )
 
 
-async def test_a_task_yields_one_result_keyed_by_its_frame_with_the_model_name(batching):
+async def test_a_task_yields_one_result_keyed_by_its_frame_with_the_model_name(world):
     """The frame is read, detected and published as a result keyed by its frame (event/frame)."""
-    world = World(batching)
     world.objects.objects["frames", "frames/ev-1/5.jpg"] = encode_jpeg(_image(200), 100)
-    await world.worker.handle(_task(5))
+    await world.handler.handle(_task(5))
     (sent,) = world.results()
     assert sent.key == "ev-1/5"
     assert sent.value["event_id"] == "ev-1"
@@ -131,10 +113,9 @@ async def test_a_task_yields_one_result_keyed_by_its_frame_with_the_model_name(b
     assert world.telemetry.total("frames_inferred", status="ok") == 1
 
 
-async def test_a_missing_frame_object_yields_a_result_with_an_error(batching):
+async def test_a_missing_frame_object_yields_a_result_with_an_error(world):
     """The runner must hear about the frame: a result with error, no objects, no exception."""
-    world = World(batching)
-    await world.worker.handle(_task(10))
+    await world.handler.handle(_task(10))
     (sent,) = world.results()
     assert sent.value["frame_id"] == 10
     assert sent.value["objects"] == []
@@ -144,11 +125,10 @@ async def test_a_missing_frame_object_yields_a_result_with_an_error(batching):
     assert world.telemetry.total("frames_inferred", status="error") == 1
 
 
-async def test_an_undecodable_frame_yields_a_result_with_a_bad_image_error(batching):
+async def test_an_undecodable_frame_yields_a_result_with_a_bad_image_error(world):
     """Bytes that are not a JPEG: a result whose error says bad_image."""
-    world = World(batching)
     world.objects.objects["frames", "frames/ev-1/5.jpg"] = b"definitely not a jpeg"
-    await world.worker.handle(_task(5))
+    await world.handler.handle(_task(5))
     (sent,) = world.results()
     assert sent.value["error"].startswith("bad_image:")
     assert sent.value["objects"] == []
@@ -167,13 +147,12 @@ async def test_an_undecodable_frame_yields_a_result_with_a_bad_image_error(batch
         ),
     ],
 )
-async def test_a_malformed_task_is_dead_lettered(batching, value, code):
+async def test_a_malformed_task_is_dead_lettered(world, value, code):
     """Copied to inference_tasks.dlq with the reason; no result, no S3 read."""
-    world = World(batching)
     message = FakeMessage(topic="inference_tasks", partition=3, offset=77, key=None, value=value)
-    await world.worker.handle(message)
+    await world.handler.handle(message)
     assert world.results() == []
-    (sent,) = world.publisher.on("inference_tasks.dlq")
+    (sent,) = world.dead_letters()
     assert sent.value == value
     assert sent.key is None
     assert sent.headers["error_code"] == code
@@ -181,13 +160,22 @@ async def test_a_malformed_task_is_dead_lettered(batching, value, code):
     assert world.telemetry.total("tasks_rejected", error_code=str(code)) == 1
 
 
-async def test_concurrent_tasks_each_get_their_own_result(batching):
+async def test_concurrent_tasks_each_get_their_own_result(world):
     """Tasks handled together (the loop's in-flight work) publish one result each."""
-    world = World(batching)
     for frame_id in range(6):
         world.objects.objects["frames", f"frames/ev-1/{frame_id}.jpg"] = encode_jpeg(
             _image(frame_id * 40), 100
         )
-    await asyncio.gather(*(world.worker.handle(_task(i)) for i in range(6)))
+    await asyncio.gather(*(world.handler.handle(_task(i)) for i in range(6)))
     assert sorted(s.value["frame_id"] for s in world.results()) == list(range(6))
     assert sum(world.detector.batches) == 6
+
+
+async def test_closing_a_batching_detector_leaves_no_task_of_it_running(batching):
+    """``close`` returns once the batching task has ended, so a process that closes it (or a
+    test) leaves nothing behind on the event loop."""
+    batcher = batching(FakeDetector(), batch_size=4, max_wait_s=0.01)
+    assert (await batcher.detect(_image(1)))[0].cls == "v1"
+    await batcher.close()
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert [t for t in others if not t.done()] == []
