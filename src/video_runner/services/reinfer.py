@@ -197,8 +197,8 @@ class ReinferPath:
             raise _expired(original.event_id, "deleted by the frames retention")
         recorded: set[int] = set()
         index = 0
-        while (chunk := await self._store.read_task_page(version_id, index)) is not None:
-            recorded.update(chunk.frame_ids())  # an earlier run of this request published them
+        while (page := await self._store.read_task_page(version_id, index)) is not None:
+            recorded.update(page.frame_ids())  # an earlier run of this request published them
             index += 1
         publication = RerunPublication(
             self._config,

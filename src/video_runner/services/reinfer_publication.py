@@ -1,4 +1,4 @@
-"""A re-run's tasks on their way out: batches on ``inference_tasks``, and the chunk records of
+"""A re-run's tasks on their way out: batches on ``inference_tasks``, and the task pages recording
 where each went (the reaper and the merge read them, as for any event)."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from typing import Any
 from video_runner.contracts import InferenceTask
 from video_runner.domain.ids import frame_key, task_key
 from video_runner.domain.prediction import Prediction
-from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
+from video_runner.domain.task_pages import TaskPageAssembler
 from video_runner.ports import PredictionStore, RawPublisher, Telemetry
+from video_runner.services.task_publication import task_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +27,7 @@ class ReinferConfig:
 
 
 class RerunPublication:
-    """A version's tasks in batches, and the chunk records of where each went."""
+    """A version's tasks in batches, and the task pages recording where each went."""
 
     def __init__(
         self,
@@ -50,7 +51,7 @@ class RerunPublication:
         self._size = (video.get("width"), video.get("height"))
         self._classes = original.detector_classes
         self._min_confidence = original.min_confidence
-        self._chunks = TaskPageAssembler(config.frames_bucket)
+        self._pages = TaskPageAssembler(config.frames_bucket)
         self._batch: list[tuple[int, InferenceTask]] = []
 
     async def add(self, ordinal: int, frame_id: int, timestamp_ms: Any) -> None:  # noqa: ANN401
@@ -83,20 +84,12 @@ class RerunPublication:
         )
         self._telemetry.count("frames_published", len(batch))
         for (ordinal, task), delivery in zip(batch, deliveries, strict=True):
-            record = TaskRecord(
-                frame_id=task.frame_id,
-                timestamp_ms=task.timestamp_ms,
-                width=task.width,
-                height=task.height,
-                object_key=task.object_key,
-                partition=delivery.partition,
-                offset=delivery.offset,
-            )
-            chunk = self._chunks.add(ordinal, record)
-            if chunk is not None:
-                await self._store.record_task_page(self._version_id, chunk)
+            record = task_record(task, delivery)
+            page = self._pages.add(ordinal, record)
+            if page is not None:
+                await self._store.record_task_page(self._version_id, page)
 
     async def finish(self) -> None:
         await self._send()
-        for chunk in self._chunks.finish():
-            await self._store.record_task_page(self._version_id, chunk)
+        for page in self._pages.finish():
+            await self._store.record_task_page(self._version_id, page)

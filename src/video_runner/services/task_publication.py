@@ -14,7 +14,7 @@ from video_runner.contracts import InferenceTask, VideoEvent
 from video_runner.domain.ids import frame_key, task_key
 from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
 from video_runner.domain.video import ExtractedFrame
-from video_runner.ports import PredictionStore, RawPublisher, Telemetry
+from video_runner.ports import Delivery, PredictionStore, RawPublisher, Telemetry
 
 #: The end marker of the queue of uploaded frames.
 DONE = None
@@ -136,15 +136,20 @@ class Publication:
         telemetry.count("frames_published", len(tasks))
         self.published += len(tasks)
         for task, delivery in zip(tasks, deliveries, strict=True):
-            record = TaskRecord(
-                frame_id=task.frame_id,
-                timestamp_ms=task.timestamp_ms,
-                width=task.width,
-                height=task.height,
-                object_key=task.object_key,
-                partition=delivery.partition,
-                offset=delivery.offset,
-            )
+            record = task_record(task, delivery)
             page = self._task_pages.add(self._ordinals[task.frame_id], record)
             if page is not None:
                 await self._store.record_task_page(event_id, page)
+
+
+def task_record(task: InferenceTask, delivery: Delivery) -> TaskRecord:
+    """The record of a published task: what it asks for, and where the broker stored it."""
+    return TaskRecord(
+        frame_id=task.frame_id,
+        timestamp_ms=task.timestamp_ms,
+        width=task.width,
+        height=task.height,
+        object_key=task.object_key,
+        partition=delivery.partition,
+        offset=delivery.offset,
+    )
