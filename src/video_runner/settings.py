@@ -260,41 +260,30 @@ class Settings(BaseSettings):
     @cached_property
     def source_buckets(self) -> frozenset[str]:
         """``ALLOWED_SOURCE_BUCKETS`` as a set (blanks ignored), for ``parse_video_event``."""
-        names = (name.strip() for name in self.allowed_source_buckets.split(","))
-        return frozenset(name for name in names if name)
+        return frozenset(_names(self.allowed_source_buckets))
 
     @cached_property
     def webhook_hosts(self) -> frozenset[str]:
         """``WEBHOOK_ALLOWED_HOSTS`` as a set of lower-case ``host[:port]`` entries."""
-        names = (name.strip().lower() for name in self.webhook_allowed_hosts.split(","))
-        return frozenset(name for name in names if name)
-
-    @cached_property
-    def mongo_collections(self) -> dict[str, str]:
-        """The store's collections by role (see ``adapters/mongo.py``)."""
-        return {
-            "events": self.mongo_collection,
-            "task_pages": self.mongo_task_pages_collection,
-            "results": self.mongo_results_collection,
-            "progress": self.mongo_progress_collection,
-            "claims": self.mongo_claims_collection,
-            "notices": self.mongo_notices_collection,
-        }
+        return frozenset(_names(self.webhook_allowed_hosts.lower()))
 
     @cached_property
     def served_detectors(self) -> frozenset[str]:
         """``DETECTORS_SERVED`` as a set of lower-case kinds (blanks ignored)."""
-        names = (name.strip().lower() for name in self.detectors_served.split(","))
-        return frozenset(name for name in names if name)
+        return frozenset(_names(self.detectors_served.lower()))
 
     @cached_property
     def execution_providers(self) -> tuple[str, ...]:
         """``ONNX_PROVIDERS`` as a tuple (blanks ignored), in order of preference."""
-        names = (name.strip() for name in self.onnx_providers.split(","))
-        return tuple(name for name in names if name)
+        return tuple(_names(self.onnx_providers))
 
     def dlq_topic(self, topic: str) -> str:
         return f"{topic}{self.dlq_suffix}"
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated setting's entries, in order, blanks dropped."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

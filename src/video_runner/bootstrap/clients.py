@@ -101,10 +101,19 @@ def object_store(settings: Settings) -> S3ObjectStore:
 
 
 def prediction_store(settings: Settings) -> MongoPredictionStore:
+    # The store's collections by role (adapters/mongo).
+    collections = {
+        "events": settings.mongo_collection,
+        "task_pages": settings.mongo_task_pages_collection,
+        "results": settings.mongo_results_collection,
+        "progress": settings.mongo_progress_collection,
+        "claims": settings.mongo_claims_collection,
+        "notices": settings.mongo_notices_collection,
+    }
     return MongoPredictionStore.connect(
         settings.mongo_uri.get_secret_value(),
         settings.mongo_db,
-        settings.mongo_collections,
+        collections,
         timeout_ms=settings.mongo_timeout_ms,
     )
 
