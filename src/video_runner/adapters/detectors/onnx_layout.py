@@ -13,12 +13,15 @@ import ast
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
 
 from video_runner.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    # Only a process that opens a session pays for onnxruntime (see onnx_session).
+    import onnxruntime as ort
 
 _log = logging.getLogger(__name__)
 

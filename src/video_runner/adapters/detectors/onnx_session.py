@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING
 
 from video_runner.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +37,10 @@ def choose_providers(wanted: Sequence[str], available: Sequence[str]) -> list[st
 
 
 def open_session(path: Path, threads: int | None, providers: Sequence[str]) -> ort.InferenceSession:
+    # Imported here: every process builds through the composition root, and only the one that
+    # runs a model should load onnxruntime (~40 MB resident).
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     # Warnings and up: onnxruntime's info level prints a line per graph optimisation.
     options.log_severity_level = 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from video_runner.adapters.detectors.darknet.cfg import parse_cfg
-from video_runner.adapters.detectors.darknet.graph import build_graph
 from video_runner.adapters.detectors.darknet.weights import read_weights
 from video_runner.errors import ConfigurationError
 
@@ -42,6 +41,10 @@ def convert(
     expose_layers: bool = False,
 ) -> onnx.ModelProto:
     """Convert a darknet YOLO model; raises ``ConfigurationError`` if the parts disagree."""
+    # The graph builder needs the onnx package, which costs a process ~150 MB and a second
+    # to import: only a conversion pays for it, not every process that names the bundled model.
+    from video_runner.adapters.detectors.darknet.graph import build_graph
+
     network = parse_cfg(cfg_text, size)
     if len(names) != network.classes:
         raise ConfigurationError(
