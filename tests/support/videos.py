@@ -57,6 +57,7 @@ def make_video(
     pts_ms: list[int] | None = None,
     rotation_ccw: int | None = None,
     faststart: bool = False,
+    gop: int | None = None,
 ) -> Path:
     """Encode ``frames`` pattern frames; ``pts_ms`` makes the frame rate variable."""
     options = {"movflags": "faststart"} if faststart else {}
@@ -64,6 +65,8 @@ def make_video(
         stream = container.add_stream(codec, rate=fps)
         assert isinstance(stream, av.video.stream.VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if gop is not None:
+            stream.codec_context.gop_size = gop
         if pts_ms is not None:
             stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
         if rotation_ccw is not None:
@@ -106,6 +109,10 @@ def decode_all_bgr(path: Path) -> list[tuple[float, np.ndarray]]:
         ]
 
 
+#: A tone beside the pictures (lavfi's sine, AAC), ending with them: an interleaved file.
+_TONE = ("-f", "lavfi", "-i", "sine=frequency=440", "-c:a", "aac", "-shortest")
+
+
 def make_ffmpeg_video(
     path: Path,
     frames: int = 60,
@@ -113,6 +120,7 @@ def make_ffmpeg_video(
     size: str = "160x96",
     rate: str = "25",
     output_args: tuple[str, ...] = ("-c:v", "libx264", "-pix_fmt", "yuv420p"),
+    with_audio: bool = False,
 ) -> Path:
     """Encode ``frames`` of FFmpeg's moving ``testsrc2`` pattern with the imageio-ffmpeg binary.
 
@@ -124,7 +132,13 @@ def make_ffmpeg_video(
     subprocess.run(
         [
             *(imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi"),
-            *("-i", f"testsrc2=size={size}:rate={rate}", "-frames:v", str(frames)),
+            *("-i", f"testsrc2=size={size}:rate={rate}"),
+            *(
+                ("-f", "lavfi", "-i", "sine=frequency=440", "-c:a", "aac", "-shortest")
+                if with_audio
+                else ()
+            ),
+            *("-frames:v", str(frames)),
             *output_args,
             str(path),
         ],

@@ -16,6 +16,7 @@ import av.error
 
 from video_runner.domain.params import VideoLimits
 from video_runner.errors import ErrorCode, InvalidVideo
+from video_runner.extraction.range_reader import RangeReader
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,30 +28,34 @@ if TYPE_CHECKING:
 _NOT_VIDEO_FORMATS = frozenset({"tty", "image2", "ico", "gif"})
 
 
-def open_video(path: Path, limits: VideoLimits) -> InputContainer:
-    size = path.stat().st_size
+def open_video(source: Path | RangeReader, limits: VideoLimits) -> InputContainer:
+    """Open a local file, or a remote object through a :class:`RangeReader`, for decoding."""
+    reader = source if isinstance(source, RangeReader) else None
+    size = source.size if isinstance(source, RangeReader) else source.stat().st_size
+    name = source.name
     if size == 0:
-        raise InvalidVideo(f"{path.name} is an empty file", code=ErrorCode.EMPTY_FILE)
+        raise InvalidVideo(f"{name} is an empty file", code=ErrorCode.EMPTY_FILE)
     if limits.max_bytes is not None and size > limits.max_bytes:
         raise InvalidVideo(
-            f"{path.name} has {size} bytes, above the limit of {limits.max_bytes}",
+            f"{name} has {size} bytes, above the limit of {limits.max_bytes}",
             code=ErrorCode.FILE_TOO_LARGE,
         )
+    if reader is not None:
+        reader.seek(0)  # FFmpeg reads from where the file is: an earlier opening moved it
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(reader if reader is not None else str(source), mode="r")
     except av.error.FFmpegError as error:
-        if looks_like_a_container(path):
+        if looks_like_a_container(source):
             raise InvalidVideo(
-                f"{path.name} is a damaged video container: {error}", code=ErrorCode.CORRUPT
+                f"{name} is a damaged video container: {error}", code=ErrorCode.CORRUPT
             ) from error
-        raise InvalidVideo(
-            f"{path.name} is not a video: {error}", code=ErrorCode.NOT_A_VIDEO
-        ) from error
-    name = container.format.name
-    if name in _NOT_VIDEO_FORMATS or name.endswith("_pipe"):
+        raise InvalidVideo(f"{name} is not a video: {error}", code=ErrorCode.NOT_A_VIDEO) from error
+    format_name = container.format.name
+    if format_name in _NOT_VIDEO_FORMATS or format_name.endswith("_pipe"):
         container.close()
         raise InvalidVideo(
-            f"{path.name} is not a video (FFmpeg reads it as {name!r})", code=ErrorCode.NOT_A_VIDEO
+            f"{name} is not a video (FFmpeg reads it as {format_name!r})",
+            code=ErrorCode.NOT_A_VIDEO,
         )
     return container
 
@@ -119,10 +124,13 @@ def ms_of(value: int | None, time_base: Fraction | None) -> int | None:
     return round(value * time_base * 1000)
 
 
-def looks_like_a_container(path: Path) -> bool:
+def looks_like_a_container(source: Path | RangeReader) -> bool:
     """Whether the file starts like a known video container (so failing to open it is damage)."""
-    with path.open("rb") as file:
-        head = file.read(512)
+    if isinstance(source, RangeReader):
+        head = source.read_at(0, 512)
+    else:
+        with source.open("rb") as file:
+            head = file.read(512)
     return (
         head[4:8] in {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"}
         or head.startswith((b"\x1a\x45\xdf\xa3", b"FLV", b"OggS", b"\x00\x00\x01\xba"))

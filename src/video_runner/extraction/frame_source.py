@@ -27,9 +27,14 @@ from video_runner.extraction.container import open_video
 from video_runner.extraction.decoder import VideoDecoder
 from video_runner.extraction.pipeline import FrameJob, FramePipeline
 from video_runner.extraction.preprocess_buffers import PreprocessBuffers
+from video_runner.extraction.segment_decoder import SegmentDecoder
+from video_runner.extraction.segment_planning import Planned, plan_segments
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from video_runner.domain.segments import Segment
+    from video_runner.extraction.range_reader import RangeReader
 
 #: Called with ``(frame_id, image)`` just before JPEG encoding: lets tests compare exact pixels.
 #: The array is the worker thread's and is overwritten by its next frame: copy it to keep it.
@@ -99,11 +104,37 @@ class VideoFrameSource:
         finally:
             pipeline.close()
 
-    async def extract(
+    def extract(
         self, path: Path, plan: SamplingPlan | None = None
     ) -> AsyncGenerator[ExtractedFrame, None]:
         """Like :meth:`iter_frames`; blocking waits and CPU work stay off the event loop."""
-        starting = asyncio.ensure_future(asyncio.to_thread(self._start, path, plan))
+        return self._run(lambda: self._start(path, plan))
+
+    def plan_segments(self, reader: RangeReader, plan: SamplingPlan, seconds: float) -> Planned:
+        """Probe a remote video through ``reader`` and cut it into segments (segment_planning)."""
+        return plan_segments(reader, self.limits, plan, seconds)
+
+    def iter_segment(
+        self, reader: RangeReader, segment: Segment, plan: SamplingPlan
+    ) -> Iterator[ExtractedFrame]:
+        """The sampled frames of one segment of a video read through ``reader``, in order."""
+        pipeline = self._start_segment(reader, segment, plan)
+        try:
+            while (frame := pipeline.next()) is not None:
+                yield frame
+        finally:
+            pipeline.close()
+
+    def extract_segment(
+        self, reader: RangeReader, segment: Segment, plan: SamplingPlan
+    ) -> AsyncGenerator[ExtractedFrame, None]:
+        """Like :meth:`iter_segment`, off the event loop (the reader's fetches too)."""
+        return self._run(lambda: self._start_segment(reader, segment, plan))
+
+    async def _run(
+        self, start: Callable[[], FramePipeline]
+    ) -> AsyncGenerator[ExtractedFrame, None]:
+        starting = asyncio.ensure_future(asyncio.to_thread(start))
         try:
             pipeline = await asyncio.shield(starting)
         except asyncio.CancelledError:
@@ -148,7 +179,26 @@ class VideoFrameSource:
             lanes=self.lanes,
         )
 
-    def _record(self, decoder: VideoDecoder, chunks: int = 0) -> None:
+    def _start_segment(
+        self, reader: RangeReader, segment: Segment, plan: SamplingPlan
+    ) -> FramePipeline:
+        container = open_video(reader, self.limits)
+        try:
+            decoder = SegmentDecoder(container, self.limits, segment, plan.rough_every(0.0))
+        except BaseException:
+            container.close()
+            raise
+        return FramePipeline(
+            decoder,
+            self._finish,
+            segment.keeps,
+            self.workers,
+            self.max_buffered_frames,
+            self._record,
+            lanes=1,
+        )
+
+    def _record(self, decoder: VideoDecoder | SegmentDecoder, chunks: int = 0) -> None:
         self.last_mode = "selective" if decoder.selective else "full"
         self.last_dropped = decoder.dropped
         self.last_packets = decoder.packets

@@ -15,6 +15,7 @@ from video_runner.domain.video import ExtractedFrame
 from video_runner.extraction.decode_chunks import Chunk
 from video_runner.extraction.decoder import VideoDecoder
 from video_runner.extraction.parallel_chunks import ChunkLanes, PlanBroken
+from video_runner.extraction.segment_decoder import SegmentDecoder
 
 if TYPE_CHECKING:
     from av.video.frame import VideoFrame
@@ -39,7 +40,8 @@ _END = object()
 class FramePipeline:
     """A decoder thread feeding a worker pool through a bounded, ordered queue of futures."""
 
-    decoder: VideoDecoder
+    #: The whole video, or one segment of it.
+    decoder: VideoDecoder | SegmentDecoder
     finish: Callable[[FrameJob], ExtractedFrame]
     #: Whether the frame at a presentation index is kept (the video's sampling plan).
     selects: Callable[[int], bool]
@@ -47,7 +49,7 @@ class FramePipeline:
     max_buffered_frames: int
     #: Told about the decoder once it has finished (how it decoded, what it dropped), and how
     #: many chunks lanes decoded.
-    on_finished: Callable[[VideoDecoder, int], None] = lambda *_: None
+    on_finished: Callable[[VideoDecoder | SegmentDecoder, int], None] = lambda *_: None
     #: Parallel decoders for a video that splits into independent chunks (1: never).
     lanes: int = 1
     #: How many chunks the lanes decoded (0: one decoder took the whole video).
@@ -107,9 +109,9 @@ class FramePipeline:
         finally:
             self.on_finished(decoder, self.chunks_decoded)
 
-    def _feed_frames(self, decoder: VideoDecoder) -> None:
+    def _feed_frames(self, decoder: VideoDecoder | SegmentDecoder) -> None:
         chunks = decoder.chunks(self.lanes)
-        if not chunks:
+        if not chunks or not isinstance(decoder, VideoDecoder):
             frames = decoder.frames()
         elif (given := self._feed_chunks(decoder, chunks)) is not None:
             frames = decoder.resume_in_full(after=given)  # the plan broke in a lane
@@ -149,7 +151,7 @@ class FramePipeline:
         return None
 
     def _handle(
-        self, decoder: VideoDecoder, index: int, frame: VideoFrame
+        self, decoder: VideoDecoder | SegmentDecoder, index: int, frame: VideoFrame
     ) -> Future[ExtractedFrame] | None:
         """Check a decoded frame; hand it to the pool if the sampling keeps it."""
         timestamp_ms = decoder.timestamp_ms(frame, index)
