@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     topic_predictable_events: str = "predictable_events"
     #: One completion notice per event that ends, ``ready`` or ``failed`` (key = event_id).
     topic_prediction_events: str = "prediction_events"
+    #: The segments of long videos, for every runner to take (docs/decisions/0015).
+    topic_video_segments: str = "video_segments"
     dlq_suffix: str = ".dlq"
     #: Dead-letter copies are truncated so value + headers stay below this (broker limit: 1 MB).
     dlq_max_bytes: int = Field(default=900_000, ge=4096)
@@ -49,6 +51,7 @@ class Settings(BaseSettings):
     group_results: str = "runner-results-group"
     group_inference: str = "inference-group"
     group_outbox: str = "outbox-s3-group"
+    group_segments: str = "runner-segments-group"
 
     #: Long videos never trip this: busy partitions are paused while one task keeps polling.
     kafka_max_poll_interval_ms: int = 300_000
@@ -103,6 +106,9 @@ class Settings(BaseSettings):
     #: lanes for a video of independent chunks (docs/decisions/0010). Two fill two cores.
     extract_workers: int = Field(default=2, ge=1, le=64)
     work_dir: str | None = None
+    #: An MP4 (H.264, HEVC) of at least twice this long is cut into segments of about this
+    #: long, which every runner takes (docs/decisions/0015); 0: each video is decoded whole.
+    segment_seconds: float = Field(default=60.0, ge=0)
 
     # --- Runner --------------------------------------------------------------------------
     max_videos_in_flight: int = Field(default=2, ge=1)

@@ -301,7 +301,13 @@ class FakePredictionStore:
 
     async def record_task_page(self, event_id: str, page: TaskPage) -> None:
         await self._round_trip()
-        self.task_pages[event_id, page.index] = page
+        # Merged by frame id, as the MongoDB adapter does: segments share boundary pages.
+        known = self.task_pages.get((event_id, page.index))
+        merged = {t.frame_id: t for t in (known.tasks if known is not None else ())}
+        merged |= {t.frame_id: t for t in page.tasks}
+        self.task_pages[event_id, page.index] = dataclasses.replace(
+            page, tasks=tuple(merged[f] for f in sorted(merged))
+        )
 
     async def read_task_page(self, event_id: str, index: int) -> TaskPage | None:
         await self._round_trip()
@@ -375,7 +381,8 @@ class FakePredictionStore:
 
 
 class FakeObjectStore:
-    """Implements ``ports.ObjectStore`` as a dict of bytes keyed by (bucket, key)."""
+    """Implements ``ports.ObjectStore`` (and ``ObjectRanges``) as a dict of bytes keyed by
+    (bucket, key)."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
@@ -384,6 +391,8 @@ class FakeObjectStore:
         self.downloads: list[tuple[str, str]] = []
         #: Objects read piece by piece (``ports.ObjectStream``).
         self.streamed: list[tuple[str, str]] = []
+        #: Ranged reads (``ports.ObjectRanges``): bucket, key and how many bytes.
+        self.ranges_read: list[tuple[str, str, int]] = []
         self._unavailable = 0
 
     def fail_next(self, times: int = 1) -> None:
@@ -416,6 +425,21 @@ class FakeObjectStore:
             )
         await asyncio.to_thread(path.write_bytes, data)
         return size
+
+    async def size_of(self, bucket: str, key: str, *, max_bytes: int | None = None) -> int:
+        await self._round_trip()
+        size = len(self._read(bucket, key, "head"))
+        if max_bytes is not None and size > max_bytes:
+            raise InvalidVideo(
+                f"s3://{bucket}/{key} is {size} bytes, above the limit of {max_bytes}",
+                code=ErrorCode.FILE_TOO_LARGE,
+            )
+        return size
+
+    async def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        await self._round_trip()
+        self.ranges_read.append((bucket, key, end - start))
+        return self._read(bucket, key, "get")[start:end]
 
     async def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         await self._round_trip()

@@ -15,7 +15,7 @@ from video_runner.domain.sampling import SamplingPlan
 from video_runner.errors import ErrorCode, InvalidVideo
 from video_runner.extraction.frame_source import VideoFrameSource
 from video_runner.extraction.mp4_index import NotIndexed, read_track_table
-from video_runner.extraction.range_reader import RangeReader
+from video_runner.extraction.range_reader import BLOCK_BYTES, RangeReader
 
 X264 = ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "12")
 X265_CLOSED = (
@@ -65,6 +65,22 @@ def reader_of(path, **kwargs):
     return RangeReader(lambda start, end: data[start:end], len(data), name=path.name, **kwargs)
 
 
+class Counted:
+    """A fetch over a file's bytes that counts what it was asked for."""
+
+    def __init__(self, path):
+        self.data = path.read_bytes()
+        self.name = path.name
+        self.fetched = 0
+
+    def __call__(self, start, end):
+        self.fetched += end - start
+        return self.data[start:end]
+
+    def args(self):
+        return self, len(self.data), self.name
+
+
 def frames_of(frames):
     return [(f.frame_id, f.timestamp_ms, f.width, f.height, f.jpeg) for f in frames]
 
@@ -72,11 +88,11 @@ def frames_of(frames):
 def whole_and_segmented(path, plan, seconds=SECONDS):
     source = VideoFrameSource()
     whole = frames_of(source.iter_frames(path, plan))
-    planned = source.plan_segments(reader_of(path), plan, seconds)
+    planned = source.plan_segments(*Counted(path).args(), plan, seconds)
     if planned.plan is None:
         return whole, None, planned
     pieces = [
-        frames_of(source.iter_segment(reader_of(path), segment, plan))
+        frames_of(source.iter_segment(*Counted(path).args(), segment, plan))
         for segment in planned.plan.segments
     ]
     return whole, pieces, planned
@@ -112,34 +128,49 @@ def test_sampling_by_index_by_rate_and_by_time_range_is_global_across_cuts(video
     assert [len(s.selected) for s in planned.plan.segments] == [len(p) for p in pieces]
 
 
-def test_each_segment_reads_about_its_share_of_the_file(videos):
-    """Decoding a segment fetches the header, the first block and its own pictures: far less
-    than the file, and the pieces together about the file once."""
-    path = videos["h264-audio"]
-    planned = VideoFrameSource().plan_segments(reader_of(path), EVERY_5, SECONDS)
-    size = path.stat().st_size
-    fetched = []
-    for segment in planned.plan.segments:
-        reader = reader_of(path, block_bytes=4096)
-        list(VideoFrameSource().iter_segment(reader, segment, EVERY_5))
-        fetched.append(reader.fetched)
-    header = reader_of(path, block_bytes=4096)
-    with av.open(header):
+@pytest.fixture(scope="module")
+def bigger_audio_video(tmp_path_factory):
+    """8 s of 640x360 with a tone: a file many times the reader's block."""
+    return make_ffmpeg_video(
+        tmp_path_factory.mktemp("share") / "big.mp4",
+        200,
+        size="640x360",
+        output_args=(*X264, "-b:v", "3M"),
+        with_audio=True,
+    )
+
+
+def test_each_segment_reads_about_its_share_of_the_file(bigger_audio_video):
+    """Decoding a segment fetches what opening the file fetches (its header and first block),
+    then its own bytes (its pictures, the audio between them) and at most a block around
+    them: never the file."""
+    path = bigger_audio_video
+    planned = VideoFrameSource().plan_segments(*Counted(path).args(), EVERY_5, SECONDS)
+    header = reader_of(path)
+    with av.open(header) as container:
         opening = header.fetched
-    shares = [f - opening for f in fetched]
-    assert max(shares) < size / 2
-    assert sum(shares) < size * 1.2
+        entries = container.streams.video[0].index_entries
+        spans = [
+            entries[s.end_frame - 1].pos + entries[s.end_frame - 1].size - entries[s.first_frame].pos
+            for s in planned.plan.segments
+        ]
+    for segment, span in zip(planned.plan.segments, spans, strict=True):
+        fetch = Counted(path)
+        list(VideoFrameSource().iter_segment(*fetch.args(), segment, EVERY_5))
+        assert fetch.fetched - opening <= span + 2 * BLOCK_BYTES, segment.index
+    assert len(spans) >= 4  # noqa: PLR2004
+    assert max(spans) < path.stat().st_size / 3
 
 
 def test_a_segment_whose_pictures_are_not_what_the_plan_says_is_a_corrupt_video(videos):
     """A plan whose last picture is one too many (an index that lies) stops the segment with
     ``corrupt`` naming it, after its real frames, never with wrong frames."""
     path = videos["h264-b-frames"]
-    planned = VideoFrameSource().plan_segments(reader_of(path), EVERY_5, SECONDS)
+    planned = VideoFrameSource().plan_segments(*Counted(path).args(), EVERY_5, SECONDS)
     segment = planned.plan.segments[1]
     lying = dataclasses.replace(segment, last_pts=segment.last_pts + 1)
     with pytest.raises(InvalidVideo) as caught:
-        list(VideoFrameSource().iter_segment(reader_of(path), lying, EVERY_5))
+        list(VideoFrameSource().iter_segment(*Counted(path).args(), lying, EVERY_5))
     assert caught.value.code is ErrorCode.CORRUPT
     assert f"segment 1 of {segment.count}" in str(caught.value)
 
@@ -147,8 +178,8 @@ def test_a_segment_whose_pictures_are_not_what_the_plan_says_is_a_corrupt_video(
 def test_segments_are_off_at_zero_seconds_and_short_videos_are_one_segment(videos):
     """``SEGMENT_SECONDS=0`` and a video shorter than two segments both decode whole."""
     path = videos["h264-b-frames"]
-    off = VideoFrameSource().plan_segments(reader_of(path), EVERY_5, 0)
-    short = VideoFrameSource().plan_segments(reader_of(path), EVERY_5, 60.0)
+    off = VideoFrameSource().plan_segments(*Counted(path).args(), EVERY_5, 0)
+    short = VideoFrameSource().plan_segments(*Counted(path).args(), EVERY_5, 60.0)
     assert off.plan is None
     assert "off" in (off.reason or "")
     assert short.plan is None

@@ -221,6 +221,32 @@ class S3ObjectStore:
 
         return await self._call(f"get s3://{bucket}/{key}", get, source=True)
 
+    async def size_of(self, bucket: str, key: str, *, max_bytes: int | None = None) -> int:
+        """Implements ``ports.ObjectRanges``: the object's size (a HEAD), within ``max_bytes``."""
+
+        def head() -> int:
+            size = int(self._client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            _check_size(size, bucket, key, max_bytes)
+            return size
+
+        return await self._call(f"head s3://{bucket}/{key}", head, source=True)
+
+    async def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        """Implements ``ports.ObjectRanges``: the bytes ``[start, end)``, one ranged GET."""
+
+        def get() -> bytes:
+            answer = self._client.get_object(
+                Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+            )
+            body = answer["Body"]
+            try:
+                data: bytes = body.read()
+            finally:
+                body.close()
+            return data
+
+        return await self._call(f"get s3://{bucket}/{key} [{start}, {end})", get, source=True)
+
     async def stream(self, bucket: str, key: str) -> AsyncIterator[bytes]:
         """Implements ``ports.ObjectStream``: one GET, its body read a piece at a time in a
         worker thread, so no more than a piece is in memory."""

@@ -50,6 +50,7 @@ def topics_of(settings: Settings) -> list[str]:
         settings.topic_outbox_events,
         settings.topic_inference_tasks,
         settings.topic_inference_results,
+        settings.topic_video_segments,
     ]
     return [
         *main,

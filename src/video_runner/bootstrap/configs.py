@@ -13,12 +13,14 @@ from pathlib import Path
 from video_runner.contracts import ResultLimits
 from video_runner.domain.retry_policy import RetryPolicy
 from video_runner.services.frame_retention import RetentionConfig
+from video_runner.services.frame_upload import FrameUpload
 from video_runner.services.inference import InferenceConfig
 from video_runner.services.notices import NoticeConfig
 from video_runner.services.outbox_s3 import OutboxConfig
 from video_runner.services.reinfer_publication import ReinferConfig
 from video_runner.services.results_handler import ResultsConfig
 from video_runner.services.video_handler import VideoHandlerConfig
+from video_runner.services.video_segments import SegmentsConfig
 from video_runner.services.webhooks import WebhookConfig
 from video_runner.settings import Settings
 
@@ -71,6 +73,17 @@ def video_handler_config(settings: Settings) -> VideoHandlerConfig:
         allowed_buckets=settings.source_buckets,
         webhook_hosts=settings.webhook_hosts,
         extraction_stale_s=settings.extraction_stale_s,
+    )
+
+
+def segments_config(settings: Settings) -> SegmentsConfig:
+    return SegmentsConfig(
+        topic=settings.topic_video_segments,
+        seconds=settings.segment_seconds,
+        tasks_topic=settings.topic_inference_tasks,
+        max_video_bytes=settings.limits.max_bytes,
+        upload=FrameUpload(settings.bucket_frames, settings.upload_concurrency),
+        default_every_n=settings.sampling.every_n,
     )
 
 

@@ -84,15 +84,19 @@ class Runner(_NoticeSending):
             settings, "runner", KafkaPublisher(kafka_connection(settings, "runner"), linger_ms=0)
         )
         self.offsets = GroupOffsets(kafka_connection(settings, "runner"))
+        own = frame_source(settings)
         self.services = runner_services(
             settings,
             store=self.store,
             objects=self.objects,
             publisher=self.publisher,
-            frames=frame_source(settings) if frames is None else frames,
+            frames=own if frames is None else frames,
             offsets=self.offsets,
             telemetry=self.telemetry,
             notices=self.notices,
+            # A stand-in frame source decodes whole videos only.
+            segment_source=own if frames is None else None,
+            ranges=self.objects,
         )
         self.completion = self.services.completion
         self.outbox_events = outbox_events(
@@ -123,13 +127,29 @@ class Runner(_NoticeSending):
             max_in_flight=1,
             batch_size=settings.results_batch_size,
         )
+        segments = self.services.segments
+        # Segments take the same slots as videos: a runner decodes this many at once.
+        self.segments_loop = (
+            None
+            if segments is None
+            else consumer_loop(
+                settings,
+                "runner",
+                topic=settings.topic_video_segments,
+                group_id=settings.group_segments,
+                handler=segments,
+                max_in_flight=settings.max_videos_in_flight,
+            )
+        )
+        loops = [self.events_loop, self.results_loop]
+        loops += [] if self.segments_loop is None else [self.segments_loop]
         self.service = Service(
             role="runner",
             settings=settings,
             telemetry=self.telemetry,
             checks=self._checks(),
             store=self.store,
-            loops=[self.events_loop, self.results_loop],
+            loops=loops,
             dashboard=(
                 DetectionReader(self.store, self.objects, settings.bucket_frames)
                 if settings.dashboard_enabled
@@ -144,6 +164,7 @@ class Runner(_NoticeSending):
             consumers=[
                 Consumer(self.events_loop, settings.shutdown_drain_s),
                 Consumer(self.results_loop, 3.0),
+                *[Consumer(loop, settings.shutdown_drain_s) for loop in loops[2:]],
             ],
             jobs=[
                 PeriodicJob(
@@ -153,7 +174,9 @@ class Runner(_NoticeSending):
                 PeriodicJob("in-progress", LAG_INTERVAL_S, self._report_in_progress),
             ],
             closers=[self.offsets.close, *self._closers()],
-            started_log={"groups": [settings.group_runner, settings.group_results]},
+            started_log={
+                "groups": [settings.group_runner, settings.group_results, settings.group_segments]
+            },
         )
 
     async def _prepare(self) -> None:

@@ -16,11 +16,13 @@ from video_runner.ports import (
     Detector,
     FrameSource,
     NoticeLog,
+    ObjectRanges,
     ObjectStore,
     ObjectStream,
     ObjectSweeper,
     PredictionStore,
     RawPublisher,
+    SegmentSource,
     Telemetry,
     TrackerFactory,
     VersionStore,
@@ -36,6 +38,7 @@ from video_runner.services.reinfer import ReinferPath
 from video_runner.services.repair import Reaper, Reconciler
 from video_runner.services.results_handler import Completion, ResultsHandler
 from video_runner.services.video_handler import VideoHandler
+from video_runner.services.video_segments import SegmentHandler, SegmentPlanner
 from video_runner.settings import Settings
 
 
@@ -45,6 +48,8 @@ class RunnerServices:
 
     completion: Completion
     video: VideoHandler
+    #: The handler of ``video_segments`` (None: this runner cuts no video into segments).
+    segments: SegmentHandler | None
     results: ResultsHandler
     reconciler: Reconciler
     reaper: Reaper
@@ -60,21 +65,55 @@ def runner_services(
     offsets: ConsumedOffsets,
     telemetry: Telemetry,
     notices: Notices | None = None,
+    segment_source: SegmentSource | None = None,
+    ranges: ObjectRanges | None = None,
 ) -> RunnerServices:
+    """``segment_source`` and ``ranges`` (the frame source and the object store, most often)
+    let the runner cut long videos into segments; without them it decodes every video whole."""
     results = configs.results_config(settings)
     completion = Completion(results, store, publisher, telemetry, notices=notices)
-    return RunnerServices(
-        completion=completion,
-        video=VideoHandler(
-            configs.video_handler_config(settings),
+    cut = configs.segments_config(settings)
+    planner = None
+    if segment_source is not None and ranges is not None:
+        planner = SegmentPlanner(
+            cut,
+            store=store,
+            ranges=ranges,
+            publisher=publisher,
+            source=segment_source,
+            telemetry=telemetry,
+        )
+    video = VideoHandler(
+        configs.video_handler_config(settings),
+        store=store,
+        objects=objects,
+        publisher=publisher,
+        frames=frames,
+        telemetry=telemetry,
+        on_extracted=completion.check,
+        notices=notices,
+        segments=planner,
+    )
+    segments = None
+    if segment_source is not None and ranges is not None:
+        segments = SegmentHandler(
+            cut,
+            default_bucket=settings.bucket_videos,
+            allowed_buckets=settings.source_buckets,
+            max_message_bytes=settings.max_message_bytes,
             store=store,
             objects=objects,
+            ranges=ranges,
             publisher=publisher,
-            frames=frames,
+            source=segment_source,
             telemetry=telemetry,
+            refusals=video.refusals,
             on_extracted=completion.check,
-            notices=notices,
-        ),
+        )
+    return RunnerServices(
+        completion=completion,
+        video=video,
+        segments=segments,
         results=ResultsHandler(
             results, store=store, publisher=publisher, completion=completion, telemetry=telemetry
         ),

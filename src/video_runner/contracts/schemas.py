@@ -21,6 +21,7 @@ from video_runner.contracts.options import EventOptions
 from video_runner.contracts.outbox_event import OutboxEvent
 from video_runner.contracts.predictable_event import PredictableEvent
 from video_runner.contracts.reinfer_event import ReinferEvent
+from video_runner.contracts.video_segment import SegmentTask
 
 #: What a schema file describes: a model, or the type adapter of a union of models (a message
 #: that is one of several shapes, such as a completion notice).
@@ -35,6 +36,7 @@ MODELS: dict[str, Contract] = {
     "predictable_event": PredictableEvent,
     "prediction_notice": PREDICTION_NOTICE,
     "reinfer_event": ReinferEvent,
+    "video_segment": SegmentTask,
 }
 
 

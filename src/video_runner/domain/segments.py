@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from video_runner.domain.sampling import SamplingPlan
+from video_runner.domain.video import VideoInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,16 @@ class SegmentPlan:
     #: Pictures in the video, and how many the sampling keeps (the event's ``total_frames``).
     pictures: int
     sampled: int
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """What planning found: the video's properties, and its segments or why it has none."""
+
+    info: VideoInfo
+    plan: SegmentPlan | None
+    #: Why the video is not cut (``plan`` is None), for the log.
+    reason: str | None = None
 
 
 def cut_positions(

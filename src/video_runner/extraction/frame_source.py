@@ -27,14 +27,15 @@ from video_runner.extraction.container import open_video
 from video_runner.extraction.decoder import VideoDecoder
 from video_runner.extraction.pipeline import FrameJob, FramePipeline
 from video_runner.extraction.preprocess_buffers import PreprocessBuffers
+from video_runner.extraction.range_reader import RangeReader
 from video_runner.extraction.segment_decoder import SegmentDecoder
-from video_runner.extraction.segment_planning import Planned, plan_segments
+from video_runner.extraction.segment_planning import plan_segments
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from video_runner.domain.segments import Segment
-    from video_runner.extraction.range_reader import RangeReader
+    from video_runner.domain.segments import Planned, Segment
+    from video_runner.ports import Fetch
 
 #: Called with ``(frame_id, image)`` just before JPEG encoding: lets tests compare exact pixels.
 #: The array is the worker thread's and is overwritten by its next frame: copy it to keep it.
@@ -110,15 +111,17 @@ class VideoFrameSource:
         """Like :meth:`iter_frames`; blocking waits and CPU work stay off the event loop."""
         return self._run(lambda: self._start(path, plan))
 
-    def plan_segments(self, reader: RangeReader, plan: SamplingPlan, seconds: float) -> Planned:
-        """Probe a remote video through ``reader`` and cut it into segments (segment_planning)."""
-        return plan_segments(reader, self.limits, plan, seconds)
+    def plan_segments(
+        self, fetch: Fetch, size: int, name: str, plan: SamplingPlan, seconds: float
+    ) -> Planned:
+        """Probe a remote video by ranged reads and cut it into segments (segment_planning)."""
+        return plan_segments(RangeReader(fetch, size, name=name), self.limits, plan, seconds)
 
     def iter_segment(
-        self, reader: RangeReader, segment: Segment, plan: SamplingPlan
+        self, fetch: Fetch, size: int, name: str, segment: Segment, plan: SamplingPlan
     ) -> Iterator[ExtractedFrame]:
-        """The sampled frames of one segment of a video read through ``reader``, in order."""
-        pipeline = self._start_segment(reader, segment, plan)
+        """The sampled frames of one segment of a video read by ranged reads, in order."""
+        pipeline = self._start_segment(RangeReader(fetch, size, name=name), segment, plan)
         try:
             while (frame := pipeline.next()) is not None:
                 yield frame
@@ -126,9 +129,10 @@ class VideoFrameSource:
             pipeline.close()
 
     def extract_segment(
-        self, reader: RangeReader, segment: Segment, plan: SamplingPlan
+        self, fetch: Fetch, size: int, name: str, segment: Segment, plan: SamplingPlan
     ) -> AsyncGenerator[ExtractedFrame, None]:
-        """Like :meth:`iter_segment`, off the event loop (the reader's fetches too)."""
+        """Like :meth:`iter_segment`, off the event loop (the fetches too)."""
+        reader = RangeReader(fetch, size, name=name)
         return self._run(lambda: self._start_segment(reader, segment, plan))
 
     async def _run(

@@ -24,6 +24,7 @@ import av.error
 import numpy as np
 
 from video_runner.domain.segments import (
+    Planned,
     Segment,
     SegmentPlan,
     cut_positions,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
     from video_runner.domain.params import VideoLimits
     from video_runner.domain.sampling import SamplingPlan
-    from video_runner.domain.video import VideoInfo
     from video_runner.extraction.range_reader import RangeReader
 
 log = logging.getLogger(__name__)
@@ -52,16 +52,6 @@ log = logging.getLogger(__name__)
 _BY_NAL = {"h264": Codec.H264, "hevc": Codec.HEVC}
 #: Packets demuxed from the start to check the index's timestamps against the demuxer's.
 _CHECKED_PACKETS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Planned:
-    """What planning found: the video's properties, and its segments or why it has one."""
-
-    info: VideoInfo
-    plan: SegmentPlan | None
-    #: Why the video is not cut (``plan`` is None), for the log.
-    reason: str | None = None
 
 
 def plan_segments(

@@ -5,7 +5,15 @@ events, per-frame documents, notices, versions), ``frames`` (extractor, detector
 ``telemetry`` (metrics).
 """
 
-from video_runner.ports.frames import BoxTracker, Detector, FrameSource, Image, TrackerFactory
+from video_runner.ports.frames import (
+    BoxTracker,
+    Detector,
+    Fetch,
+    FrameSource,
+    Image,
+    SegmentSource,
+    TrackerFactory,
+)
 from video_runner.ports.messaging import (
     ConsumedOffsets,
     Delivery,
@@ -16,7 +24,7 @@ from video_runner.ports.messaging import (
     RawPublisher,
     WebhookSender,
 )
-from video_runner.ports.objects import ObjectStore, ObjectStream, ObjectSweeper
+from video_runner.ports.objects import ObjectRanges, ObjectStore, ObjectStream, ObjectSweeper
 from video_runner.ports.store import (
     EventStore,
     NoticeStore,
@@ -32,12 +40,14 @@ __all__ = [
     "Delivery",
     "Detector",
     "EventStore",
+    "Fetch",
     "FrameSource",
     "Image",
     "Message",
     "NoticeFeed",
     "NoticeLog",
     "NoticeStore",
+    "ObjectRanges",
     "ObjectStore",
     "ObjectStream",
     "ObjectSweeper",
@@ -45,6 +55,7 @@ __all__ = [
     "Publisher",
     "RawPublisher",
     "ResultStore",
+    "SegmentSource",
     "Telemetry",
     "TrackerFactory",
     "VersionStore",

@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from video_runner.domain.detections import Detection
 from video_runner.domain.sampling import SamplingPlan
+from video_runner.domain.segments import Planned, Segment
 from video_runner.domain.tracks import Box
 from video_runner.domain.video import ExtractedFrame, VideoInfo
 
@@ -33,6 +34,30 @@ class FrameSource(Protocol):
 
         Closing the generator early (``aclose``) stops the decoder and frees its resources.
         """
+        ...
+
+
+#: ``fetch(start, end)``: bytes ``[start, end)`` of a remote video, called from worker threads.
+Fetch = Callable[[int, int], bytes]
+
+
+class SegmentSource(Protocol):
+    """Plans a remote video's segments from its index and decodes one segment, reading the
+    object by byte range through ``fetch`` (``size`` bytes; ``name`` for messages)."""
+
+    def plan_segments(
+        self, fetch: Fetch, size: int, name: str, plan: SamplingPlan, seconds: float
+    ) -> Planned:
+        """Probe the video and cut it into segments of about ``seconds``, or say why not.
+
+        Raises ``InvalidVideo`` as ``FrameSource.probe`` does; blocking (run it in a thread).
+        """
+        ...
+
+    def extract_segment(
+        self, fetch: Fetch, size: int, name: str, segment: Segment, plan: SamplingPlan
+    ) -> AsyncGenerator[ExtractedFrame, None]:
+        """Yield the segment's sampled frames in frame_id order, off the event loop."""
         ...
 
 

@@ -27,6 +27,19 @@ class ObjectStore(Protocol):
     async def ping(self) -> None: ...
 
 
+class ObjectRanges(Protocol):
+    """Reads pieces of an object where they are (a video read by byte range, not downloaded).
+    Errors: those of ``ObjectStore.get_bytes``; a missing object is ``SourceMissing``."""
+
+    async def size_of(self, bucket: str, key: str, *, max_bytes: int | None = None) -> int:
+        """The object's size; ``InvalidVideo`` (``file_too_large``) above ``max_bytes``."""
+        ...
+
+    async def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` of the object."""
+        ...
+
+
 class ObjectStream(Protocol):
     """Reads an object piece by piece, so a large one (a long video's result) is never whole in
     memory. Errors: those of ``ObjectStore.get_bytes``."""

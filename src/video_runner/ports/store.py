@@ -79,7 +79,8 @@ class ResultStore(Protocol):
     """Per-frame documents: where each task went (task pages), results, progress counters."""
 
     async def record_task_page(self, event_id: str, page: TaskPage) -> None:
-        """Store (or replace) the records of one page of published frame tasks."""
+        """Store the records of one page of published frame tasks, merged by frame id with
+        those it holds (the two segments of a long video that share a page each add theirs)."""
         ...
 
     async def read_task_page(self, event_id: str, index: int) -> TaskPage | None: ...

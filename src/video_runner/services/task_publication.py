@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from video_runner.contracts import InferenceTask, VideoEvent
 from video_runner.domain.ids import frame_key, task_key
-from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
+from video_runner.domain.segments import Segment
+from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord, task_page_of
 from video_runner.domain.video import ExtractedFrame
 from video_runner.ports import Delivery, PredictionStore, RawPublisher, Telemetry
 
@@ -29,6 +30,8 @@ class PublishTo:
     frames_bucket: str
     tasks_topic: str
     publish_batch: int
+    #: The document's field that shows how many are published (a segment has its own).
+    progress_field: str = "frames_published"
 
 
 class Publication:
@@ -47,8 +50,12 @@ class Publication:
         store: PredictionStore,
         publisher: RawPublisher,
         telemetry: Telemetry,
+        segment: Segment | None = None,
     ) -> None:
+        """``segment``: publish that segment of the video only (its frames' ordinals start at
+        its ``first_ordinal``, and it resumes from the pages of its own ordinals)."""
         self._config = config
+        self._segment = segment
         self._event_id = event.event_id
         self._options = event.options
         self._store = store
@@ -67,17 +74,28 @@ class Publication:
         Pages complete nearly in order (uploads overlap by a few frames), so the run of them
         from page 0 is read; a page after a gap is redone, which is harmless.
         """
-        index = 0
-        while (page := await self._store.read_task_page(self._event_id, index)) is not None:
-            self._recorded.update(page.frame_ids())
-            index += 1
+        segment = self._segment
+        if segment is None:
+            index = 0
+            while (page := await self._store.read_task_page(self._event_id, index)) is not None:
+                self._recorded.update(page.frame_ids())
+                index += 1
+        elif segment.selected:
+            first = task_page_of(segment.first_ordinal)
+            last = task_page_of(segment.first_ordinal + len(segment.selected) - 1)
+            ours = range(segment.first_frame, segment.end_frame)
+            for index in range(first, last + 1):
+                page = await self._store.read_task_page(self._event_id, index)
+                if page is not None:
+                    self._recorded.update(f for f in page.frame_ids() if f in ours)
         if self._recorded:
             self._telemetry.count("frames_resumed", len(self._recorded))
 
     def extracted(self, frame: ExtractedFrame) -> bool:
         """Note a frame's rank among the sampled frames, in decoding order; False when an
         earlier run recorded it already (it counts as published, and is not sent again)."""
-        self._ordinals[frame.frame_id] = len(self._ordinals)
+        first = 0 if self._segment is None else self._segment.first_ordinal
+        self._ordinals[frame.frame_id] = first + len(self._ordinals)
         self._telemetry.count("frames_extracted")
         if frame.frame_id in self._recorded:
             self.published += 1
@@ -105,7 +123,7 @@ class Publication:
                 if now - self._progress_written >= PROGRESS_EVERY_S:
                     self._progress_written = now
                     await store.update_processing(
-                        self._event_id, {"frames_published": self.published}
+                        self._event_id, {config.progress_field: self.published}
                     )
         for page in self._task_pages.finish():
             await store.record_task_page(self._event_id, page)

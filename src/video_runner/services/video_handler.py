@@ -10,7 +10,6 @@ idempotent, so a redelivered event redoes the same work and changes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -27,11 +26,9 @@ from video_runner.contracts import (
     parse_video_event,
 )
 from video_runner.contracts.options import EventOptions, callback_refusal
-from video_runner.domain.ids import frame_key
 from video_runner.domain.params import Preprocessing, Sampling, VideoLimits
 from video_runner.domain.sampling import SamplingPlan
-from video_runner.domain.video import ExtractedFrame
-from video_runner.errors import ErrorCode, InvalidVideo, PermanentError, most_telling
+from video_runner.errors import ErrorCode, InvalidVideo, PermanentError
 from video_runner.ports import (
     FrameSource,
     Message,
@@ -43,8 +40,10 @@ from video_runner.ports import (
 from video_runner.services.dead_letters import DeadLetters
 from video_runner.services.event_refusals import EventRefusals
 from video_runner.services.extraction_claim import ExtractionClaims
+from video_runner.services.frame_upload import PUBLISH_BATCH, FrameUpload, upload_and_publish
 from video_runner.services.notices import Notices
-from video_runner.services.task_publication import DONE, Publication, PublishTo
+from video_runner.services.task_publication import Publication, PublishTo
+from video_runner.services.video_segments import SegmentPlanner
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,7 @@ class VideoHandlerConfig:
     #: A copy waiting for another copy's extraction takes over after this long without its
     #: heartbeat (``EXTRACTION_STALE_S``).
     extraction_stale_s: float
-    #: Tasks per Kafka batch (a fixed tuning, not a setting).
-    publish_batch: int = 32
+    publish_batch: int = PUBLISH_BATCH
 
 
 class VideoHandler:
@@ -88,8 +86,10 @@ class VideoHandler:
         telemetry: Telemetry,
         on_extracted: Callable[[str], Awaitable[None]],
         notices: Notices | None = None,
+        segments: SegmentPlanner | None = None,
     ) -> None:
         self._notices = notices
+        self._segments = segments
         self._config = config
         self._store = store
         self._objects = objects
@@ -110,6 +110,11 @@ class VideoHandler:
             },
         )
         self._extractions = ExtractionClaims(store, config.extraction_stale_s)
+
+    @property
+    def refusals(self) -> EventRefusals:
+        """How an event is failed (dead letter, document, notice): segments fail it alike."""
+        return self._refusals
 
     async def handle(self, message: Message) -> None:
         self._telemetry.count("events_received")
@@ -134,7 +139,8 @@ class VideoHandler:
             )
             return
         known = await self._store.get(event.event_id)
-        if known is not None and known.video_path_over:
+        if known is not None and (known.video_path_over or "segments" in known.document):
+            # A video cut into segments is the segments' to finish (video_segments).
             self._telemetry.count("events_duplicate")
             log.info(
                 "duplicate event ignored",
@@ -149,7 +155,9 @@ class VideoHandler:
             log.info("duplicate event ignored", extra={"event_id": event.event_id})
             return
         try:
-            if not await self._extractions.run_once(event.event_id, lambda: self._process(event)):
+            if not await self._extractions.run_once(
+                event.event_id, lambda: self._process(event, message.value or b"")
+            ):
                 self._telemetry.count("events_duplicate")
                 log.info(
                     "duplicate event: another copy extracted it", extra={"event_id": event.event_id}
@@ -191,7 +199,11 @@ class VideoHandler:
             "error": None,
         }
 
-    async def _process(self, event: VideoEvent) -> None:
+    async def _process(self, event: VideoEvent, raw: bytes) -> None:
+        if self._segments is not None and await self._segments.publish_segments(
+            event, raw, self.plan_of(event)
+        ):
+            return  # its segments finish it, on whichever runners take them
         config = self._config
         config.work_dir.mkdir(parents=True, exist_ok=True)
         path = config.work_dir / f"{event.event_id}-{uuid.uuid4().hex[:8]}.video"
@@ -230,10 +242,6 @@ class VideoHandler:
     async def _extract_and_publish(self, event: VideoEvent, path: Path) -> int:
         """Decode, upload and publish as one bounded pipeline; returns the number of frames."""
         config = self._config
-        uploaded: asyncio.Queue[ExtractedFrame | None] = asyncio.Queue(
-            maxsize=config.publish_batch * 2
-        )
-        slots = asyncio.Semaphore(config.upload_concurrency)
         plan = self.plan_of(event)
         publication = Publication(
             PublishTo(config.frames_bucket, config.tasks_topic, config.publish_batch),
@@ -243,40 +251,16 @@ class VideoHandler:
             telemetry=self._telemetry,
         )
         await publication.resume()
-
-        async def upload(frame: ExtractedFrame) -> None:
-            try:
-                started = time.monotonic()
-                await self._objects.put_bytes(
-                    config.frames_bucket,
-                    frame_key(event.event_id, frame.frame_id),
-                    frame.jpeg,
-                    "image/jpeg",
-                )
-                self._telemetry.observe("stage_seconds", time.monotonic() - started, stage="upload")
-                await uploaded.put(frame)
-            finally:
-                slots.release()
-
         started = time.monotonic()
-        try:
-            async with asyncio.TaskGroup() as group:
-                publisher = group.create_task(publication.drain(uploaded))
-                uploads: list[asyncio.Task[None]] = []
-                async with contextlib.aclosing(self._frames.extract(path, plan)) as frames:
-                    async for frame in frames:
-                        if not publication.extracted(frame):
-                            continue  # recorded by an earlier run: uploaded and published
-                        await slots.acquire()
-                        uploads.append(group.create_task(upload(frame)))
-                        uploads = [task for task in uploads if not task.done()]
-                await asyncio.gather(*uploads)
-                await uploaded.put(DONE)
-                await publisher
-        except BaseExceptionGroup as group_error:
-            raise most_telling(group_error) from None
+        published = await upload_and_publish(
+            FrameUpload(config.frames_bucket, config.upload_concurrency, config.publish_batch),
+            event.event_id,
+            self._frames.extract(path, plan),
+            publication,
+            objects=self._objects,
+            telemetry=self._telemetry,
+        )
         elapsed = time.monotonic() - started
-        published = publication.published
         self._stage(event.event_id, "extract_upload_publish", started, frames=published)
         if elapsed > 0:
             # Every decoded frame counts, sampled or not: that is the decoder's real speed.

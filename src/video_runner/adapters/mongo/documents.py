@@ -61,22 +61,28 @@ def result_document(event_id: str, result: FrameResult, now: datetime) -> dict[s
     }
 
 
-def task_page_document(event_id: str, page: TaskPage, now: datetime) -> dict[str, Any]:
-    return {
-        "_id": task_page_id(event_id, page.index),
+def task_page_update(event_id: str, page: TaskPage, now: datetime) -> dict[str, Any]:
+    """The ``$set`` of a page's records, keyed by frame id: records already in the page stay,
+    so the two segments of a long video that share a page each add theirs."""
+    fields: dict[str, Any] = {
         "event_id": event_id,
         "page": page.index,
         "bucket": page.bucket,
-        "tasks": [task.as_dict() for task in page.tasks],
         "written_at": now,
     }
+    fields |= {f"tasks.{task.frame_id}": task.as_dict() for task in page.tasks}
+    return {"$set": fields}
 
 
 def task_page_of_document(document: Mapping[str, Any]) -> TaskPage:
+    tasks = document["tasks"]
+    records = tasks.values() if isinstance(tasks, Mapping) else tasks
     return TaskPage(
         index=int(document["page"]),
         bucket=str(document["bucket"]),
-        tasks=tuple(TaskRecord.from_dict(task) for task in document["tasks"]),
+        tasks=tuple(
+            sorted((TaskRecord.from_dict(task) for task in records), key=lambda t: t.frame_id)
+        ),
     )
 
 

@@ -20,9 +20,9 @@ from video_runner.adapters.mongo.documents import (
     progress_doc_id,
     result_doc_id,
     result_document,
-    task_page_document,
     task_page_id,
     task_page_of_document,
+    task_page_update,
     utc_now,
 )
 from video_runner.domain.results import FrameResult, ResultCounts
@@ -33,12 +33,19 @@ class ResultRecords(Collections):
     """The pages, results and progress side of ``ports.PredictionStore``."""
 
     async def record_task_page(self, event_id: str, page: TaskPage) -> None:
-        document = task_page_document(event_id, page, utc_now())
+        key = {"_id": task_page_id(event_id, page.index)}
+        update = task_page_update(event_id, page, utc_now())
         try:
-            await self._task_pages.replace_one({"_id": document["_id"]}, document, upsert=True)
+            await self._task_pages.update_one(key, update, upsert=True)
         except PyMongoError as exc:
-            if not is_duplicate_key(exc):  # two upserts of one new _id: the other one won
+            if not is_duplicate_key(exc):
                 raise_classified(exc)
+            # Two upserts of one new page (two segments' records): the other created it, so
+            # this one is a plain update now.
+            try:
+                await self._task_pages.update_one(key, update)
+            except PyMongoError as again:
+                raise_classified(again)
 
     async def read_task_page(self, event_id: str, index: int) -> TaskPage | None:
         try:
