@@ -116,6 +116,8 @@ class FakePredictionStore:
         self.clock = clock or _real_now
         self.documents: dict[str, dict[str, Any]] = {}
         self.task_pages: dict[tuple[str, int], TaskPage] = {}
+        #: The shared pages of each segment of a long video (``record_segment_pages``).
+        self.segment_pages: dict[tuple[str, int], list[TaskPage]] = {}
         self.results: dict[tuple[str, int], FrameResult] = {}
         self.counters: dict[tuple[str, int], ResultCounts] = {}
         self.claims: dict[tuple[str, str], dict[str, Any]] = {}
@@ -239,6 +241,10 @@ class FakePredictionStore:
         self.claims[event_id, name] = {"at": self.clock()}
         return True
 
+    async def claims_held(self, event_id: str, names: Sequence[str]) -> set[str]:
+        await self._round_trip()
+        return {name for name in names if (event_id, name) in self.claims}
+
     async def read_notice(self, event_id: str, status: Status) -> NoticeClaim | None:
         await self._round_trip()
         for name in claim_names(status):
@@ -301,17 +307,21 @@ class FakePredictionStore:
 
     async def record_task_page(self, event_id: str, page: TaskPage) -> None:
         await self._round_trip()
-        # Merged by frame id, as the MongoDB adapter does: segments share boundary pages.
-        known = self.task_pages.get((event_id, page.index))
-        merged = {t.frame_id: t for t in (known.tasks if known is not None else ())}
-        merged |= {t.frame_id: t for t in page.tasks}
-        self.task_pages[event_id, page.index] = dataclasses.replace(
-            page, tasks=tuple(merged[f] for f in sorted(merged))
-        )
+        self.task_pages[event_id, page.index] = page
 
     async def read_task_page(self, event_id: str, index: int) -> TaskPage | None:
         await self._round_trip()
         return self.task_pages.get((event_id, index))
+
+    async def record_segment_pages(
+        self, event_id: str, segment: int, pages: Sequence[TaskPage]
+    ) -> None:
+        await self._round_trip()
+        self.segment_pages[event_id, segment] = list(pages)
+
+    async def read_segment_pages(self, event_id: str, segment: int) -> list[TaskPage]:
+        await self._round_trip()
+        return list(self.segment_pages.get((event_id, segment), []))
 
     async def save_results(self, results: Sequence[tuple[str, FrameResult]]) -> list[bool]:
         await self._round_trip()
@@ -352,15 +362,22 @@ class FakePredictionStore:
         }
 
     async def purge(
-        self, event_id: str, frame_ids: Sequence[int], pages: int, partitions: int
+        self,
+        event_id: str,
+        frame_ids: Sequence[int],
+        pages: int,
+        partitions: int,
+        segments: int = 0,
     ) -> int:
         await self._round_trip()
         deleted = 0
-        for table, keys in (
+        tables: list[tuple[dict[Any, Any], list[Any]]] = [
             (self.results, [(event_id, f) for f in frame_ids]),
             (self.task_pages, [(event_id, k) for k in range(pages)]),
+            (self.segment_pages, [(event_id, k) for k in range(segments)]),
             (self.counters, [(event_id, p) for p in range(partitions)]),
-        ):
+        ]
+        for table, keys in tables:
             for key in keys:
                 if table.pop(key, None) is not None:
                     deleted += 1

@@ -100,6 +100,12 @@ class Prediction:
         return self.total_frames or self.frames_published or 0
 
     @property
+    def segment_count(self) -> int:
+        """How many segments its video was cut into (0: decoded whole)."""
+        planned = self.document.get("segments")
+        return int(planned.get("count", 0)) if isinstance(planned, Mapping) else 0
+
+    @property
     def task_pages(self) -> int:
         """How many task pages its published frames fill."""
         return task_page_count(self.published_frames)

@@ -56,6 +56,10 @@ class EventStore(Protocol):
         """Take the one-time claim ``name`` of an event: True for exactly one caller ever."""
         ...
 
+    async def claims_held(self, event_id: str, names: Sequence[str]) -> set[str]:
+        """Which of the claims ``names`` of an event are taken (by ``_id``; none is taken)."""
+        ...
+
     async def find(
         self,
         status: Status,
@@ -79,11 +83,21 @@ class ResultStore(Protocol):
     """Per-frame documents: where each task went (task pages), results, progress counters."""
 
     async def record_task_page(self, event_id: str, page: TaskPage) -> None:
-        """Store the records of one page of published frame tasks, merged by frame id with
-        those it holds (the two segments of a long video that share a page each add theirs)."""
+        """Store (or replace) the records of one page of published frame tasks."""
         ...
 
     async def read_task_page(self, event_id: str, index: int) -> TaskPage | None: ...
+
+    async def record_segment_pages(
+        self, event_id: str, segment: int, pages: Sequence[TaskPage]
+    ) -> None:
+        """Store (or replace) a segment's pages that other segments share (its first and last
+        ones), in a document of its own: two runners never write one document at once."""
+        ...
+
+    async def read_segment_pages(self, event_id: str, segment: int) -> list[TaskPage]:
+        """A segment's shared pages as it recorded them (none before it did)."""
+        ...
 
     async def save_results(self, results: Sequence[tuple[str, FrameResult]]) -> list[bool]:
         """Insert (event_id, result) pairs in one bulk write; per pair, True if it was the first.
@@ -109,9 +123,15 @@ class ResultStore(Protocol):
         ...
 
     async def purge(
-        self, event_id: str, frame_ids: Sequence[int], pages: int, partitions: int
+        self,
+        event_id: str,
+        frame_ids: Sequence[int],
+        pages: int,
+        partitions: int,
+        segments: int = 0,
     ) -> int:
-        """Delete the event's per-frame documents (results, task pages, counters), by ``_id``."""
+        """Delete the event's per-frame documents (results, task pages, the pages of its
+        ``segments``, counters), by ``_id``."""
         ...
 
 

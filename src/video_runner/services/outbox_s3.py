@@ -210,7 +210,13 @@ class OutboxS3:
             page = await self._store.read_task_page(event_id, index)
             if page is not None:
                 frame_ids.extend(page.frame_ids())
-        deleted = await self._store.purge(event_id, frame_ids, pages, prediction.results_partitions)
+        deleted = await self._store.purge(
+            event_id,
+            frame_ids,
+            pages,
+            prediction.results_partitions,
+            segments=prediction.segment_count,
+        )
         await self._store.annotate(event_id, {"purged_at": datetime.now(UTC)})
         self._telemetry.count("documents_purged", deleted)
         log.info("frame documents purged", extra={"event_id": event_id, "deleted": deleted})

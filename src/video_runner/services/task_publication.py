@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from video_runner.contracts import InferenceTask, VideoEvent
 from video_runner.domain.ids import frame_key, task_key
 from video_runner.domain.segments import Segment
-from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord, task_page_of
+from video_runner.domain.task_pages import TASKS_PER_PAGE, TaskPageAssembler, TaskRecord
 from video_runner.domain.video import ExtractedFrame
 from video_runner.ports import Delivery, PredictionStore, RawPublisher, Telemetry
 
@@ -30,8 +30,9 @@ class PublishTo:
     frames_bucket: str
     tasks_topic: str
     publish_batch: int
-    #: The document's field that shows how many are published (a segment has its own).
-    progress_field: str = "frames_published"
+    #: The document's field that shows how many are published (None: not written, for a
+    #: segment: runners of other segments write the same document meanwhile).
+    progress_field: str | None = "frames_published"
 
 
 class Publication:
@@ -81,13 +82,15 @@ class Publication:
                 self._recorded.update(page.frame_ids())
                 index += 1
         elif segment.selected:
-            first = task_page_of(segment.first_ordinal)
-            last = task_page_of(segment.first_ordinal + len(segment.selected) - 1)
-            ours = range(segment.first_frame, segment.end_frame)
-            for index in range(first, last + 1):
+            # Its whole pages are its own documents; the pages it shares with the segments
+            # beside it are in its segment document, written once it was done.
+            for index in whole_pages(segment):
                 page = await self._store.read_task_page(self._event_id, index)
                 if page is not None:
-                    self._recorded.update(f for f in page.frame_ids() if f in ours)
+                    self._recorded.update(page.frame_ids())
+            shared = await self._store.read_segment_pages(self._event_id, segment.index)
+            for page in shared:
+                self._recorded.update(page.frame_ids())
         if self._recorded:
             self._telemetry.count("frames_resumed", len(self._recorded))
 
@@ -120,13 +123,17 @@ class Publication:
                 # Progress is for people: once a second is enough, and a write per batch would
                 # make the store the pace of the whole pipeline (the total is written at the end).
                 now = time.monotonic()
-                if now - self._progress_written >= PROGRESS_EVERY_S:
+                field = config.progress_field
+                if field is not None and now - self._progress_written >= PROGRESS_EVERY_S:
                     self._progress_written = now
-                    await store.update_processing(
-                        self._event_id, {config.progress_field: self.published}
-                    )
-        for page in self._task_pages.finish():
-            await store.record_task_page(self._event_id, page)
+                    await store.update_processing(self._event_id, {field: self.published})
+        last = list(self._task_pages.finish())
+        if self._segment is None:
+            for page in last:
+                await store.record_task_page(self._event_id, page)
+        else:
+            # Pages the segments beside it hold frames of too: the segment's own document.
+            await store.record_segment_pages(self._event_id, self._segment.index, last)
 
     async def _publish(self, frames: list[ExtractedFrame]) -> None:
         config, event_id = self._config, self._event_id
@@ -158,6 +165,13 @@ class Publication:
             page = self._task_pages.add(self._ordinals[task.frame_id], record)
             if page is not None:
                 await self._store.record_task_page(event_id, page)
+
+
+def whole_pages(segment: Segment) -> range:
+    """The task pages that hold only frames of ``segment``: it writes them itself."""
+    first = segment.first_ordinal
+    end = first + len(segment.selected)
+    return range(-(-first // TASKS_PER_PAGE), end // TASKS_PER_PAGE)
 
 
 def task_record(task: InferenceTask, delivery: Delivery) -> TaskRecord:

@@ -5,7 +5,7 @@ source's ``plan_segments``); a video it can cut goes out as one ``video_segments
 segment, and the event's document records the plan (``segments``). Any runner's
 ``runner-segments-group`` consumer then decodes one segment through ranged reads, uploads and
 publishes its frames exactly as the whole video path does, and records it done
-(``segments_done.<index>``: its frame count). Whoever records the last one sets
+(the claim ``segment-<index>``). Whoever records the last one sets
 ``total_frames`` and hands the event to the results path. Everything is idempotent: a segment
 redelivered or redone after a crash resumes from its task pages and changes nothing
 (docs/decisions/0015-segments-across-runners.md).
@@ -20,12 +20,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from video_runner.contracts import VideoEvent, parse_video_event
 from video_runner.contracts.video_segment import SegmentTask, parse_segment_task
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.segments import Planned, Segment
+from video_runner.domain.task_pages import TaskPage, TaskRecord
 from video_runner.errors import InvalidVideo, PermanentError
 from video_runner.ports import (
     Message,
@@ -221,25 +221,29 @@ class SegmentHandler:
             return
         segment = task.segment.segment()
         prediction = await self._store.get(event.event_id)
-        done = (prediction.document.get("segments_done") or {}) if prediction else {}
-        if prediction is None or not prediction.accepts_results or str(segment.index) in done:
+        if prediction is None or not prediction.accepts_results or prediction.extraction_done:
             self._telemetry.count("segments_duplicate")
             log.info(
-                "segment ignored: done, or its event is over",
+                "segment ignored: its event is over",
                 extra={"event_id": event.event_id, "segment": segment.index},
             )
             return
+        if await self._store.claims_held(event.event_id, [segment_claim(segment.index)]):
+            # Done by an earlier delivery, which may have stopped before finishing the event.
+            self._telemetry.count("segments_duplicate")
+            await self._done(event.event_id, segment)
+            return
         try:
-            published = await self._publish(event, segment, task.size_bytes)
+            await self._publish(event, segment, task.size_bytes)
         except PermanentError as exc:
             await self._refusals.fail(message, event.event_id, exc)
             return
-        await self._done(event.event_id, segment, published)
+        await self._done(event.event_id, segment)
 
     async def dead_letter(self, message: Message, error: PermanentError) -> None:
         await self._refusals.fail(message, getattr(error, "event_id", None), error)
 
-    async def _publish(self, event: VideoEvent, segment: Segment, size: int) -> int:
+    async def _publish(self, event: VideoEvent, segment: Segment, size: int) -> None:
         config = self._config
         plan = event.options.sampling(config.default_every_n)
         publication = Publication(
@@ -247,7 +251,7 @@ class SegmentHandler:
                 config.upload.frames_bucket,
                 config.tasks_topic,
                 config.upload.publish_batch,
-                progress_field=f"segments_published.{segment.index}",
+                progress_field=None,
             ),
             event,
             store=self._store,
@@ -258,6 +262,10 @@ class SegmentHandler:
         await publication.resume()
         video = RangedVideo(self._ranges, event, size)
         started = time.monotonic()
+        log.info(
+            "segment started",
+            extra={"event_id": event.event_id, "stage": "segment", "segment": segment.index},
+        )
         frames = self._source.extract_segment(video.fetch, size, video.name, segment, plan)
         try:
             published = await upload_and_publish(
@@ -284,23 +292,23 @@ class SegmentHandler:
                 "duration_s": round(time.monotonic() - started, 3),
             },
         )
-        return published
 
-    async def _done(self, event_id: str, segment: Segment, published: int) -> None:
-        """Record the segment done; the last one sets ``total_frames`` (idempotent: two
-        runners finishing the last two at once both set the same total)."""
-        if not await self._store.update_processing(
-            event_id, {f"segments_done.{segment.index}": published}
-        ):
-            return  # the event left processing (failed by another segment)
+    async def _done(self, event_id: str, segment: Segment) -> None:
+        """Record the segment done (a claim: one insert, never a write to the event's
+        document, which other runners write at the same time); whoever sees every segment
+        done sets ``total_frames`` (two runners finishing the last two at once both set the
+        same total, the plan's)."""
+        await self._store.claim(event_id, segment_claim(segment.index))
         self._telemetry.count("segments_done")
+        names = [segment_claim(index) for index in range(segment.count)]
+        if len(await self._store.claims_held(event_id, names)) < segment.count:
+            return
         prediction = await self._store.get(event_id)
-        if prediction is None:
+        if prediction is None or prediction.extraction_done:
             return
-        done: dict[str, Any] = prediction.document.get("segments_done") or {}
-        if len(done) < segment.count:
-            return
-        total = sum(int(count) for count in done.values())
+        await self._join_shared_pages(event_id, segment.count)
+        planned = prediction.document.get("segments") or {}
+        total = int(planned.get("frames", 0))
         updated = await self._store.update_processing(
             event_id,
             {"total_frames": total, "frames_published": total, "extracted_at": datetime.now(UTC)},
@@ -312,3 +320,21 @@ class SegmentHandler:
                 extra={"event_id": event_id, "stage": "publish", "total_frames": total},
             )
             await self._on_extracted(event_id)
+
+    async def _join_shared_pages(self, event_id: str, count: int) -> None:
+        """Write the pages segments share, from every segment's own record of its part: after
+        this the event's pages are what decoding it whole writes (readers see no segments)."""
+        parts: dict[int, dict[int, TaskRecord]] = {}
+        buckets: dict[int, str] = {}
+        for index in range(count):
+            for page in await self._store.read_segment_pages(event_id, index):
+                parts.setdefault(page.index, {}).update((t.frame_id, t) for t in page.tasks)
+                buckets[page.index] = page.bucket
+        for index, records in sorted(parts.items()):
+            tasks = tuple(records[frame] for frame in sorted(records))
+            await self._store.record_task_page(event_id, TaskPage(index, buckets[index], tasks))
+
+
+def segment_claim(index: int) -> str:
+    """The claim that says a segment's tasks are all published."""
+    return f"segment-{index}"

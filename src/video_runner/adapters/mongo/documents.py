@@ -27,6 +27,10 @@ def task_page_id(event_id: str, index: int) -> str:
     return f"{event_id}/c{index}"
 
 
+def segment_pages_id(event_id: str, segment: int) -> str:
+    return f"{event_id}/s{segment}"
+
+
 def progress_doc_id(event_id: str, partition: int) -> str:
     return f"{event_id}/p{partition}"
 
@@ -61,28 +65,29 @@ def result_document(event_id: str, result: FrameResult, now: datetime) -> dict[s
     }
 
 
-def task_page_update(event_id: str, page: TaskPage, now: datetime) -> dict[str, Any]:
-    """The ``$set`` of a page's records, keyed by frame id: records already in the page stay,
-    so the two segments of a long video that share a page each add theirs."""
-    fields: dict[str, Any] = {
+def task_page_document(event_id: str, page: TaskPage, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": task_page_id(event_id, page.index),
         "event_id": event_id,
-        "page": page.index,
-        "bucket": page.bucket,
+        **page_fields(page),
         "written_at": now,
     }
-    fields |= {f"tasks.{task.frame_id}": task.as_dict() for task in page.tasks}
-    return {"$set": fields}
+
+
+def page_fields(page: TaskPage) -> dict[str, Any]:
+    """A page's records, as its document holds them (and a segment's document, per page)."""
+    return {
+        "page": page.index,
+        "bucket": page.bucket,
+        "tasks": [task.as_dict() for task in page.tasks],
+    }
 
 
 def task_page_of_document(document: Mapping[str, Any]) -> TaskPage:
-    tasks = document["tasks"]
-    records = tasks.values() if isinstance(tasks, Mapping) else tasks
     return TaskPage(
         index=int(document["page"]),
         bucket=str(document["bucket"]),
-        tasks=tuple(
-            sorted((TaskRecord.from_dict(task) for task in records), key=lambda t: t.frame_id)
-        ),
+        tasks=tuple(TaskRecord.from_dict(task) for task in document["tasks"]),
     )
 
 

@@ -17,12 +17,14 @@ from video_runner.adapters.mongo.documents import (
     BULK_SIZE,
     LOOKUP_WINDOW,
     frame_result_of,
+    page_fields,
     progress_doc_id,
     result_doc_id,
     result_document,
+    segment_pages_id,
+    task_page_document,
     task_page_id,
     task_page_of_document,
-    task_page_update,
     utc_now,
 )
 from video_runner.domain.results import FrameResult, ResultCounts
@@ -33,19 +35,12 @@ class ResultRecords(Collections):
     """The pages, results and progress side of ``ports.PredictionStore``."""
 
     async def record_task_page(self, event_id: str, page: TaskPage) -> None:
-        key = {"_id": task_page_id(event_id, page.index)}
-        update = task_page_update(event_id, page, utc_now())
+        document = task_page_document(event_id, page, utc_now())
         try:
-            await self._task_pages.update_one(key, update, upsert=True)
+            await self._task_pages.replace_one({"_id": document["_id"]}, document, upsert=True)
         except PyMongoError as exc:
-            if not is_duplicate_key(exc):
+            if not is_duplicate_key(exc):  # two upserts of one new _id: the other one won
                 raise_classified(exc)
-            # Two upserts of one new page (two segments' records): the other created it, so
-            # this one is a plain update now.
-            try:
-                await self._task_pages.update_one(key, update)
-            except PyMongoError as again:
-                raise_classified(again)
 
     async def read_task_page(self, event_id: str, index: int) -> TaskPage | None:
         try:
@@ -53,6 +48,31 @@ class ResultRecords(Collections):
         except PyMongoError as exc:
             raise_classified(exc)
         return None if document is None else task_page_of_document(document)
+
+    async def record_segment_pages(
+        self, event_id: str, segment: int, pages: Sequence[TaskPage]
+    ) -> None:
+        document = {
+            "_id": segment_pages_id(event_id, segment),
+            "event_id": event_id,
+            "segment": segment,
+            "pages": [page_fields(page) for page in pages],
+            "written_at": utc_now(),
+        }
+        try:
+            await self._task_pages.replace_one({"_id": document["_id"]}, document, upsert=True)
+        except PyMongoError as exc:
+            if not is_duplicate_key(exc):  # two upserts of one new _id: the other one won
+                raise_classified(exc)
+
+    async def read_segment_pages(self, event_id: str, segment: int) -> list[TaskPage]:
+        try:
+            document = await self._task_pages.find_one({"_id": segment_pages_id(event_id, segment)})
+        except PyMongoError as exc:
+            raise_classified(exc)
+        if document is None:
+            return []
+        return [task_page_of_document(page) for page in document["pages"]]
 
     async def save_results(self, results: Sequence[tuple[str, FrameResult]]) -> list[bool]:
         now = utc_now()
@@ -128,12 +148,18 @@ class ResultRecords(Collections):
         return {result.frame_id: result for result in results}
 
     async def purge(
-        self, event_id: str, frame_ids: Sequence[int], pages: int, partitions: int
+        self,
+        event_id: str,
+        frame_ids: Sequence[int],
+        pages: int,
+        partitions: int,
+        segments: int = 0,
     ) -> int:
         deleted = 0
         plans = [
             (self._results, [result_doc_id(event_id, f) for f in frame_ids]),
             (self._task_pages, [task_page_id(event_id, k) for k in range(pages)]),
+            (self._task_pages, [segment_pages_id(event_id, k) for k in range(segments)]),
             (self._progress, [progress_doc_id(event_id, p) for p in range(partitions)]),
         ]
         try:
