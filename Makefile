@@ -11,7 +11,7 @@ STACK := bash tools/stack/stack.sh
 WITH_STACK_ENV := set -a && source .stack/env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help install lint schemas helm test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench bench-video-path bench-results image compose-up compose-down test-containers clean
+.PHONY: help install lint schemas helm test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench bench-video-path bench-segments bench-results image compose-up compose-down test-containers clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -82,6 +82,10 @@ bench: install ## extraction benchmark; writes bench/results/extract.txt (quiet 
 bench-video-path: install ## the runner's whole video path on the local stack against ffmpeg
 	$(STACK) up
 	$(WITH_STACK_ENV) $(PY) bench/video_path.py | tee bench/results/video_path.txt
+
+bench-segments: install ## one long video over one runner and over two; writes bench/results/segments.txt
+	$(STACK) up
+	$(WITH_STACK_ENV) $(PY) bench/segments.py | tee bench/results/segments.txt
 
 bench-results: install ## results-path benchmark on the local stack; writes bench/results/results_path.txt
 	$(STACK) up

@@ -52,3 +52,5 @@ def test_the_video_path_and_results_path_benchmarks_run_on_the_stack():
         "bench/results_path.py", "--parts", "ab", "--prefill", "1000", timeout_s=240
     )
     assert "results/s with 1,000 stored / with 1,000:" in results
+    segments = run_bench("bench/segments.py", "--tiny", timeout_s=240)
+    assert "speed-up with two runners:" in segments

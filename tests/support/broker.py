@@ -55,7 +55,11 @@ class InMemoryBroker(FakePublisher):
         self._append(topic, key.encode(), compact_json(value), headers or {})
 
     async def publish_many(
-        self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]]
+        self,
+        topic: str,
+        messages: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        spread: bool = False,  # noqa: ARG002 - by key here: one in-memory consumer reads all
     ) -> list[Delivery]:
         await self._round_trip()
         deliveries = []

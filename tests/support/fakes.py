@@ -575,12 +575,13 @@ class FakePublisher:
         self.sent.append(Sent(topic, key, copy.deepcopy(dict(value)), dict(headers or {})))
 
     async def publish_many(
-        self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]]
+        self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]], *, spread: bool = False
     ) -> list[Delivery]:
         await self._round_trip()
         deliveries = []
-        for key, value in messages:
-            partition = zlib.crc32(key.encode()) % self.partition_count
+        for index, (key, value) in enumerate(messages):
+            by_key = zlib.crc32(key.encode()) % self.partition_count
+            partition = index % self.partition_count if spread else by_key
             offset = self.next_offset.get((topic, partition), 0)
             self.next_offset[topic, partition] = offset + 1
             deliveries.append(Delivery(partition, offset))

@@ -30,9 +30,12 @@ class RawPublisher(Publisher, Protocol):
     """A publisher that can also send batches and copy a message as it came (dead letters)."""
 
     async def publish_many(
-        self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]]
+        self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]], *, spread: bool = False
     ) -> list[Delivery]:
-        """Publish (key, value) pairs; return once every one is acknowledged, where each went."""
+        """Publish (key, value) pairs; return once every one is acknowledged, where each went.
+
+        ``spread``: round-robin over the topic's partitions rather than by key, so that a few
+        messages of equal weight (a video's segments) reach every consumer alike."""
         ...
 
     async def publish_raw(

@@ -150,7 +150,7 @@ class SegmentPlanner:
             )
             for segment in segments
         ]
-        await self._publisher.publish_many(config.topic, messages)
+        await self._publisher.publish_many(config.topic, messages, spread=True)
         # Recorded once every segment is out: a crash before this plans the video again.
         await self._store.update_processing(
             event.event_id,

@@ -68,13 +68,19 @@ class KafkaPublisher:
         await self.publish_raw(topic, key.encode(), compact_json(value), headers or {})
 
     async def publish_many(
-        self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]]
+        self, topic: str, messages: Sequence[tuple[str, Mapping[str, Any]]], *, spread: bool = False
     ) -> list[Delivery]:
         """Send all, then wait for every acknowledgement: one round trip for a whole batch."""
         try:
+            targets: list[int | None] = [None] * len(messages)
+            if spread:
+                partitions = sorted(await self._producer.partitions_for(topic))
+                targets = [partitions[i % len(partitions)] for i in range(len(messages))]
             futures = [
-                await self._producer.send(topic, compact_json(value), key=key.encode())
-                for key, value in messages
+                await self._producer.send(
+                    topic, compact_json(value), key=key.encode(), partition=target
+                )
+                for (key, value), target in zip(messages, targets, strict=True)
             ]
             metadata = await asyncio.gather(*futures)
         except KafkaError as exc:
