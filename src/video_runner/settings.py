@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     topic_predictable_events: str = "predictable_events"
     #: One completion notice per event that ends, ``ready`` or ``failed`` (key = event_id).
     topic_prediction_events: str = "prediction_events"
-    #: The segments of long videos, for every runner to take (docs/decisions/0015).
+    #: The segments of long videos, for every runner to take (docs/decisions/0016).
     topic_video_segments: str = "video_segments"
     dlq_suffix: str = ".dlq"
     #: Dead-letter copies are truncated so value + headers stay below this (broker limit: 1 MB).
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     extract_workers: int = Field(default=2, ge=1, le=64)
     work_dir: str | None = None
     #: An MP4 (H.264, HEVC) of at least twice this long is cut into segments of about this
-    #: long, which every runner takes (docs/decisions/0015); 0: each video is decoded whole.
+    #: long, which every runner takes (docs/decisions/0016); 0: each video is decoded whole.
     segment_seconds: float = Field(default=60.0, ge=0)
 
     # --- Runner --------------------------------------------------------------------------

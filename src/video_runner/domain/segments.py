@@ -5,7 +5,7 @@ shown after any picture from it on (``extraction.decode_chunks.independent_start
 pictures before the cut are exactly the first ``first_frame`` pictures shown, so a segment's
 frames are the global presentation indices ``first_frame .. first_frame + frames - 1``: frame
 ids, timestamps and sampling stay global whoever decodes the segment
-(docs/decisions/0015-segments-across-runners.md).
+(docs/decisions/0016-segments-across-runners.md).
 
 This module is pure: where to cut (``cut_positions``), and what each segment holds
 (:class:`Segment`), from the sample table the planner read.

@@ -8,7 +8,7 @@ publishes its frames exactly as the whole video path does, and records it done
 (the claim ``segment-<index>``). Whoever records the last one sets
 ``total_frames`` and hands the event to the results path. Everything is idempotent: a segment
 redelivered or redone after a crash resumes from its task pages and changes nothing
-(docs/decisions/0015-segments-across-runners.md).
+(docs/decisions/0016-segments-across-runners.md).
 """
 
 from __future__ import annotations
