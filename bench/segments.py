@@ -221,6 +221,7 @@ async def main() -> None:
             ratios.append(one["elapsed_s"] / two["elapsed_s"])
             say(f"speed-up with two runners, pair {repeat + 1}: {ratios[-1]:.2f}x")
     say(f"speed-up with two runners: {', '.join(f'{r:.2f}x' for r in ratios)}")
+    scaling_model(one, args.minutes, size)
     say(f"load average at end: {load()}")
 
 
@@ -243,6 +244,48 @@ def report(run: dict[str, Any], size: int) -> None:
         f"  {run['frames']} frame tasks, {total_cpu:.1f} CPU s in runners,"
         f" {total_cpu / max(run['frames'], 1) * 1000:.1f} CPU ms per sampled frame"
     )
+
+
+#: The video the model is about: three hours of 1080p at 25 fps, in segments of 60 s.
+MODEL_HOURS, MODEL_PIXELS_RATIO, MODEL_SEGMENT_S = 3.0, (1920 * 1080) / (1280 * 720), 60.0
+#: Last result to ``ready`` for a 54,000-frame event (bench/results/results_path.txt, part d).
+RESULTS_TAIL_S = 74.3
+
+
+def scaling_model(one: dict[str, Any], minutes: float, size: int) -> None:
+    """Three hours of 1080p over N runners, from the one-runner run's measured costs.
+
+    A runner on one core spends the CPU seconds per segment measured here, scaled by the
+    pixel count (decoding, preprocessing and JPEG all scale with it); segments go round-robin,
+    so N runners take ceil(S / N) each; planning grows with the number of samples; S3 bytes
+    per runner are its share of the file plus one opening per segment.
+    """
+    runner = one["runners"][0]
+    segments = max(runner["segments"], 1)
+    scale_time = MODEL_HOURS * 60 / minutes
+    cpu_per_segment = one["cpu_s"][0] / segments * MODEL_PIXELS_RATIO
+    cpu_per_segment *= MODEL_SEGMENT_S / (minutes * 60 / segments)
+    plan_s = (runner["plan_s"] or [0.0])[0] * scale_time
+    plan_mb = (runner["plan_bytes"] or [0])[0] * scale_time / 1e6
+    count = round(MODEL_HOURS * 3600 / MODEL_SEGMENT_S)
+    file_gb = size * scale_time * MODEL_PIXELS_RATIO / 1e9
+    opening_mb = max(0.0, runner["bytes_read"] - size) / segments / 1e6
+    say()
+    say(
+        f"model, {MODEL_HOURS:g} h of 1080p in {count} segments of {MODEL_SEGMENT_S:g} s"
+        f" ({file_gb:.1f} GB at this bitrate x the pixel ratio): {cpu_per_segment:.1f} CPU s"
+        f" per segment on one core, planning {plan_s:.1f} s and {plan_mb:.1f} MB read,"
+        f" results tail {RESULTS_TAIL_S:g} s"
+    )
+    say("  runners  segments each  to all tasks published  + results tail  GB read each")
+    for runners in (1, 4, 16, 64):
+        each = -(-count // runners)
+        published = plan_s + each * cpu_per_segment
+        read = file_gb / runners + each * opening_mb / 1000
+        say(
+            f"  {runners:>7}  {each:>13}  {published / 60:>18.1f} min"
+            f"  {(published + RESULTS_TAIL_S) / 60:>10.1f} min  {read:>12.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,57 +10,20 @@ import json
 import pytest
 
 from support.faults import System, logged, merged_json
+from support.segment_videos import NOT_CUT, segment_videos
 from support.stack import isolated_settings, publish_video_event, store_of
-from support.videos import make_ffmpeg_video, make_video, real_video
+from support.videos import make_ffmpeg_video
 from video_runner import bootstrap
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 X264 = ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25")
-#: name -> (file, make_ffmpeg_video arguments, content type, whether it is cut)
-VIDEOS = {
-    "b-frames": ("b.mp4", {"output_args": X264}, True),
-    "vfr": (
-        "vfr.mp4",
-        {
-            "output_args": (
-                *X264,
-                *("-vf", "setpts='N/25/TB+if(gt(N,60),0.37/TB,0)'", "-fps_mode", "vfr"),
-            )
-        },
-        True,
-    ),
-    "hevc": (
-        "h.mp4",
-        {
-            "output_args": (
-                *("-c:v", "libx265", "-pix_fmt", "yuv420p", "-x265-params"),
-                "log-level=error:keyint=25:min-keyint=25:open-gop=0:scenecut=0",
-            )
-        },
-        True,
-    ),
-    "audio": ("a.mp4", {"output_args": X264, "with_audio": True}, True),
-    "odd-size": (
-        "o.mp4",
-        {"size": "97x61", "output_args": ("-c:v", "libx264", "-pix_fmt", "yuv444p", "-g", "25")},
-        True,
-    ),
-    "mjpeg": ("m.avi", {"output_args": ("-c:v", "mjpeg", "-pix_fmt", "yuvj420p")}, False),
-}
 SEGMENT_SECONDS = 1.0
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("segment-videos")
-    paths = {
-        name: make_ffmpeg_video(directory / file, 125, **kwargs)
-        for name, (file, kwargs, _) in VIDEOS.items()
-    }
-    paths["rotated"] = make_video(directory / "r.mp4", 125, rotation_ccw=90, gop=25)
-    paths["bikes"] = real_video("bikes.mp4")
-    return paths
+    return segment_videos(tmp_path_factory.mktemp("segment-videos"), frames=125, gop=25)
 
 
 def system_of(tmp_path, name, bucket, **settings):
@@ -89,9 +52,10 @@ async def final_json(system, event_id, key):
 async def test_every_kind_of_video_gives_the_same_final_json_with_segments_on_and_off(
     tmp_path, videos
 ):
-    """B-frames, VFR, closed-GOP HEVC, audio, an odd size, rotation and a real video end
-    ``ready`` with the same final JSON byte for byte whether one runner decodes them whole or
-    their segments go round ``video_segments``; MJPEG in AVI is decoded whole either way."""
+    """H.264 with and without B-frames, VFR, audio, an odd size, rotation, closed-GOP HEVC and a
+    real video end ``ready`` with the same final JSON byte for byte whether one runner decodes
+    them whole or their segments go round ``video_segments``; Matroska and MJPEG in AVI are
+    decoded whole either way."""
     first = isolated_settings(tmp_path / "setup")
     bucket = first.bucket_videos
     objects = bootstrap.object_store(first)
@@ -116,8 +80,7 @@ async def test_every_kind_of_video_gives_the_same_final_json_with_segments_on_an
         if mode == "whole":
             assert cut == set()
         else:
-            expected = {n for n, (_, _, c) in VIDEOS.items() if c} | {"rotated", "bikes"}
-            assert cut == expected
+            assert cut == set(videos) - NOT_CUT
     for name in videos:
         whole, segmented = outputs["whole", name], outputs["segments", name]
         assert json.loads(whole)["total_frames"] > 0

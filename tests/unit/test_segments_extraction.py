@@ -10,7 +10,8 @@ import av
 import numpy as np
 import pytest
 
-from support.videos import make_ffmpeg_video, make_video, real_video
+from support.segment_videos import NOT_CUT, segment_videos
+from support.videos import make_ffmpeg_video
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.errors import ErrorCode, InvalidVideo
 from video_runner.extraction.frame_source import VideoFrameSource
@@ -18,26 +19,6 @@ from video_runner.extraction.mp4_index import NotIndexed, read_track_table
 from video_runner.extraction.range_reader import BLOCK_BYTES, RangeReader
 
 X264 = ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "12")
-X265_CLOSED = (
-    *("-c:v", "libx265", "-pix_fmt", "yuv420p"),
-    *("-x265-params", "log-level=error:keyint=12:min-keyint=12:open-gop=0:scenecut=0"),
-)
-VFR = ("-vf", "setpts='N/25/TB+if(gt(N,40),0.37/TB,0)+if(gt(N,80),0.8/TB,0)'", "-fps_mode", "vfr")
-#: name -> (file, make_ffmpeg_video arguments, whether it is cut)
-CASES = {
-    "h264-b-frames": ("b.mp4", {"output_args": X264}, True),
-    "h264-no-b-frames": ("nob.mp4", {"output_args": (*X264, "-bf", "0")}, True),
-    "h264-vfr": ("vfr.mp4", {"output_args": (*X264, *VFR)}, True),
-    "h264-audio": ("a.mp4", {"output_args": X264, "with_audio": True}, True),
-    "h264-odd-size-444": (
-        "odd.mp4",
-        {"size": "63x47", "output_args": ("-c:v", "libx264", "-pix_fmt", "yuv444p", "-g", "12")},
-        True,
-    ),
-    "hevc-closed-gops": ("h.mp4", {"output_args": X265_CLOSED}, True),
-    "h264-matroska": ("b.mkv", {"output_args": X264}, False),
-    "mjpeg": ("m.avi", {"output_args": ("-c:v", "mjpeg", "-pix_fmt", "yuvj420p")}, False),
-}
 EVERY_5 = SamplingPlan(every_n=5)
 PLANS = {
     "every-5": EVERY_5,
@@ -46,18 +27,13 @@ PLANS = {
     "range": SamplingPlan(every_n=2, start_ms=700, end_ms=3300),
 }
 SECONDS = 1.0
+KINDS = [*sorted(NOT_CUT), "h264-b-frames", "h264-no-b-frames", "h264-vfr", "h264-audio"]
+KINDS += ["h264-odd-size-444", "hevc-closed-gops", "pyav-rotated", "bikes"]
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("segments")
-    paths = {
-        name: make_ffmpeg_video(directory / file, 120, **kwargs)
-        for name, (file, kwargs, _) in CASES.items()
-    }
-    paths["pyav-rotated"] = make_video(directory / "r.mp4", 100, rotation_ccw=90, gop=12)
-    paths["bikes"] = real_video("bikes.mp4")
-    return paths
+    return segment_videos(tmp_path_factory.mktemp("segments"))
 
 
 def reader_of(path, **kwargs):
@@ -98,12 +74,12 @@ def whole_and_segmented(path, plan, seconds=SECONDS):
     return whole, pieces, planned
 
 
-@pytest.mark.parametrize("name", [*CASES, "pyav-rotated", "bikes"])
+@pytest.mark.parametrize("name", KINDS)
 def test_every_kind_of_video_gives_the_same_frames_cut_into_segments_or_whole(videos, name):
     """H.264 with and without B-frames, VFR, audio, odd sizes, rotation, closed-GOP HEVC and a
     real video are cut into several segments whose frames, one after the other, are the whole
     file's byte for byte; Matroska and MJPEG are one segment, with a reason."""
-    cut = CASES.get(name, (None, None, True))[2]
+    cut = name not in NOT_CUT
     whole, pieces, planned = whole_and_segmented(videos[name], EVERY_5)
     assert planned.info == VideoFrameSource().probe(videos[name])
     if not cut:
