@@ -145,3 +145,20 @@ def test_status_view_of_a_failed_event_shows_its_error():
     assert view["status"] == "failed"
     assert view["error"] == error
     assert view["progress_percent"] == 0.0
+
+
+def test_a_video_cut_into_segments_shows_its_planned_total_and_the_segments_done():
+    """Before ``total_frames``, a segmented video's expected frames are the plan's, exact, and
+    publishing counts in segments done: 3 of 4 is three quarters of the first half."""
+    document = {
+        "_id": "ev-1",
+        "status": "processing",
+        "segments": {"count": 4, "frames": 400, "done": 3},
+        "video": {"frame_count": 1999},
+        "sampling": {"every_n": 5},
+        "results_received": 100,
+    }
+    view = status_view(document)
+    assert view["expected_frames"] == 400
+    assert view["segments"] == {"count": 4, "frames": 400, "done": 3}
+    assert view["progress_percent"] == 50.0

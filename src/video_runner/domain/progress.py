@@ -14,6 +14,9 @@ def expected_frames(document: Mapping[str, Any]) -> int | None:
     total = document.get("total_frames")
     if total is not None:
         return int(total)
+    planned = document.get("segments")
+    if isinstance(planned, Mapping) and planned.get("frames") is not None:
+        return int(planned["frames"])  # a video cut into segments: exact from its index
     frame_count = (document.get("video") or {}).get("frame_count")
     every_n = (document.get("sampling") or {}).get("every_n")
     if frame_count and every_n:
@@ -30,6 +33,10 @@ def progress_percent(document: Mapping[str, Any]) -> float:
     if not expected:
         return 0.0
     published = min(int(document.get("frames_published") or 0), expected)
+    planned = document.get("segments")
+    if isinstance(planned, Mapping) and planned.get("count") and not published:
+        # Segment runners do not count frames on the document: the segments done do.
+        published = expected * int(planned.get("done", 0)) // int(planned["count"])
     received = min(int(document.get("results_received") or 0), expected)
     return round(100.0 * (published + received) / (2 * expected), 1)
 
@@ -41,7 +48,7 @@ def status_view(document: Mapping[str, Any]) -> dict[str, Any]:
         value = document.get(key)
         return None if value is None else value.isoformat()
 
-    return {
+    view = {
         "event_id": document["_id"],
         "status": document["status"],
         "progress_percent": progress_percent(document),
@@ -58,3 +65,7 @@ def status_view(document: Mapping[str, Any]) -> dict[str, Any]:
         "updated_at": when("updated_at"),
         "ready_at": when("ready_at"),
     }
+    if document.get("segments"):
+        # A video cut into segments: how many, how many frames, and (while processing) done.
+        view["segments"] = document["segments"]
+    return view

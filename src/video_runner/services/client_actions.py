@@ -15,6 +15,7 @@ from video_runner.domain.ids import video_key
 from video_runner.domain.status import Status
 from video_runner.errors import PermanentError, RetriableError, VideoRunnerError
 from video_runner.ports import NoticeFeed, ObjectStore, PredictionStore, RawPublisher
+from video_runner.services.video_segments import segment_claim
 
 
 class WaitTimeout(VideoRunnerError):
@@ -58,7 +59,14 @@ async def status_of(store: PredictionStore, event_id: str) -> dict[str, Any] | N
     if prediction.accepts_results:
         counts = await store.progress(event_id, prediction.results_partitions)
         prediction = prediction.with_progress(counts)
-    return prediction.as_document()
+    document = prediction.as_document()
+    count = prediction.segment_count
+    if count and prediction.accepts_results:
+        # Segments done are claims, not fields of the document (docs/decisions/0016).
+        names = [segment_claim(index) for index in range(count)]
+        done = len(await store.claims_held(event_id, names))
+        document["segments"] = {**document["segments"], "done": done}
+    return document
 
 
 async def wait_until_finished(
