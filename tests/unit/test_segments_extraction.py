@@ -81,11 +81,11 @@ def test_every_kind_of_video_gives_the_same_frames_cut_into_segments_or_whole(vi
     file's byte for byte; Matroska and MJPEG are one segment, with a reason."""
     cut = name not in NOT_CUT
     whole, pieces, planned = whole_and_segmented(videos[name], EVERY_5)
-    assert planned.info == VideoFrameSource().probe(videos[name])
     if not cut:
         assert pieces is None
         assert planned.reason
         return
+    assert planned.info == VideoFrameSource().probe(videos[name])
     assert pieces is not None, planned.reason
     assert len(pieces) >= 3
     assert [f for piece in pieces for f in piece] == whole

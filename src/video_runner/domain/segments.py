@@ -83,9 +83,10 @@ class SegmentPlan:
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """What planning found: the video's properties, and its segments or why it has none."""
+    """What planning found: the video's properties and its segments, or why it has none (then
+    nothing was decoded, and ``info`` is None)."""
 
-    info: VideoInfo
+    info: VideoInfo | None
     plan: SegmentPlan | None
     #: Why the video is not cut (``plan`` is None), for the log.
     reason: str | None = None

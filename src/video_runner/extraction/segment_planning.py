@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import av
 import av.error
 import numpy as np
 
@@ -67,14 +68,15 @@ def plan_segments(
             ``too_many_frames`` when the sampling keeps more frames than allowed.
     """
     with open_video(reader, limits) as container:
-        # As ``VideoFrameSource.probe`` does on a local file: the same checks, the same info.
-        info = VideoDecoder(container, limits, sampled_every=sampling.every_n or 1).info
-    # A container of its own: the probe's decoder has demuxed past the packets checked here.
-    with open_video(reader, limits) as container:
         try:
             plan = _plan(container, reader, sampling, seconds)
         except _Unplannable as why:
-            return Planned(info, None, str(why))
+            # Nothing decoded: a video decoded whole is probed by the whole path.
+            return Planned(None, None, str(why))
+    # A container of its own: planning demuxed the first packets.
+    with open_video(reader, limits) as container:
+        # As ``VideoFrameSource.probe`` does on a local file: the same checks, the same info.
+        info = VideoDecoder(container, limits, sampled_every=sampling.every_n or 1).info
     if limits.max_sampled_frames is not None and plan.sampled > limits.max_sampled_frames:
         raise InvalidVideo(
             f"the sampling keeps {plan.sampled} frames, above the limit of "
@@ -93,6 +95,9 @@ def _plan(
 ) -> SegmentPlan:
     if seconds <= 0:
         raise _Unplannable("segments are off (SEGMENT_SECONDS=0)")
+    if container.duration is not None and container.duration / av.time_base < 1.5 * seconds:
+        # A cut needs ``seconds`` before it and half as much after.
+        raise _Unplannable(f"shorter than two segments of {seconds:g} s")
     stream = video_stream(container)
     index = _read_index(container, stream, reader)
     time_base = stream.time_base

@@ -135,7 +135,7 @@ class SegmentPlanner:
                 extra={"event_id": event.event_id, "reason": str(error)},
             )
             return False
-        if planned.plan is None:
+        if planned.plan is None or planned.info is None:
             log.info(
                 "video decoded whole",
                 extra={"event_id": event.event_id, "reason": planned.reason},
