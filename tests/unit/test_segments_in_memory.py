@@ -21,7 +21,7 @@ from support.videos import make_ffmpeg_video
 from support.worlds import outbox_event
 from video_runner.bootstrap import services
 from video_runner.domain.status import Status
-from video_runner.errors import DependencyUnavailable, ErrorCode
+from video_runner.errors import DependencyUnavailable, ErrorCode, RetriableError
 from video_runner.extraction import VideoFrameSource
 from video_runner.settings import load_settings
 
@@ -159,3 +159,21 @@ async def test_a_failed_read_mid_segment_is_retried_not_blamed_on_the_video(tmp_
     assert cut.store.documents["ev-1"]["status"] == Status.PROCESSING.value
     await cut.runner.segments.handle(message)
     assert len(cut.tasks()) > 0
+
+
+async def test_the_last_segment_waits_for_the_plan_to_be_recorded_before_finishing(
+    tmp_path, video
+):
+    """Segments done before the planner's write of the plan landed: the last one raises a
+    retriable error (never two writes of one document at once), and its retry finishes."""
+    _, cut = await whole_and_cut(tmp_path, video)
+    plan = cut.store.documents["ev-1"].pop("segments")
+    *first, last = cut.segment_messages()
+    for message in first:
+        await cut.runner.segments.handle(message)
+    with pytest.raises(RetriableError, match="not recorded yet"):
+        await cut.runner.segments.handle(last)
+    assert cut.store.documents["ev-1"].get("total_frames") is None
+    cut.store.documents["ev-1"]["segments"] = plan
+    await cut.runner.segments.handle(last)
+    assert cut.store.documents["ev-1"]["total_frames"] == 30

@@ -63,8 +63,9 @@ class Prediction:
 
     @property
     def video_path_over(self) -> bool:
-        """A redelivered event finds nothing to do: finished, or only its commit was lost."""
-        return is_finished(self.status) or self.extraction_done
+        """A redelivered event finds nothing to do: finished, or only its commit was lost (its
+        tasks, or its video's segments, are all published)."""
+        return is_finished(self.status) or self.extraction_done or self.segment_count > 0
 
     @property
     def accepts_results(self) -> bool:

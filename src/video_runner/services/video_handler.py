@@ -139,8 +139,7 @@ class VideoHandler:
             )
             return
         known = await self._store.get(event.event_id)
-        if known is not None and (known.video_path_over or "segments" in known.document):
-            # A video cut into segments is the segments' to finish (video_segments).
+        if known is not None and known.video_path_over:
             self._telemetry.count("events_duplicate")
             log.info(
                 "duplicate event ignored",

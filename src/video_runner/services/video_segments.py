@@ -26,7 +26,7 @@ from video_runner.contracts.video_segment import SegmentTask, parse_segment_task
 from video_runner.domain.sampling import SamplingPlan
 from video_runner.domain.segments import Planned, Segment
 from video_runner.domain.task_pages import TaskPage, TaskRecord
-from video_runner.errors import InvalidVideo, PermanentError
+from video_runner.errors import InvalidVideo, PermanentError, RetriableError
 from video_runner.ports import (
     Message,
     ObjectRanges,
@@ -306,9 +306,12 @@ class SegmentHandler:
         prediction = await self._store.get(event_id)
         if prediction is None or prediction.extraction_done:
             return
+        if not prediction.segment_count:
+            # The planner records the plan once every segment is out; its write and this one
+            # must not meet (FerretDB keeps one of two concurrent writes to a document).
+            raise RetriableError(f"the plan of {event_id} is not recorded yet")
         await self._join_shared_pages(event_id, segment.count)
-        planned = prediction.document.get("segments") or {}
-        total = int(planned.get("frames", 0))
+        total = int(prediction.document["segments"]["frames"])
         updated = await self._store.update_processing(
             event_id,
             {"total_frames": total, "frames_published": total, "extracted_at": datetime.now(UTC)},
