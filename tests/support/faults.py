@@ -247,6 +247,16 @@ class System:
                 return runner
         return None
 
+    def retried(self, what: str) -> int:
+        """How many times the services logged a retriable failure whose error says ``what``
+        (``"put s3"``, ``"download s3"``): proof that a fault was felt, not only survived."""
+        count = 0
+        for path in self.logs.glob("*.log"):
+            for line in path.read_text(errors="replace").splitlines():
+                if '"retriable failure, backing off"' in line and what in line:
+                    count += 1
+        return count
+
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of every service log, for an assertion message."""
         parts = []
@@ -486,17 +496,20 @@ async def videos_survive(
     frames: int,
     count: int,
     timeout_s: float,
+    submit_with: Settings | None = None,
 ) -> tuple[float, float | None]:
     """Submit ``count`` copies of ``video``, apply ``fault`` while they flow, and check the end:
     every one ``ready`` exactly once with exactly its sampled frames, none ``failed``, nothing on
     any dead-letter topic, every group caught up, readiness 200 everywhere. Returns how long the
     videos took from the first submission, and how long after the fault's end the last was ready.
+    ``submit_with``: other settings for the submissions (the test's own client, not through a
+    fault proxy in front of the services).
     """
     settings = system.settings
     ready_before = system.ready_count()
     dead_before = await dead_letter_total(settings)
     began = time.monotonic()
-    event_ids = [await submit_video(settings, video) for _ in range(count)]
+    event_ids = [await submit_video(submit_with or settings, video) for _ in range(count)]
     fault_ended = await fault(event_ids)
     views = await asyncio.gather(*(system.wait_finished(e, timeout_s) for e in event_ids))
     done = time.monotonic()

@@ -52,6 +52,21 @@ class Toxiproxy:
         """Every proxy enabled, every toxic removed."""
         self._call("POST", "/reset")
 
+    def set_enabled(self, proxy: str, enabled: bool) -> None:
+        """A disabled proxy refuses connections and closes the open ones: a cut link."""
+        self._call("POST", f"/proxies/{proxy}", {"enabled": enabled})
+
+    @contextlib.contextmanager
+    def cut(self, proxies: list[str]) -> Iterator[None]:
+        """``proxies`` disabled while the block runs."""
+        try:
+            for proxy in proxies:
+                self.set_enabled(proxy, False)
+            yield
+        finally:
+            for proxy in proxies:
+                self.set_enabled(proxy, True)
+
     def add(
         self,
         proxy: str,
