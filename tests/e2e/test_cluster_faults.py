@@ -32,10 +32,10 @@ from support.faults import (
     record,
     restored,
     resume_server,
+    running_system,
     start_server,
     stop_server,
     videos_survive,
-    wait_all_ready,
     wait_fully_replicated,
 )
 from support.stack import isolated_settings
@@ -62,26 +62,8 @@ def system(tmp_path_factory):
     settings = isolated_settings(base / "work", result_deadline_s=30.0, reaper_max_attempts=5)
     assert settings.kafka_topic_replication == 3, "the stack's env sets KAFKA_TOPIC_REPLICATION"
     assert settings.topic_configs == {"min.insync.replicas": "2"}
-    logs = base / "logs"
-    logs.mkdir()
-    running = System(settings, logs)
-    running.start(runners=2)
-    try:
-        asyncio.run(wait_all_ready(running, timeout_s=120))
-        # one video first, unmeasured: the first one pays for the detector's warm-up
-        asyncio.run(
-            videos_survive(
-                running,
-                no_fault,
-                video=real_video(VIDEO),
-                frames=FRAMES,
-                count=1,
-                timeout_s=FINISH_S,
-            )
-        )
+    with running_system(settings, base / "logs", warm_up=(real_video(VIDEO), FRAMES)) as running:
         yield running
-    finally:
-        running.stop()
 
 
 async def _in_flight(system: System, event_id: str) -> None:

@@ -26,8 +26,8 @@ from support.faults import (
     http_get,
     no_fault,
     record,
+    running_system,
     videos_survive,
-    wait_all_ready,
 )
 from support.stack import isolated_settings
 from support.toxiproxy import Toxiproxy
@@ -64,24 +64,13 @@ def system(tmp_path_factory, proxy):
         # a request into the blackhole gives up after 10 s and is retried (30 s by default)
         s3_read_timeout_s=10.0,
     )
-    logs = base / "logs"
-    logs.mkdir()
-    running = System(settings, logs)
-    running.start(runners=2)
     try:
-        asyncio.run(wait_all_ready(running, timeout_s=120))
-        asyncio.run(_warm_up(running))
-        yield running
+        with running_system(
+            settings, base / "logs", warm_up=(real_video(VIDEO), FRAMES)
+        ) as running:
+            yield running
     finally:
-        running.stop()
         proxy.reset()
-
-
-async def _warm_up(system: System) -> None:
-    """One video first, unmeasured: the first one pays for the detector's warm-up."""
-    await videos_survive(
-        system, no_fault, video=real_video(VIDEO), frames=FRAMES, count=1, timeout_s=FINISH_S
-    )
 
 
 @pytest.fixture
@@ -133,6 +122,25 @@ def _down(body: dict[str, Any]) -> set[str]:
     """The dependencies a readiness answer reports down (consumers aside)."""
     checks = body.get("checks", {})
     return {n for n, c in checks.items() if ":" not in n and c["status"] == "down"}
+
+
+async def _readiness_for(system: System, seconds: float) -> list[tuple[float, set[str]]]:
+    """A runner's readiness every second for ``seconds``: (when, the dependencies it said down)."""
+    seen = []
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        code, body = await _readiness(system)
+        seen.append((time.monotonic() - began, _down(body) if code == 503 else set()))
+        await asyncio.sleep(1)
+    return seen
+
+
+def _named_alone(seen: list[tuple[float, set[str]]], check: str) -> float:
+    """Readiness named ``check`` alone down at some point, and never another; returns when first."""
+    named = [t for t, down in seen if down == {check}]
+    assert named, f"readiness never said {check} (alone) was down: {seen}"
+    assert all(down <= {check} for _, down in seen), f"readiness blamed another: {seen}"
+    return named[0]
 
 
 async def test_through_the_proxy_without_a_fault_every_video_is_ready(system, direct):
@@ -205,21 +213,17 @@ async def test_s3_blackholed_for_60_seconds_mid_video_is_waited_out_and_named_by
             proxy.toxic(["s3"], "timeout", "downstream", timeout=0),
             proxy.toxic(["s3"], "timeout", "upstream", timeout=0),
         ):
-            began = time.monotonic()
-            while time.monotonic() - began < 60:
-                code, body = await _readiness(system)
-                seen.append((time.monotonic() - began, _down(body) if code == 503 else set()))
-                await asyncio.sleep(1)
+            seen.extend(await _readiness_for(system, 60))
         return time.monotonic()
 
     await _survive(system, direct, "S3 blackholed 60 s", blackhole)
-    named = [t for t, down in seen if down == {"s3"}]
-    assert named, f"readiness never said s3 (alone) was down: {seen}"
-    assert all(down <= {"s3"} for _, down in seen), f"readiness blamed another: {seen}"
-    record(SUITE, "S3 blackholed: readiness said s3 down after", 0, (named[0], None), None)
+    named = _named_alone(seen, "s3")
+    record(SUITE, "S3 blackholed: readiness said s3 down after", 0, (named, None), None)
 
 
-@pytest.mark.parametrize("link", [("mongo", ["mongo"], "mongodb"), ("kafka", KAFKA, "kafka")])
+@pytest.mark.parametrize(
+    "link", [("mongo", ["mongo"], "mongodb"), ("kafka", KAFKA, "kafka")], ids=["mongo", "kafka"]
+)
 async def test_a_cut_link_is_named_by_readiness_and_healed_without_a_restart(
     system, direct, proxy, link
 ):
@@ -232,14 +236,9 @@ async def test_a_cut_link_is_named_by_readiness_and_healed_without_a_restart(
     async def cut(event_ids: list[str]) -> float:
         await _in_flight(system, event_ids[0])
         with proxy.cut(proxies):
-            began = time.monotonic()
-            while time.monotonic() - began < 20:
-                code, body = await _readiness(system)
-                seen.append((time.monotonic() - began, _down(body) if code == 503 else set()))
-                await asyncio.sleep(1)
+            seen.extend(await _readiness_for(system, 20))
         return time.monotonic()
 
     await _survive(system, direct, f"{server} link cut 20 s", cut)
-    named = [t for t, down in seen if down == {check}]
-    assert named, f"readiness never said {check} (alone) was down: {seen}"
-    assert all(down <= {check} for _, down in seen), f"readiness blamed another: {seen}"
+    named = _named_alone(seen, check)
+    record(SUITE, f"{server} cut: readiness said {check} down after", 0, (named, None), None)

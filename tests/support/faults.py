@@ -529,3 +529,27 @@ def record(
     took_s, recovered_s = took
     extra = None if clean_s is None else took_s - clean_s
     MEASURED.append(Measured(suite, fault, videos, took_s, extra, recovered_s))
+
+
+@contextlib.contextmanager
+def running_system(
+    settings: Settings, logs: Path, *, runners: int = 2, warm_up: tuple[Path, int] | None = None
+) -> Iterator[System]:
+    """The services as processes on ``settings``, ready, and stopped afterwards. ``warm_up``
+    (a video and its frame count): one unmeasured run of it first, which pays for the
+    detector's warm-up, so that the cases' timings compare."""
+    logs.mkdir(parents=True, exist_ok=True)
+    running = System(settings, logs)
+    running.start(runners=runners)
+    try:
+        asyncio.run(wait_all_ready(running, timeout_s=120))
+        if warm_up is not None:
+            video, frames = warm_up
+            asyncio.run(
+                videos_survive(
+                    running, no_fault, video=video, frames=frames, count=1, timeout_s=300
+                )
+            )
+        yield running
+    finally:
+        running.stop()
