@@ -322,24 +322,30 @@ ensure_kafka() {
 
 versitygw_bin() { echo "$CACHE/versitygw-$VERSITYGW_VERSION/bin/versitygw"; }
 
-ensure_versitygw() {
-  local bin
-  bin=$(versitygw_bin)
-  [[ -x "$bin" ]] && return 0
+# go_install_cached SERVER DIR PACKAGE@VERSION BUILT NAME: `go install` into $CACHE/DIR/bin once,
+# the binary BUILT named NAME there.
+go_install_cached() {
+  local server=$1 dir=$2 pkg=$3 built=$4 name=$5
+  [[ -x "$CACHE/$dir/bin/$name" ]] && return 0
   need_go
   local t0 tmp log
   t0=$(now)
   mkdir -p "$CACHE" "$LOGS"
-  log="$LOGS/build-s3.log"
+  log="$LOGS/build-$server.log"
   : >"$log"
-  tmp=$(mktemp -d "$CACHE/.versitygw-$VERSITYGW_VERSION.XXXXXX")
-  say "s3: building versitygw v$VERSITYGW_VERSION with go install (a few minutes cold; log: $log)"
-  (cd "$tmp" && GOBIN="$tmp/bin" logged "$log" go install "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION") ||
-    { rm -rf "$tmp"; return 1; }
-  rm -rf "$CACHE/versitygw-$VERSITYGW_VERSION"
-  mv "$tmp" "$CACHE/versitygw-$VERSITYGW_VERSION"
-  say "s3: built versitygw in $(since "$t0")s"
-  note_built s3
+  tmp=$(mktemp -d "$CACHE/.$dir.XXXXXX")
+  say "$server: building $pkg with go install (minutes cold; log: $log)"
+  (cd "$tmp" && GOBIN="$tmp/bin" logged "$log" go install "$pkg") || { rm -rf "$tmp"; return 1; }
+  [[ $built == "$name" ]] || mv "$tmp/bin/$built" "$tmp/bin/$name"
+  rm -rf "${CACHE:?}/$dir"
+  mv "$tmp" "$CACHE/$dir"
+  say "$server: built in $(since "$t0")s"
+  note_built "$server"
+}
+
+ensure_versitygw() {
+  go_install_cached s3 "versitygw-$VERSITYGW_VERSION" \
+    "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION" versitygw versitygw
 }
 
 ferretdb_dir() {
@@ -383,24 +389,8 @@ ensure_ferretdb() {
 toxiproxy_bin() { echo "$CACHE/toxiproxy-$TOXIPROXY_VERSION/bin/toxiproxy-server"; }
 
 ensure_toxiproxy() {
-  local bin
-  bin=$(toxiproxy_bin)
-  [[ -x "$bin" ]] && return 0
-  need_go
-  local t0 tmp log
-  t0=$(now)
-  mkdir -p "$CACHE" "$LOGS"
-  log="$LOGS/build-toxiproxy.log"
-  : >"$log"
-  tmp=$(mktemp -d "$CACHE/.toxiproxy-$TOXIPROXY_VERSION.XXXXXX")
-  say "toxiproxy: building toxiproxy-server v$TOXIPROXY_VERSION with go install (log: $log)"
-  (cd "$tmp" && GOBIN="$tmp/bin" logged "$log" go install "github.com/Shopify/toxiproxy/v2/cmd/server@v$TOXIPROXY_VERSION") ||
-    { rm -rf "$tmp"; return 1; }
-  mv "$tmp/bin/server" "$tmp/bin/toxiproxy-server"
-  rm -rf "$CACHE/toxiproxy-$TOXIPROXY_VERSION"
-  mv "$tmp" "$CACHE/toxiproxy-$TOXIPROXY_VERSION"
-  say "toxiproxy: built in $(since "$t0")s"
-  note_built toxiproxy
+  go_install_cached toxiproxy "toxiproxy-$TOXIPROXY_VERSION" \
+    "github.com/Shopify/toxiproxy/v2/cmd/server@v$TOXIPROXY_VERSION" server toxiproxy-server
 }
 
 ensure_server() {
