@@ -10,11 +10,16 @@ STACK := bash tools/stack/stack.sh
 # Tests that need servers read their addresses from the file `make stack-up` writes.
 WITH_STACK_ENV := set -a && source .stack/env && set +a &&
 PYTEST_ARGS ?=
+# The fault stack of `make test-faults`: three Kafka brokers and a Toxiproxy in front of every
+# server, with its state in .stack-faults and its own ports, so it runs beside the normal stack.
+FAULTS_PORTS ?= STACK_KAFKA_PORT=9394 STACK_KAFKA_CONTROLLER_PORT=9395 STACK_S3_PORT=9390 \
+	STACK_MONGO_PORT=27317 STACK_TOXIPROXY_PORT=8474 STACK_TOXIPROXY_PROXY_PORT=9470
+FAULTS_STACK := STACK_DIR=.stack-faults STACK_KAFKA_BROKERS=3 STACK_TOXIPROXY=1 $(FAULTS_PORTS) $(STACK)
 
-.PHONY: help install lint schemas helm test test-unit test-integration test-e2e soak stack-up stack-down stack-status demo demo-stop bench bench-video-path bench-segments bench-results image compose-up compose-down test-containers clean
+.PHONY: help install lint schemas helm test test-unit test-integration test-e2e test-faults soak stack-up stack-down stack-status demo demo-stop bench bench-video-path bench-segments bench-results image compose-up compose-down test-containers clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## create .venv with the package and its dev tools, fetch test videos
 
@@ -41,7 +46,7 @@ helm: ## build the helm binary the chart tests use (cached by version, minutes c
 
 test: install helm ## unit, integration and e2e tests against a local stack it starts and stops
 	$(STACK) up
-	$(WITH_STACK_ENV) rc=0; $(PY) -m pytest tests -m "not soak" $(PYTEST_ARGS) || rc=$$?; $(STACK) down; exit $$rc
+	$(WITH_STACK_ENV) rc=0; $(PY) -m pytest tests -m "not soak and not faults" $(PYTEST_ARGS) || rc=$$?; $(STACK) down; exit $$rc
 
 test-unit: install helm ## the fast tests that need no server
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -52,7 +57,12 @@ test-integration: install ## integration tests; leaves the stack running for the
 
 test-e2e: install ## the whole system as processes; leaves the stack running
 	$(STACK) up
-	$(WITH_STACK_ENV) $(PY) -m pytest tests/e2e -m "not soak" $(PYTEST_ARGS)
+	$(WITH_STACK_ENV) $(PY) -m pytest tests/e2e -m "not soak and not faults" $(PYTEST_ARGS)
+
+test-faults: install ## broker, network and disk faults on a 3-broker cluster behind Toxiproxy (13-17 min)
+	$(FAULTS_STACK) up
+	set -a && source .stack-faults/env && set +a && rc=0; \
+	$(PY) -m pytest tests/e2e -m faults $(PYTEST_ARGS) || rc=$$?; $(FAULTS_STACK) down; exit $$rc
 
 soak: install ## the chaos test: runner replicas killed at random while videos flow (minutes)
 	$(STACK) up
@@ -105,4 +115,5 @@ test-containers: install ## build the images, run the compose system, kill a run
 	bash tools/containers/test.sh
 
 clean: demo-stop stack-down ## remove the venv and the stack's state (caches outside the repo stay)
-	rm -rf $(VENV) .stack
+	$(FAULTS_STACK) down
+	rm -rf $(VENV) .stack .stack-faults

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     #: Used only to create a missing topic at startup; existing topics are left as they are.
     kafka_topic_partitions: int = Field(default=4, ge=1)
     kafka_topic_replication: int = Field(default=1, ge=1)
+    #: ``min.insync.replicas`` of such a topic (unset: the broker's): acks=all writes need this
+    #: many in-sync replicas, so with 2 of 3 a broker may be lost and no write is acked by one.
+    kafka_topic_min_insync_replicas: int | None = Field(default=None, ge=1)
     group_runner: str = "runner-group"
     group_results: str = "runner-results-group"
     group_inference: str = "inference-group"
@@ -231,6 +234,7 @@ class Settings(BaseSettings):
         "s3_endpoint_url",
         "onnx_model_path",
         "frames_retention_s",
+        "kafka_topic_min_insync_replicas",
         mode="before",
     )
     @classmethod
@@ -282,6 +286,14 @@ class Settings(BaseSettings):
     def execution_providers(self) -> tuple[str, ...]:
         """``ONNX_PROVIDERS`` as a tuple (blanks ignored), in order of preference."""
         return tuple(_names(self.onnx_providers))
+
+    @cached_property
+    def topic_configs(self) -> dict[str, str]:
+        """The configs of a topic the services create (none: the broker's defaults)."""
+        isr = self.kafka_topic_min_insync_replicas
+        if isr is not None and isr > self.kafka_topic_replication:
+            raise ValueError(f"KAFKA_TOPIC_MIN_INSYNC_REPLICAS {isr} > KAFKA_TOPIC_REPLICATION")
+        return {} if isr is None else {"min.insync.replicas": str(isr)}
 
     def dlq_topic(self, topic: str) -> str:
         return f"{topic}{self.dlq_suffix}"

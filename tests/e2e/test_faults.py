@@ -30,6 +30,7 @@ from support.faults import (
     pause_server,
     restored,
     resume_server,
+    running_system,
     start_server,
     wait_all_ready,
     wait_no_lag,
@@ -65,15 +66,8 @@ def system(tmp_path_factory):
         s3_read_timeout_s=3.0,
     )
     asyncio.run(create_topic(settings, settings.topic_outbox_events, partitions=4))
-    logs = base / "logs"
-    logs.mkdir()
-    running = System(settings, logs)
-    running.start(runners=2)
-    try:
-        asyncio.run(wait_all_ready(running, timeout_s=120))
+    with running_system(settings, base / "logs") as running:
         yield running
-    finally:
-        running.stop()
 
 
 async def _in_flight(system: System, event_id: str) -> dict:

@@ -17,21 +17,33 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from support.stack import REPO, ServiceProcess, free_port, partitions_now, publish, read_topic
+from support.stack import (
+    REPO,
+    ServiceProcess,
+    free_port,
+    partitions_now,
+    publish,
+    read_topic,
+    submit_video,
+)
 from video_runner import bootstrap
 from video_runner.settings import Settings
 
 STACK_SH = REPO / "tools" / "stack" / "stack.sh"
-PIDS = REPO / ".stack" / "pids"
+#: The stack's state (``.stack``, or ``STACK_DIR`` as its env file says: the fault stack's).
+STACK_DIR = Path(os.environ.get("STACK_DIR") or REPO / ".stack")
+PIDS = STACK_DIR / "pids"
 FINISHED = {"ready", "failed"}
 
 
@@ -80,6 +92,11 @@ def resume_server(name: str) -> None:
 def start_server(name: str) -> None:
     """``stack.sh start-one``: starts it if it is not running and waits until it answers."""
     subprocess.run(["bash", str(STACK_SH), "start-one", name], check=True, cwd=REPO, timeout=240)
+
+
+def stop_server(name: str) -> None:
+    """``stack.sh stop-one``: SIGTERM (a broker's controlled shutdown), SIGKILL after its grace."""
+    subprocess.run(["bash", str(STACK_SH), "stop-one", name], check=True, cwd=REPO, timeout=120)
 
 
 @contextlib.contextmanager
@@ -230,6 +247,16 @@ class System:
                 return runner
         return None
 
+    def retried(self, what: str) -> int:
+        """How many times the services logged a retriable failure whose error says ``what``
+        (``"put s3"``, ``"download s3"``): proof that a fault was felt, not only survived."""
+        count = 0
+        for path in self.logs.glob("*.log"):
+            for line in path.read_text(errors="replace").splitlines():
+                if '"retriable failure, backing off"' in line and what in line:
+                    count += 1
+        return count
+
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of every service log, for an assertion message."""
         parts = []
@@ -348,3 +375,181 @@ async def assert_ready_with_frames(
     assert all(
         len(f["objects"]) <= system.settings.max_objects_per_frame for f in document["frames"]
     )
+
+
+# --- a replicated cluster (STACK_KAFKA_BROKERS=3) ---------------------------------------------
+
+
+def broker_name(node_id: int) -> str:
+    """The stack's name of Kafka node ``node_id``: ``kafka`` for node 1, ``kafka-N`` after it."""
+    return "kafka" if node_id == 1 else f"kafka-{node_id}"
+
+
+async def describe_partitions(settings: Settings, topic: str | None = None) -> list[dict[str, Any]]:
+    """Every partition of ``topic`` (or of every topic) with its topic, leader, replicas, isr.
+
+    Asked again, by a new client, while a request fails: with a broker down the admin client may
+    pick that node for the request.
+    """
+    for attempt in range(60):
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        try:
+            await admin.start()
+            described = await admin.describe_topics()
+            break
+        except KafkaError:
+            if attempt == 59:
+                raise
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.5)
+    return [
+        {"topic": t["topic"], **p}
+        for t in described
+        if topic is None or t["topic"] == topic
+        for p in t["partitions"]
+    ]
+
+
+async def busiest_leader(settings: Settings, topic: str) -> int:
+    """The node that leads the most partitions of ``topic`` now."""
+    leaders = Counter(p["leader"] for p in await describe_partitions(settings, topic))
+    node, _ = leaders.most_common(1)[0]
+    assert node >= 0, f"{topic} has a partition without a leader: {leaders}"
+    return int(node)
+
+
+async def wait_fully_replicated(settings: Settings, timeout_s: float = 120.0) -> float:
+    """Wait until every partition of every topic has all its replicas in sync and a leader;
+    returns how long that took (a rolling restart waits for it before the next broker)."""
+    began = time.monotonic()
+    lagging: list[dict[str, Any]] = []
+    while time.monotonic() - began < timeout_s:
+        try:
+            partitions = await describe_partitions(settings)
+        except KafkaError as error:  # a broker still starting: ask again
+            lagging = [{"error": repr(error)}]
+        else:
+            lagging = [
+                p for p in partitions if p["leader"] < 0 or set(p["isr"]) != set(p["replicas"])
+            ]
+            if partitions and not lagging:
+                return time.monotonic() - began
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"partitions not fully replicated after {timeout_s} s: {lagging[:5]}")
+
+
+async def dead_letter_total(settings: Settings) -> int:
+    """How many records every dead-letter topic of the system holds (0 where none exists)."""
+    topics = [
+        settings.dlq_topic(t)
+        for t in (
+            settings.topic_outbox_events,
+            settings.topic_inference_tasks,
+            settings.topic_inference_results,
+        )
+    ]
+    wanted = [TopicPartition(t, p) for t in topics for p in await partitions_now(settings, t)]
+    if not wanted:
+        return 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(wanted)
+    finally:
+        await consumer.stop()
+    return int(sum(ends.values()))
+
+
+# --- many videos through one fault, and what it cost ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One fault case's figures, for the summary `make test-faults` prints."""
+
+    suite: str
+    fault: str
+    videos: int
+    took_s: float
+    #: ``took_s`` minus the same suite's fault-free run of as many videos.
+    extra_s: float | None
+    #: From the end of the fault (resumed, restarted, toxic removed) to the last video ready.
+    recovered_s: float | None
+
+
+MEASURED: list[Measured] = []
+#: A fault case returns when its fault ended (``time.monotonic()``), or None if it never ends
+#: by itself before the videos do (a latency toxic lifted only afterwards).
+Fault = Callable[[list[str]], Awaitable[float | None]]
+
+
+async def no_fault(event_ids: list[str]) -> float | None:
+    return None
+
+
+async def videos_survive(
+    system: System,
+    fault: Fault,
+    *,
+    video: Path,
+    frames: int,
+    count: int,
+    timeout_s: float,
+    submit_with: Settings | None = None,
+) -> tuple[float, float | None]:
+    """Submit ``count`` copies of ``video``, apply ``fault`` while they flow, and check the end:
+    every one ``ready`` exactly once with exactly its sampled frames, none ``failed``, nothing on
+    any dead-letter topic, every group caught up, readiness 200 everywhere. Returns how long the
+    videos took from the first submission, and how long after the fault's end the last was ready.
+    ``submit_with``: other settings for the submissions (the test's own client, not through a
+    fault proxy in front of the services).
+    """
+    settings = system.settings
+    ready_before = system.ready_count()
+    dead_before = await dead_letter_total(settings)
+    began = time.monotonic()
+    event_ids = [await submit_video(submit_with or settings, video) for _ in range(count)]
+    fault_ended = await fault(event_ids)
+    views = await asyncio.gather(*(system.wait_finished(e, timeout_s) for e in event_ids))
+    done = time.monotonic()
+    assert [v["status"] for v in views] == ["ready"] * count, (views, system.log_tail())
+    for event_id, view in zip(event_ids, views, strict=True):
+        await assert_ready_with_frames(system, event_id, frames, view)
+    await wait_no_lag(settings, timeout_s=120)
+    await wait_all_ready(system, timeout_s=120)
+    assert system.ready_count() - ready_before == count, system.log_tail()
+    assert await dead_letter_total(settings) == dead_before, "a fault put messages on a DLQ"
+    return done - began, None if fault_ended is None else max(0.0, done - fault_ended)
+
+
+def record(
+    suite: str, fault: str, videos: int, took: tuple[float, float | None], clean_s: float | None
+) -> None:
+    took_s, recovered_s = took
+    extra = None if clean_s is None else took_s - clean_s
+    MEASURED.append(Measured(suite, fault, videos, took_s, extra, recovered_s))
+
+
+@contextlib.contextmanager
+def running_system(
+    settings: Settings, logs: Path, *, runners: int = 2, warm_up: tuple[Path, int] | None = None
+) -> Iterator[System]:
+    """The services as processes on ``settings``, ready, and stopped afterwards. ``warm_up``
+    (a video and its frame count): one unmeasured run of it first, which pays for the
+    detector's warm-up, so that the cases' timings compare."""
+    logs.mkdir(parents=True, exist_ok=True)
+    running = System(settings, logs)
+    running.start(runners=runners)
+    try:
+        asyncio.run(wait_all_ready(running, timeout_s=120))
+        if warm_up is not None:
+            video, frames = warm_up
+            asyncio.run(
+                videos_survive(
+                    running, no_fault, video=video, frames=frames, count=1, timeout_s=300
+                )
+            )
+        yield running
+    finally:
+        running.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ssl
 from types import SimpleNamespace
 
+import pytest
+
 from video_runner.adapters.kafka import KafkaConnection
 from video_runner.bootstrap import consumer_loop, kafka_connection, secrets_of
 from video_runner.domain.backoff import backoff_delay
@@ -72,3 +74,31 @@ _LOOP = {
     "handler": SimpleNamespace(),
     "max_in_flight": 1,
 }
+
+
+def test_topics_created_on_a_replicated_cluster_carry_min_insync_replicas(monkeypatch):
+    """KAFKA_TOPIC_REPLICATION=3 and KAFKA_TOPIC_MIN_INSYNC_REPLICAS=2 (what the three-broker
+    stack's env says) reach every creation request; unset, the broker's default stays."""
+    from video_runner.adapters.kafka.admin import new_topics
+
+    monkeypatch.setenv("KAFKA_TOPIC_REPLICATION", "3")
+    monkeypatch.setenv("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "2")
+    settings = load_settings()
+    [topic] = new_topics(
+        ["t"],
+        partitions=4,
+        replication=settings.kafka_topic_replication,
+        configs=settings.topic_configs,
+    )
+    assert (topic.name, topic.num_partitions, topic.replication_factor) == ("t", 4, 3)
+    assert topic.topic_configs == {"min.insync.replicas": "2"}
+    monkeypatch.setenv("KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "")
+    [plain] = new_topics(["t"], partitions=4, replication=1, configs=load_settings().topic_configs)
+    assert not plain.topic_configs
+
+
+def test_more_in_sync_replicas_than_replicas_is_refused():
+    """min.insync.replicas above the replication factor would refuse every acks=all write."""
+    settings = load_settings(kafka_topic_replication=1, kafka_topic_min_insync_replicas=2)
+    with pytest.raises(ValueError, match="KAFKA_TOPIC_MIN_INSYNC_REPLICAS 2"):
+        _ = settings.topic_configs

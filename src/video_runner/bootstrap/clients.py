@@ -66,6 +66,7 @@ async def ensure_topics_of(settings: Settings, role: str) -> None:
         topics_of(settings),
         partitions=settings.kafka_topic_partitions,
         replication=settings.kafka_topic_replication,
+        configs=settings.topic_configs,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -20,10 +20,25 @@ from video_runner.errors import DependencyUnavailable
 log = logging.getLogger(__name__)
 
 
+def new_topics(
+    topics: Sequence[str], *, partitions: int, replication: int, configs: Mapping[str, str]
+) -> list[NewTopic]:
+    """The creation requests of ``topics``, each with the same partitions, replicas and configs."""
+    return [
+        NewTopic(t, partitions, replication, topic_configs=dict(configs) or None) for t in topics
+    ]
+
+
 async def ensure_topics(
-    connection: KafkaConnection, topics: Sequence[str], *, partitions: int, replication: int
+    connection: KafkaConnection,
+    topics: Sequence[str],
+    *,
+    partitions: int,
+    replication: int,
+    configs: Mapping[str, str] | None = None,
 ) -> None:
-    """Create missing topics (existing ones are left as they are).
+    """Create missing topics (existing ones are left as they are), with ``configs`` (such as
+    ``min.insync.replicas``).
 
     A consumer subscribed to a topic that does not exist yet would only notice it at its next
     metadata refresh (minutes later); creating it up front makes a fresh system start at once.
@@ -36,7 +51,9 @@ async def ensure_topics(
         missing = [t for t in wanted if t not in existing]
         if missing:
             response = await admin.create_topics(
-                [NewTopic(t, partitions, replication) for t in missing]
+                new_topics(
+                    missing, partitions=partitions, replication=replication, configs=configs or {}
+                )
             )
             # The admin client does not raise per-topic errors (a broker still starting answers
             # NOT_CONTROLLER, say): read them, and retry the whole start if one failed. Another
