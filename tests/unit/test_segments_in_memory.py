@@ -161,9 +161,7 @@ async def test_a_failed_read_mid_segment_is_retried_not_blamed_on_the_video(tmp_
     assert len(cut.tasks()) > 0
 
 
-async def test_the_last_segment_waits_for_the_plan_to_be_recorded_before_finishing(
-    tmp_path, video
-):
+async def test_the_last_segment_waits_for_the_plan_to_be_recorded_before_finishing(tmp_path, video):
     """Segments done before the planner's write of the plan landed: the last one raises a
     retriable error (never two writes of one document at once), and its retry finishes."""
     _, cut = await whole_and_cut(tmp_path, video)
