@@ -92,18 +92,30 @@ class ExtractionClaims:
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, event_id: str, generation: int) -> AsyncIterator[None]:
-        async def beat() -> None:
-            while True:
-                await self._store.annotate(
-                    event_id,
-                    {"extraction": {"claim": generation, "alive_at": datetime.now(UTC)}},
-                )
-                await asyncio.sleep(self._stale_s / 3)
+        # Beats never overlap the work's first and last writes to the same document: FerretDB
+        # keeps only one of two concurrent updates of a document, and a beat landing after the
+        # event failed would put it back to processing. So the first beat is written before the
+        # work starts, and the last one is waited for (never cancelled mid-write) before the
+        # caller writes the outcome.
+        async def write_beat() -> None:
+            await self._store.annotate(
+                event_id, {"extraction": {"claim": generation, "alive_at": datetime.now(UTC)}}
+            )
 
+        stop = asyncio.Event()
+
+        async def beat() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self._stale_s / 3)
+                if not stop.is_set():
+                    await write_beat()
+
+        await write_beat()
         task = asyncio.create_task(beat(), name=f"extraction heartbeat {event_id}")
         try:
             yield
         finally:
-            task.cancel()
+            stop.set()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
