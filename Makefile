@@ -26,7 +26,7 @@ install: $(VENV)/.installed ## create .venv with the package and its dev tools, 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,convert]'
 	bash tools/fetch_test_videos.sh
 	$(VENV)/bin/video-runner models install
 	touch $@

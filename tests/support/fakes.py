@@ -607,7 +607,8 @@ class FakeFrameSource:
     """Implements ``ports.FrameSource``: probe returns ``info`` (or raises ``probe_error``).
 
     ``extract`` yields ``frames`` in order, then raises ``extract_error`` if one is given (a
-    decoder that fails part-way through a corrupt file).
+    decoder that fails part-way through a corrupt file). With ``hold_after``, it stops after
+    that many frames (setting ``held``) until ``release`` is set: an extraction caught mid-video.
     """
 
     def __init__(
@@ -617,8 +618,12 @@ class FakeFrameSource:
         info: VideoInfo | None = None,
         probe_error: InvalidVideo | None = None,
         extract_error: Exception | None = None,
+        hold_after: int | None = None,
     ) -> None:
         self.frames = list(frames)
+        self.hold_after = hold_after
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
         self.info = info or VideoInfo(
             width=64,
             height=48,
@@ -649,7 +654,10 @@ class FakeFrameSource:
         self.extracted.append(path)
         self.plans.append(plan)
         try:
-            for frame in self.frames:
+            for index, frame in enumerate(self.frames):
+                if index == self.hold_after:
+                    self.held.set()
+                    await self.release.wait()
                 await asyncio.sleep(0)
                 yield frame
             if self.extract_error is not None:

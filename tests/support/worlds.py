@@ -158,7 +158,7 @@ class VideoWorld:
     completion notices going to a fake notice log and fake webhooks.
 
     ``settings`` are ``Settings`` fields (``max_video_bytes``, ``webhook_allowed_hosts``, ...);
-    ``probe_error`` and ``extract_error`` go to the frame source.
+    ``probe_error``, ``extract_error`` and ``hold_after`` go to the frame source.
     """
 
     def __init__(
@@ -168,6 +168,7 @@ class VideoWorld:
         *,
         probe_error: InvalidVideo | None = None,
         extract_error: Exception | None = None,
+        hold_after: int | None = None,
         **settings: Any,
     ) -> None:
         self.work_dir = tmp_path / "work"
@@ -178,7 +179,9 @@ class VideoWorld:
         self.objects = FakeObjectStore()
         self.objects.objects["videos", "input/ev-1.mp4"] = VIDEO
         self.publisher = FakePublisher()
-        self.source = FakeFrameSource(frames, probe_error=probe_error, extract_error=extract_error)
+        self.source = FakeFrameSource(
+            frames, probe_error=probe_error, extract_error=extract_error, hold_after=hold_after
+        )
         self.telemetry = RecordingTelemetry()
         self.notice_log = FakeNoticeLog()
         self.webhooks = FakeWebhooks()

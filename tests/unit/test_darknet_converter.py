@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import zipfile
 
 import numpy as np
@@ -172,6 +173,17 @@ def test_weights_that_do_not_fit_the_cfg_are_refused():
         convert(SMALL_CFG, weights[:-4], ["a", "b"], model_name="t", model_version="1")
     with pytest.raises(ConfigurationError, match="left over"):
         convert(SMALL_CFG, weights + b"\0\0\0\0", ["a", "b"], model_name="t", model_version="1")
+
+
+def test_without_the_convert_extra_a_conversion_says_what_to_install(monkeypatch, tmp_path):
+    """The services run without onnx (the image leaves it out): converting or installing a
+    model there is a configuration error naming the extra, not an ImportError's traceback."""
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now fails as if absent
+    weights = darknet_weights_file(SMALL_CFG)
+    with pytest.raises(ConfigurationError, match=r"video-runner\[convert\]"):
+        convert(SMALL_CFG, weights, ["a", "b"], model_name="t", model_version="1")
+    with pytest.raises(ConfigurationError, match=r"video-runner\[convert\]"):
+        install(tmp_path)
 
 
 def test_names_that_do_not_match_the_classes_are_refused():

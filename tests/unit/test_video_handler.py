@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from support.worlds import VIDEO, VideoWorld, extracted_frames, outbox_event, outbox_message
@@ -119,6 +121,46 @@ async def test_an_event_interrupted_before_its_total_is_redone(tmp_path):
     assert document is not None
     assert document["total_frames"] == 2
     assert len(world.tasks()) == 2
+
+
+async def test_a_copy_waiting_on_a_cancelled_extraction_in_its_process_does_the_work(tmp_path):
+    """A revocation cancels an extraction mid-video and the partition comes back with the same
+    offset: the new copy was waiting on the cancelled one, and extracts the video itself
+    instead of taking it for a duplicate (the cancelled copy is never retried or committed)."""
+    world = VideoWorld(tmp_path, extracted_frames(6), hold_after=3)
+    first = asyncio.create_task(world.path.handle(outbox_event()))
+    await world.source.held.wait()
+    second = asyncio.create_task(world.path.handle(outbox_event()))
+    for _ in range(20):  # the second copy reaches its wait on the first
+        await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    world.source.release.set()
+    await second
+    document = world.store.document("ev-1")
+    assert document is not None
+    assert document["status"] == Status.PROCESSING
+    assert document["total_frames"] == 6
+    assert {t.value["frame_id"] for t in world.tasks()} == {0, 5, 10, 15, 20, 25}
+    assert world.extractions() == 1
+    assert world.telemetry.total("events_duplicate") == 0
+
+
+async def test_a_copy_waiting_on_a_finished_extraction_in_its_process_is_a_duplicate(tmp_path):
+    """Two copies of one event at once in one process: one extracts, the other waits for it
+    and does nothing more."""
+    world = VideoWorld(tmp_path, extracted_frames(4), hold_after=2)
+    first = asyncio.create_task(world.path.handle(outbox_event()))
+    await world.source.held.wait()
+    second = asyncio.create_task(world.path.handle(outbox_event()))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    world.source.release.set()
+    await asyncio.gather(first, second)
+    assert len(world.source.extracted) == 1
+    assert len(world.tasks()) == 4
+    assert world.telemetry.total("events_duplicate") == 1
 
 
 def _assert_dead_lettered(world, message, code: ErrorCode):

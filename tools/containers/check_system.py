@@ -1,7 +1,8 @@
 """The compose system's end-to-end checks, run from the host by tools/containers/test.sh.
 
 1. A real video, submitted with `video-runner submit --wait`, ends `ready`.
-2. A longer video is submitted; the runner container extracting it is SIGKILLed mid-video;
+2. A longer video (200 s: cut into segments that both runners extract) is submitted; a
+   runner container extracting it is SIGKILLed mid-video;
    the video still ends `ready` with exactly one result: one final JSON holding each sampled
    frame once, and one completion notice (one notice_id, `ready`) on `prediction_events`.
 
@@ -52,14 +53,15 @@ def status(event_id: str) -> dict[str, object]:
     return answer
 
 
-def videos_in_progress(port: int) -> float:
+def gauge(port: int, name: str) -> float:
+    """A runner's gauge ``video_runner_{name}`` from its /metrics, 0 if it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
             text = answer.read().decode()
     except OSError:
         return 0.0
     for line in text.splitlines():
-        if line.startswith("video_runner_videos_in_progress "):
+        if line.startswith(f"video_runner_{name} "):
             return float(line.split()[1])
     return 0.0
 
@@ -76,24 +78,38 @@ def view_from(port: int, event_id: str) -> dict[str, object] | None:
     return view
 
 
-def extracting(event_id: str, timeout: float) -> tuple[str, dict[str, object]]:
-    """The runner container extracting event_id, caught while frames are still being published."""
+def extracting(event_id: str, timeout: float) -> tuple[str, str]:
+    """A runner container extracting event_id, caught mid-video, and what it had done then.
+
+    A video cut into segments is extracted by every runner, a segment each: the victim is one
+    with a segment in progress while some are still to do. A video extracted whole (one
+    segment) has one extractor, caught while its frames are still being published.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for name, port in RUNNERS.items():
-            if videos_in_progress(port) <= 0:
-                continue
             view = view_from(port, event_id)
-            published = view and view.get("frames_published")
-            expected = view and view.get("expected_frames")
+            if not view or view["status"] != "processing":
+                continue
+            segments = view.get("segments")
+            if isinstance(segments, dict):
+                done, count = segments.get("done"), segments.get("count")
+                if (
+                    isinstance(done, int)
+                    and isinstance(count, int)
+                    and done < count
+                    and gauge(port, "segments_in_progress") > 0
+                ):
+                    return name, f"{done} of {count} segments done"
+                continue
+            published, expected = view.get("frames_published"), view.get("expected_frames")
             if (
-                view
-                and view["status"] == "processing"
-                and isinstance(published, int)
+                isinstance(published, int)
                 and isinstance(expected, int)
                 and 0 < published < expected
+                and gauge(port, "videos_in_progress") > 0
             ):
-                return name, view
+                return name, f"{published} of {expected} frames published"
         time.sleep(0.05)
     sys.exit(f"no runner was seen extracting {event_id}: {status(event_id)}")
 
@@ -201,10 +217,7 @@ def main() -> int:
     say(f"submitted {long.name} as {event_id}; waiting for a runner to extract it")
     victim, before = extracting(event_id, timeout=120)
     subprocess.run([PODMAN, "kill", "--signal", "KILL", victim], check=True, capture_output=True)
-    say(
-        f"SIGKILLed {victim} mid-extraction ({before['frames_published']} of "
-        f"{before['expected_frames']} frames published)"
-    )
+    say(f"SIGKILLed {victim} mid-extraction ({before})")
     view = wait_for(event_id, timeout=600)
     exactly_one_result(event_id, view)
     return 0

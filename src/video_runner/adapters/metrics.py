@@ -91,6 +91,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("frames_deleted", _C, "frame JPEGs deleted by the frames retention"),
     MetricSpec("stage_seconds", _H, "duration of a pipeline stage", ("stage",)),
     MetricSpec("videos_in_progress", _G, "videos being extracted now"),
+    MetricSpec("segments_in_progress", _G, "segments of long videos being extracted now"),
     MetricSpec("results_in_progress", _G, "inference results being stored now"),
     MetricSpec("decode_fps", _G, "decode speed of the last video, frames per second"),
     MetricSpec(

@@ -192,6 +192,8 @@ class Runner(_NoticeSending):
     async def _report_in_progress(self) -> None:
         self.telemetry.gauge("videos_in_progress", self.events_loop.stats.in_flight)
         self.telemetry.gauge("results_in_progress", self.results_loop.stats.in_flight)
+        if self.segments_loop is not None:
+            self.telemetry.gauge("segments_in_progress", self.segments_loop.stats.in_flight)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.runtime.run(stop)

@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 
 from video_runner.adapters.detectors.bundled import install
-from video_runner.adapters.detectors.darknet import convert, read_names
+from video_runner.adapters.detectors.darknet import convert, onnx_package, read_names
 from video_runner.settings import load_settings
 
 
@@ -41,7 +41,7 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    import onnx  # only a conversion loads it (see darknet.convert)
+    onnx = onnx_package()
 
     weights = args.weights.read_bytes()
     model = convert(

@@ -6,9 +6,11 @@ Before any work, a copy takes the one-time claim ``{event_id}/extract-{n}`` in t
 
 * the copy that wins extracts, and beats a heartbeat on the document
   (``extraction: {claim: n, alive_at}``) every third of ``stale_s`` while it works;
-* a copy that loses waits: in the same process for the winner to finish, elsewhere by reading
-  the document until its video path is over (it is then a duplicate, and its offset can be
-  committed: the work is durable). Meanwhile its offset stays uncommitted, like any event's;
+* a copy that loses waits: in the same process for the winner to finish, and resumes the work
+  if it raised (a revocation cancels the winner, then may hand this process the same offset
+  again); elsewhere by reading the document until its video path is over (it is then a
+  duplicate, and its offset can be committed: the work is durable). Meanwhile its offset
+  stays uncommitted, like any event's;
 * a winner whose work raised keeps its claim in this process, so the retry of its message
   resumes at once;
 * a winner that died (its heartbeat unchanged for ``stale_s`` of waiting) leaves its claim to
@@ -43,10 +45,13 @@ class ExtractionClaims:
     async def run_once(self, event_id: str, work: Callable[[], Awaitable[None]]) -> bool:
         """Run ``work`` if this copy wins the event's extraction; False if another copy did it
         (or does it and will be retried by its own message if it fails)."""
-        running = self._running.get(event_id)
-        if running is not None:
+        while (running := self._running.get(event_id)) is not None:
             await running.wait()
-            return False
+            if event_id not in self._held:
+                return False  # it finished (or failed the event for good)
+            # Its work raised, so nothing durable says the event is done: this copy resumes it.
+            # It is the partition's next copy after a revocation cancelled the running one
+            # (which is never retried or committed), or a redelivery after any other failure.
         done = asyncio.Event()
         self._running[event_id] = done
         try:

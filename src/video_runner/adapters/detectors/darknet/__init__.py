@@ -16,13 +16,33 @@ from video_runner.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
 
     import onnx
 
-__all__ = ["CONVERTER_VERSION", "convert", "read_names"]
+__all__ = ["CONVERTER_VERSION", "convert", "onnx_package", "read_names"]
 
 #: Written into every converted model; bump it when the graph a cfg gives changes.
 CONVERTER_VERSION = "1"
+
+
+def onnx_package() -> ModuleType:
+    """The onnx package, which only converting (or installing the bundled model) needs.
+
+    It is the ``convert`` extra, not a dependency of the services: the container image converts
+    its model at build time and leaves the package out.
+
+    Raises:
+        ConfigurationError: the package is not installed.
+    """
+    try:
+        import onnx
+    except ModuleNotFoundError as error:
+        raise ConfigurationError(
+            "converting a detector model needs the onnx package: "
+            "pip install 'video-runner[convert]'"
+        ) from error
+    return onnx
 
 
 def read_names(text: str) -> list[str]:
@@ -43,6 +63,7 @@ def convert(
     """Convert a darknet YOLO model; raises ``ConfigurationError`` if the parts disagree."""
     # The graph builder needs the onnx package, which costs a process ~150 MB and a second
     # to import: only a conversion pays for it, not every process that names the bundled model.
+    onnx_package()
     from video_runner.adapters.detectors.darknet.graph import build_graph
 
     network = parse_cfg(cfg_text, size)
