@@ -112,3 +112,21 @@ async def test_an_upsert_with_set_on_insert_does_not_overwrite_on_the_second_ups
 
     doc = await db.videos.find_one({"_id": "v1"})
     assert doc == {"_id": "v1", "created_by": "first", "attempts": 0, "seen_by": "second"}
+
+
+async def test_a_lookup_of_many_ids_finds_exactly_those_and_uses_the_id_index(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """`{_id: {$in: [...]}}` (how the merge reads a page of results) returns exactly the
+    documents named, missing ones absent, and the server answers it from the `_id` index
+    (the project's FerretDB patch; an unpatched one scans the whole collection)."""
+    await db.results.insert_many([{"_id": f"ev/{f}", "frame_id": f} for f in range(0, 500, 5)])
+    wanted = [f"ev/{f}" for f in (0, 5, 250, 495)] + ["ev/1", "other/0"]
+    found = await db.results.find({"_id": {"$in": wanted}}).to_list(None)
+    assert sorted(d["frame_id"] for d in found) == [0, 5, 250, 495]
+    plan = await db.command("explain", {"find": "results", "filter": {"_id": {"$in": wanted}}})
+    assert plan["filterPushdown"] is True
+    assert "USING INDEX" in " ".join(plan["queryPlanner"]["Plan"])
+    # Values of other types are filtered by the server's handler alone, still exactly.
+    mixed = await db.results.find({"_id": {"$in": ["ev/10", 10]}}).to_list(None)
+    assert [d["frame_id"] for d in mixed] == [10]

@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 
 from video_runner.adapters.mongo import new_event_document
-from video_runner.adapters.mongo.documents import prediction_of
+from video_runner.adapters.mongo.documents import frame_result_of, prediction_of, result_document
 from video_runner.domain.prediction import Prediction
-from video_runner.domain.results import ResultCounts
+from video_runner.domain.results import FrameResult, ResultCounts
 from video_runner.domain.status import Status
 
 NOON = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -55,3 +55,21 @@ def test_live_counts_appear_in_the_document_view():
     prediction = Prediction("ev-1", Status.PROCESSING, document={"_id": "ev-1"})
     view = prediction.with_progress(ResultCounts(4, 1)).as_document()
     assert view == {"_id": "ev-1", "results_received": 4, "failed_frames": 1}
+
+
+def test_a_stored_result_keeps_its_detections_as_one_json_string_and_reads_back_equal():
+    """The result document holds the objects as compact JSON text (the store never queries
+    inside them), and reads back to the same FrameResult, floats and key order included."""
+    objects = [{"class": "person", "box": [10.5, 20.25, 110.0, 220.0], "conf": 0.87, "x": None}]
+    result = FrameResult(frame_id=5, timestamp_ms=200, objects=objects, model="m")
+    document = result_document("ev-1", result, datetime(2026, 1, 1, tzinfo=UTC))
+    assert "objects" not in document
+    assert document["objects_json"].startswith('[{"class":"person","box":[10.5,')
+    assert frame_result_of(document) == result
+    assert list(frame_result_of(document).objects[0]) == ["class", "box", "conf", "x"]
+
+
+def test_a_result_stored_with_an_objects_array_by_an_older_version_still_reads():
+    """Documents written before the JSON text keep their ``objects`` array: read as before."""
+    document = {"_id": "ev-1/0", "frame_id": 0, "timestamp_ms": 0, "objects": [{"class": "car"}]}
+    assert frame_result_of(document).objects == [{"class": "car"}]

@@ -2,21 +2,25 @@
 
 The two lists of the final JSON (``frames`` and its older twin ``prediction``) are written in
 one pass over the task pages: ``frames`` straight to the output, ``prediction`` to a side file
-appended at the end. Each frame's result is read once, by ``_id``, so the cost is the event's
-own frames, however many documents other events keep in the store.
+appended at the end. Each frame's result is read once, by ``_id`` (a task page's worth a
+lookup, the next page read while this one is written), so the cost is the event's own frames,
+however many documents other events keep in the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import FrameResult, MergedJson, merged_header
+from video_runner.domain.task_pages import TaskPage
 from video_runner.errors import DependencyUnavailable
 from video_runner.ports import PredictionStore
 from video_runner.services.tracking import FrameTracking
@@ -32,6 +36,37 @@ class MergedSummary:
     models: list[str]
     #: Tracks linked (0 when the video was not tracked).
     tracks: int = 0
+
+
+async def _read_page(
+    store: PredictionStore, event_id: str, index: int
+) -> tuple[TaskPage, dict[int, FrameResult]]:
+    page = await store.read_task_page(event_id, index)
+    if page is None:
+        # Written before total_frames was set, so a store that lost it is not ready yet.
+        raise DependencyUnavailable("mongodb", f"task page {index} of {event_id} missing")
+    return page, await store.results_of(event_id, page.frame_ids())
+
+
+async def _pages_with_results(
+    store: PredictionStore, event_id: str, count: int
+) -> AsyncIterator[tuple[TaskPage, dict[int, FrameResult]]]:
+    """The event's task pages in order, each with its stored results, one page read ahead:
+    the store answers the next page while this process writes the current one."""
+    if count == 0:
+        return
+    ahead = asyncio.ensure_future(_read_page(store, event_id, 0))
+    try:
+        for index in range(count):
+            current = await ahead
+            if index + 1 < count:
+                ahead = asyncio.ensure_future(_read_page(store, event_id, index + 1))
+            yield current
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ahead
 
 
 async def write_merged(
@@ -54,12 +89,7 @@ async def write_merged(
     frames = 0
     with path.open("w", encoding="utf-8") as out, side.open("w+", encoding="utf-8") as legacy:
         out.write(frames_part.head())
-        for index in range(prediction.task_pages):
-            page = await store.read_task_page(event_id, index)
-            if page is None:
-                # Written before total_frames was set, so a store that lost it is not ready yet.
-                raise DependencyUnavailable("mongodb", f"task page {index} of {event_id} missing")
-            results = await store.results_of(event_id, page.frame_ids())
+        async for page, results in _pages_with_results(store, event_id, prediction.task_pages):
             merged: list[FrameResult] = []
             for task in page.tasks:
                 stored = results.get(task.frame_id)

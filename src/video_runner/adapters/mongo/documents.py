@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +15,9 @@ from video_runner.domain.task_pages import TaskPage, TaskRecord
 
 #: Bounded bulk writes: one huge write would outlast the socket timeout on a slow server.
 BULK_SIZE = 1000
-#: Lookups by ``_id`` in flight at once (well under PyMongo's default pool of 100 connections).
-LOOKUP_WINDOW = 32
+#: ``_id`` values in one ``{_id: {$in: [...]}}`` lookup: a task page's worth and more, one round
+#: trip, and under the bound the local FerretDB pushes down to its ``_id`` index (1,000).
+LOOKUP_WINDOW = 256
 
 
 def result_doc_id(event_id: str, frame_id: int) -> str:
@@ -40,24 +42,29 @@ def claim_doc_id(event_id: str, name: str) -> str:
 
 
 def frame_result_of(document: Mapping[str, Any]) -> FrameResult:
-    """The ``FrameResult`` of a stored result document."""
+    """The ``FrameResult`` of a stored result document (``objects_json``, or the ``objects``
+    array of documents stored before it)."""
     timestamp = document.get("timestamp_ms")
+    text = document.get("objects_json")
+    objects = json.loads(text) if isinstance(text, str) else document.get("objects")
     return FrameResult(
         frame_id=int(document["frame_id"]),
         timestamp_ms=None if timestamp is None else int(timestamp),
-        objects=list(document.get("objects") or []),
+        objects=list(objects or []),
         error=document.get("error"),
         model=document.get("model"),
     )
 
 
 def result_document(event_id: str, result: FrameResult, now: datetime) -> dict[str, Any]:
+    # The detections as one JSON string: nothing queries inside them, and a merge reads them
+    # all back (docs/decisions/0017: a fifth of the store's cost per document of an array).
     return {
         "_id": result_doc_id(event_id, result.frame_id),
         "event_id": event_id,
         "frame_id": result.frame_id,
         "timestamp_ms": result.timestamp_ms,
-        "objects": result.objects,
+        "objects_json": json.dumps(result.objects, separators=(",", ":")),
         "error": result.error,
         "model": result.model,
         "failed": result.error is not None,
