@@ -59,7 +59,7 @@ test-e2e: install ## the whole system as processes; leaves the stack running
 	$(STACK) up
 	$(WITH_STACK_ENV) $(PY) -m pytest tests/e2e -m "not soak and not faults" $(PYTEST_ARGS)
 
-test-faults: install ## broker, network and disk faults on a 3-broker cluster behind Toxiproxy (13-17 min)
+test-faults: install ## broker, network and disk faults on a 3-broker cluster behind Toxiproxy (10-11 min quiet)
 	$(FAULTS_STACK) up
 	set -a && source .stack-faults/env && set +a && rc=0; \
 	$(PY) -m pytest tests/e2e -m faults $(PYTEST_ARGS) || rc=$$?; $(FAULTS_STACK) down; exit $$rc

@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -211,15 +211,11 @@ class S3ObjectStore:
         )
 
     async def get_bytes(self, bucket: str, key: str) -> bytes:
-        def get() -> bytes:
-            body = self._client.get_object(Bucket=bucket, Key=key)["Body"]
-            try:
-                data: bytes = body.read()
-            finally:
-                body.close()
-            return data
-
-        return await self._call(f"get s3://{bucket}/{key}", get, source=True)
+        return await self._call(
+            f"get s3://{bucket}/{key}",
+            lambda: _read_body(self._client.get_object(Bucket=bucket, Key=key)),
+            source=True,
+        )
 
     async def size_of(self, bucket: str, key: str, *, max_bytes: int | None = None) -> int:
         """Implements ``ports.ObjectRanges``: the object's size (a HEAD), within ``max_bytes``."""
@@ -234,18 +230,13 @@ class S3ObjectStore:
     async def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
         """Implements ``ports.ObjectRanges``: the bytes ``[start, end)``, one ranged GET."""
 
-        def get() -> bytes:
-            answer = self._client.get_object(
-                Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}"
-            )
-            body = answer["Body"]
-            try:
-                data: bytes = body.read()
-            finally:
-                body.close()
-            return data
-
-        return await self._call(f"get s3://{bucket}/{key} [{start}, {end})", get, source=True)
+        return await self._call(
+            f"get s3://{bucket}/{key} [{start}, {end})",
+            lambda: _read_body(
+                self._client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+            ),
+            source=True,
+        )
 
     async def stream(self, bucket: str, key: str) -> AsyncIterator[bytes]:
         """Implements ``ports.ObjectStream``: one GET, its body read a piece at a time in a
@@ -305,6 +296,16 @@ class S3ObjectStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _read_body(answer: Mapping[str, Any]) -> bytes:
+    """The whole body of a GET's answer, its connection given back either way."""
+    body = answer["Body"]
+    try:
+        data: bytes = body.read()
+    finally:
+        body.close()
+    return data
 
 
 def _check_size(size: int, bucket: str, key: str, max_bytes: int | None) -> None:
