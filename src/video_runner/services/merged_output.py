@@ -14,7 +14,7 @@ import contextlib
 import logging
 import shutil
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +50,7 @@ async def _read_page(
 
 async def _pages_with_results(
     store: PredictionStore, event_id: str, count: int
-) -> AsyncIterator[tuple[TaskPage, dict[int, FrameResult]]]:
+) -> AsyncGenerator[tuple[TaskPage, dict[int, FrameResult]], None]:
     """The event's task pages in order, each with its stored results, one page read ahead:
     the store answers the next page while this process writes the current one."""
     if count == 0:
@@ -87,42 +87,45 @@ async def write_merged(
     frames_part, legacy_part = MergedJson(header), MergedJson(header)
     side = path.with_name(path.name + ".prediction")
     frames = 0
-    with path.open("w", encoding="utf-8") as out, side.open("w+", encoding="utf-8") as legacy:
-        out.write(frames_part.head())
-        async for page, results in _pages_with_results(store, event_id, prediction.task_pages):
-            merged: list[FrameResult] = []
-            for task in page.tasks:
-                stored = results.get(task.frame_id)
-                if stored is None:
-                    log.error(
-                        "frame without a stored result in a complete event",
-                        extra={"event_id": event_id, "frame_id": task.frame_id},
+    pages = _pages_with_results(store, event_id, prediction.task_pages)
+    # Closed on the way out, whatever raised: its read ahead is never left running.
+    async with contextlib.aclosing(pages):
+        with path.open("w", encoding="utf-8") as out, side.open("w+", encoding="utf-8") as legacy:
+            out.write(frames_part.head())
+            async for page, results in pages:
+                merged: list[FrameResult] = []
+                for task in page.tasks:
+                    stored = results.get(task.frame_id)
+                    if stored is None:
+                        log.error(
+                            "frame without a stored result in a complete event",
+                            extra={"event_id": event_id, "frame_id": task.frame_id},
+                        )
+                    # The task's timestamp is the runner's own measure; a result only echoes it.
+                    timestamp = task.timestamp_ms
+                    if timestamp is None and stored is not None:
+                        timestamp = stored.timestamp_ms
+                    merged.append(
+                        FrameResult(
+                            frame_id=task.frame_id,
+                            timestamp_ms=timestamp,
+                            objects=[] if stored is None else stored.objects,
+                            error="no result stored" if stored is None else stored.error,
+                            model=None if stored is None else stored.model,
+                        )
                     )
-                # The task's timestamp is the runner's own measure; a result only echoes it.
-                timestamp = task.timestamp_ms
-                if timestamp is None and stored is not None:
-                    timestamp = stored.timestamp_ms
-                merged.append(
-                    FrameResult(
-                        frame_id=task.frame_id,
-                        timestamp_ms=timestamp,
-                        objects=[] if stored is None else stored.objects,
-                        error="no result stored" if stored is None else stored.error,
-                        model=None if stored is None else stored.model,
-                    )
-                )
-            if tracking is not None:
-                merged = await asyncio.to_thread(tracking.link, merged)
-            for result in merged:
-                out.write(frames_part.frame(result))
-                if classes is not None:
-                    classes.update(str(obj.get("class", "?")) for obj in result.objects)
-                legacy.write(legacy_part.legacy(result))
-                frames += 1
-        out.write(frames_part.middle())
-        legacy.seek(0)
-        shutil.copyfileobj(legacy, out)
-        tracks = None if tracking is None else tracking.summaries()
-        out.write(frames_part.tail(None if tracks is None else {"tracks": tracks}))
+                if tracking is not None:
+                    merged = await asyncio.to_thread(tracking.link, merged)
+                for result in merged:
+                    out.write(frames_part.frame(result))
+                    if classes is not None:
+                        classes.update(str(obj.get("class", "?")) for obj in result.objects)
+                    legacy.write(legacy_part.legacy(result))
+                    frames += 1
+            out.write(frames_part.middle())
+            legacy.seek(0)
+            shutil.copyfileobj(legacy, out)
+            tracks = None if tracking is None else tracking.summaries()
+            out.write(frames_part.tail(None if tracks is None else {"tracks": tracks}))
     side.unlink(missing_ok=True)
     return MergedSummary(frames=frames, models=frames_part.models, tracks=len(tracks or ()))
