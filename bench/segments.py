@@ -76,6 +76,27 @@ def long_video(minutes: float, size: str) -> Path:
     return out
 
 
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process and of its children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / CLK_TCK
+
+
+def server_pids() -> dict[str, int]:
+    """The local stack's servers (Kafka, S3, MongoDB) by name, from its pid files."""
+    pids = Path(os.environ.get("STACK_DIR", REPO / ".stack")) / "pids"
+    found = {}
+    for path in sorted(pids.glob("*.pid")):
+        pid = int(path.read_text().strip() or 0)
+        if pid and Path(f"/proc/{pid}").exists():
+            found[path.stem] = pid
+    return found
+
+
+def servers_cpu_s(pids: dict[str, int]) -> dict[str, float]:
+    return {name: process_cpu_s(pid) for name, pid in pids.items()}
+
+
 class PinnedRunner:
     """``video-runner serve`` on one core, its log in a file."""
 
@@ -93,8 +114,7 @@ class PinnedRunner:
         )
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return process_cpu_s(self.process.pid)
 
     def records(self) -> list[dict[str, Any]]:
         found = []
@@ -129,6 +149,8 @@ async def one_run(
         await until_ready([r.port for r in runners])
         await shared(runners, settings.topic_video_segments)
         cpu_before = [r.cpu_s() for r in runners]
+        servers = server_pids()
+        servers_before = servers_cpu_s(servers)
         publisher = bootstrap.publisher(settings, "bench")
         await publisher.start()
         started = time.monotonic()
@@ -147,8 +169,10 @@ async def one_run(
             await asyncio.sleep(0.1)
         elapsed = time.monotonic() - started
         cpu = [r.cpu_s() - b for r, b in zip(runners, cpu_before, strict=True)]
+        servers_after = servers_cpu_s(servers)
         return {
             "elapsed_s": elapsed,
+            "servers_cpu_s": {n: servers_after[n] - servers_before[n] for n in servers},
             "frames": prediction.total_frames,
             "cpu_s": cpu,
             "runners": [summary(r.records()) for r in runners],
@@ -243,6 +267,13 @@ def report(run: dict[str, Any], size: int) -> None:
     say(
         f"  {run['frames']} frame tasks, {total_cpu:.1f} CPU s in runners,"
         f" {total_cpu / max(run['frames'], 1) * 1000:.1f} CPU ms per sampled frame"
+    )
+    servers = run["servers_cpu_s"]
+    cores = len(run["cpu_s"])
+    say(
+        "  servers: "
+        + ", ".join(f"{name} {cpu:.1f}" for name, cpu in servers.items())
+        + f" CPU s; runners had {total_cpu / (run['elapsed_s'] * cores):.0%} of their cores"
     )
 
 

@@ -73,6 +73,7 @@ def video_handler_config(settings: Settings) -> VideoHandlerConfig:
         allowed_buckets=settings.source_buckets,
         webhook_hosts=settings.webhook_hosts,
         extraction_stale_s=settings.extraction_stale_s,
+        publish_linger_s=settings.publish_linger_ms / 1000,
     )
 
 
@@ -82,7 +83,9 @@ def segments_config(settings: Settings) -> SegmentsConfig:
         seconds=settings.segment_seconds,
         tasks_topic=settings.topic_inference_tasks,
         max_video_bytes=settings.limits.max_bytes,
-        upload=FrameUpload(settings.bucket_frames, settings.upload_concurrency),
+        upload=FrameUpload(
+            settings.bucket_frames, settings.upload_concurrency, settings.publish_linger_ms / 1000
+        ),
         default_every_n=settings.sampling.every_n,
     )
 

@@ -25,6 +25,8 @@ class FrameUpload:
 
     frames_bucket: str
     upload_concurrency: int
+    #: How long a batch of tasks waits for more uploaded frames (``PUBLISH_LINGER_MS``).
+    publish_linger_s: float
     #: Tasks per Kafka batch: uploaded frames wait for at most two batches' worth.
     publish_batch: int = PUBLISH_BATCH
 

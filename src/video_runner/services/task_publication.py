@@ -25,11 +25,14 @@ PROGRESS_EVERY_S = 1.0
 
 @dataclass(frozen=True, slots=True)
 class PublishTo:
-    """Where a video's frames and tasks go, and how many tasks go in one batch."""
+    """Where a video's frames and tasks go, and how tasks are batched."""
 
     frames_bucket: str
     tasks_topic: str
+    #: At most this many tasks in one batch.
     publish_batch: int
+    #: A batch waits this long after its first frame for more, unless it fills up first.
+    linger_s: float
     #: The document's field that shows how many are published (None: not written, for a
     #: segment: runners of other segments write the same document meanwhile).
     progress_field: str | None = "frames_published"
@@ -106,19 +109,14 @@ class Publication:
         return True
 
     async def drain(self, uploaded: asyncio.Queue[ExtractedFrame | None]) -> None:
-        """Publish uploaded frames in batches until the end marker, then the last pages."""
+        """Publish uploaded frames in batches until the end marker, then the last pages.
+
+        A batch is sent when it is full, when its first frame has waited ``linger_s``, or at
+        the end marker, whichever comes first."""
         config, store = self._config, self._store
-        done = False
-        while not done:
-            batch: list[ExtractedFrame] = []
-            item = await uploaded.get()
-            while item is not DONE:
-                batch.append(item)
-                if len(batch) >= config.publish_batch or uploaded.empty():
-                    break
-                item = await uploaded.get()
-            done = item is DONE
-            if batch:
+        batches = TaskBatches(uploaded, config.publish_batch, config.linger_s)
+        try:
+            while (batch := await batches.next()) is not None:
                 await self._publish(batch)
                 # Progress is for people: once a second is enough, and a write per batch would
                 # make the store the pace of the whole pipeline (the total is written at the end).
@@ -127,6 +125,8 @@ class Publication:
                 if field is not None and now - self._progress_written >= PROGRESS_EVERY_S:
                     self._progress_written = now
                     await store.update_processing(self._event_id, {field: self.published})
+        finally:
+            batches.close()
         last = list(self._task_pages.finish())
         if self._segment is None:
             for page in last:
@@ -165,6 +165,47 @@ class Publication:
             page = self._task_pages.add(self._ordinals[task.frame_id], record)
             if page is not None:
                 await self._store.record_task_page(event_id, page)
+
+
+class TaskBatches:
+    """Batches of a queue of uploaded frames: full ones, or what came within ``linger_s`` of
+    a batch's first frame; None after the end marker."""
+
+    def __init__(
+        self, queue: asyncio.Queue[ExtractedFrame | None], size: int, linger_s: float
+    ) -> None:
+        self._queue, self._size, self._linger_s = queue, size, linger_s
+        # A get still waiting when a batch's time was up: the next batch starts with its item,
+        # so nothing taken from the queue is dropped.
+        self._getting: asyncio.Future[ExtractedFrame | None] | None = None
+        self._ended = False
+
+    async def next(self) -> list[ExtractedFrame] | None:
+        batch: list[ExtractedFrame] = []
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        while not self._ended and len(batch) < self._size:
+            if self._getting is None and not self._queue.empty():
+                item = self._queue.get_nowait()
+            else:
+                if self._getting is None:
+                    self._getting = asyncio.ensure_future(self._queue.get())
+                timeout = None if deadline is None else max(0.0, deadline - loop.time())
+                done, _ = await asyncio.wait({self._getting}, timeout=timeout)
+                if not done:
+                    break
+                item, self._getting = self._getting.result(), None
+            if item is DONE:
+                self._ended = True
+            else:
+                batch.append(item)
+                if deadline is None:
+                    deadline = loop.time() + self._linger_s
+        return batch or None
+
+    def close(self) -> None:
+        if self._getting is not None:
+            self._getting.cancel()
 
 
 def whole_pages(segment: Segment) -> range:

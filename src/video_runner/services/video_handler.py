@@ -69,6 +69,8 @@ class VideoHandlerConfig:
     #: A copy waiting for another copy's extraction takes over after this long without its
     #: heartbeat (``EXTRACTION_STALE_S``).
     extraction_stale_s: float
+    #: How long a batch of tasks waits for more uploaded frames (``PUBLISH_LINGER_MS``).
+    publish_linger_s: float
     publish_batch: int = PUBLISH_BATCH
 
 
@@ -243,7 +245,12 @@ class VideoHandler:
         config = self._config
         plan = self.plan_of(event)
         publication = Publication(
-            PublishTo(config.frames_bucket, config.tasks_topic, config.publish_batch),
+            PublishTo(
+                config.frames_bucket,
+                config.tasks_topic,
+                config.publish_batch,
+                config.publish_linger_s,
+            ),
             event,
             store=self._store,
             publisher=self._publisher,
@@ -252,7 +259,12 @@ class VideoHandler:
         await publication.resume()
         started = time.monotonic()
         published = await upload_and_publish(
-            FrameUpload(config.frames_bucket, config.upload_concurrency, config.publish_batch),
+            FrameUpload(
+                config.frames_bucket,
+                config.upload_concurrency,
+                config.publish_linger_s,
+                config.publish_batch,
+            ),
             event.event_id,
             self._frames.extract(path, plan),
             publication,

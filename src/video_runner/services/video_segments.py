@@ -251,6 +251,7 @@ class SegmentHandler:
                 config.upload.frames_bucket,
                 config.tasks_topic,
                 config.upload.publish_batch,
+                config.upload.publish_linger_s,
                 progress_field=None,
             ),
             event,
