@@ -70,7 +70,9 @@ async def prefill(store: Any, count: int) -> None:  # noqa: ANN401
         )
 
 
-async def one_event(frames: int, prefilled: int, work: Path) -> dict[str, float]:
+async def one_event(
+    frames: int, prefilled: int, work: Path, *, early: bool = True
+) -> dict[str, float]:
     settings = isolated_settings(work)
     await bootstrap.object_store(settings).ensure_bucket(settings.bucket_videos)
     store = bootstrap.prediction_store(settings)
@@ -79,7 +81,9 @@ async def one_event(frames: int, prefilled: int, work: Path) -> dict[str, float]
         await prefill(store, prefilled)
         await prepare_event(settings, store, "warm-up", list(range(0, 50, 5)))
         frame_ids = list(range(0, frames * 5, 5))
-        await prepare_event(settings, store, "measured", frame_ids)
+        # As the runner's video path does: the tasks, then the published notice (the outbox
+        # may start the merge; ``early=False`` leaves it out, as a runner before it did).
+        await prepare_event(settings, store, "measured", frame_ids, published_notice=early)
         with services(settings, work) as started:
             await until_ready(ports_of(settings, 0))
             # A first event assigns the partitions and warms every path up.
@@ -123,17 +127,27 @@ async def part_a_b(prefills: list[int], base: Path) -> dict[int, dict[str, float
     return figures
 
 
-async def part_d(base: Path, small: dict[str, float]) -> None:
+async def part_d(base: Path, small: dict[str, float], *, compare_early: bool = False) -> None:
+    """``compare_early``: the 54,000-frame event twice with its merge started at ``published``
+    and twice without (alternating), instead of once with."""
     say()
     say(f"## (d) a 54,000-frame event (5 objects per frame)   [load {load()}]")
     say("peak RSS against the 1,000-frame event, with a 10,000-frame event between them")
-    for frames in (10_000, 54_000):
-        row = await one_event(frames, 0, base / f"d-{frames}")
+    runs = [(10_000, True)]
+    runs += (
+        [(54_000, early) for _ in range(2) for early in (False, True)]
+        if compare_early
+        else [(54_000, True)]
+    )
+    for index, (frames, early) in enumerate(runs):
+        row = await one_event(frames, 0, base / f"d-{index}-{frames}", early=early)
+        merge = "merge from published" if early else "merge at predictable"
         say(
-            f"{frames:,} frames: results/s {row['results_per_s']:.0f}; last result -> "
-            f"predictable {row['to_predictable_s']:.1f} s, -> ready {row['to_ready_s']:.1f} s; "
-            f"peak RSS runner {row['runner_peak_mb']:.0f} MB, outbox-s3 "
-            f"{row['outbox_peak_mb']:.0f} MB   [load {load()}]"
+            f"{frames:,} frames, {merge}: results/s {row['results_per_s']:.0f}; last result"
+            f" -> predictable {row['to_predictable_s']:.1f} s, -> ready {row['to_ready_s']:.1f}"
+            f" s (predictable -> ready {row['to_ready_s'] - row['to_predictable_s']:.1f} s);"
+            f" peak RSS runner {row['runner_peak_mb']:.0f} MB, outbox-s3"
+            f" {row['outbox_peak_mb']:.0f} MB   [load {load()}]"
         )
     say(
         f"1,000 frames: peak RSS runner {small['runner_peak_mb']:.0f} MB, outbox-s3 "
@@ -236,6 +250,11 @@ async def main() -> None:
     parser.add_argument("--parts", default="abcde", help="which parts to run (default: abcde)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per program, bikes.mp4 (c)")
     parser.add_argument("--no-720p", action="store_true", help="(c) on bikes.mp4 only")
+    parser.add_argument(
+        "--compare-early",
+        action="store_true",
+        help="(d) the 54,000-frame event merged from published and at predictable, alternating",
+    )
     args = parser.parse_args()
     say("# bench/results_path.py: the results path on the local stack")
     say(f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
@@ -255,7 +274,7 @@ async def main() -> None:
         if "d" in args.parts:
             if small is None:
                 small = await one_event(1000, 0, base / "d-small")
-            await part_d(base, small)
+            await part_d(base, small, compare_early=args.compare_early)
         if "e" in args.parts:
             await part_e(base)
     say()

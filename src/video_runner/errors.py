@@ -6,6 +6,8 @@
     ├── ConfigurationError              settings are wrong (bad secret, bad URL, bad bucket name)
     │   └── AccessProblem               a dependency answers but refuses us (``.dependency``):
     │                                   credentials, permissions, a bucket or topic of ours missing
+    ├── MergeAbandoned                  not a failure: a merge started before ``predictable``
+    │                                   stops, its event can no longer become ``ready``
     ├── RetriableError                  the same work may succeed later: back off, do not commit
     │   └── DependencyUnavailable       Kafka, S3 or MongoDB did not answer, throttled us or
     │                                   answered 5xx (``.dependency``)
@@ -111,6 +113,10 @@ class AccessProblem(ConfigurationError):
     def __init__(self, dependency: str, message: str) -> None:
         super().__init__(f"{dependency} refused access: {message}")
         self.dependency = dependency
+
+
+class MergeAbandoned(VideoRunnerError):
+    """A merge started early stops: its event failed or is gone (services/early_merges.py)."""
 
 
 class RetriableError(VideoRunnerError):

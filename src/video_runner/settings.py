@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     outbox_sweep_interval_s: float = 15.0
     #: A ``predictable`` event this old without ``ready`` is written by the sweep.
     outbox_notice_grace_s: float = 30.0
+    #: Merges an outbox-S3 worker starts before their event is ``predictable`` (told by the
+    #: runner's ``published`` notice), so that a long video's final JSON is mostly written by
+    #: its last result; 0 merges only ``predictable`` events.
+    outbox_early_merges: int = Field(default=8, ge=0)
+    #: How often an early merge re-reads a page whose results are not all stored yet.
+    outbox_merge_poll_s: float = Field(default=1.0, gt=0)
     #: Keep per-frame documents after ``ready`` (by default the JSON in S3 is the record).
     keep_frame_documents: bool = False
     #: How long a failed event's per-frame documents are kept for diagnosis.

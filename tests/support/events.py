@@ -16,6 +16,7 @@ from aiokafka.structs import TopicPartition
 
 from support.stack import partitions_now
 from video_runner import bootstrap
+from video_runner.contracts import PredictableEvent
 from video_runner.domain.ids import task_key
 from video_runner.domain.task_pages import TaskPageAssembler, TaskRecord
 from video_runner.settings import Settings
@@ -44,9 +45,11 @@ async def prepare_event(
     *,
     total_known: bool = True,
     every_n: int = 5,
+    published_notice: bool = False,
 ) -> None:
     """Publish one task per frame to Kafka, record the pages, and leave the document
-    ``processing`` (with ``total_frames`` if ``total_known``), as the video path does."""
+    ``processing`` (with ``total_frames`` if ``total_known``), as the video path does; and,
+    if ``published_notice``, announce it as the runner does (an outbox-S3 merge may start)."""
     await bootstrap.ensure_topics_of(settings, "test")
     publisher = bootstrap.publisher(settings, "test")
     await publisher.start()
@@ -90,6 +93,17 @@ async def prepare_event(
     if total_known:
         fields["total_frames"] = len(frame_ids)
     await store.update_processing(event_id, fields)
+    if published_notice and total_known:
+        # What the runner announces once every task is published: a merge may start.
+        publisher = bootstrap.publisher(settings, "test")
+        await publisher.start()
+        try:
+            notice = PredictableEvent(event_id=event_id, status="published")
+            await publisher.publish(
+                settings.topic_predictable_events, event_id, notice.as_message()
+            )
+        finally:
+            await publisher.stop()
 
 
 async def publish_results(

@@ -104,6 +104,8 @@ def outbox_config(settings: Settings) -> OutboxConfig:
         failed_retention_s=settings.failed_retention_s,
         work_dir=work_dir(settings),
         track_default=settings.track_default,
+        early_merges=settings.outbox_early_merges,
+        merge_poll_s=settings.outbox_merge_poll_s,
     )
 
 

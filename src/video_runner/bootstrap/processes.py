@@ -311,7 +311,8 @@ class Outbox(_NoticeSending):
                     "frames-retention", settings.frames_sweep_interval_s, self.frames_sweep.run_once
                 ),
             ],
-            closers=self._closers(),
+            # The early merges first: they read the store the closers after them close.
+            closers=[self.outbox.close, *self._closers()],
         )
 
     async def _prepare(self) -> None:

@@ -90,7 +90,7 @@ def runner_services(
         publisher=publisher,
         frames=frames,
         telemetry=telemetry,
-        on_extracted=completion.check,
+        on_extracted=completion.extracted,
         notices=notices,
         segments=planner,
     )
@@ -108,7 +108,7 @@ def runner_services(
             source=segment_source,
             telemetry=telemetry,
             refusals=video.refusals,
-            on_extracted=completion.check,
+            on_extracted=completion.extracted,
         )
     return RunnerServices(
         completion=completion,
@@ -151,7 +151,7 @@ def outbox_events(
         results=results,
         publisher=publisher,
         telemetry=telemetry,
-        on_extracted=runner.completion.check,
+        on_extracted=runner.completion.extracted,
         notices=notices,
     )
     return OutboxEvents(runner.video, reruns, max_message_bytes=settings.max_message_bytes)

@@ -12,12 +12,13 @@ from video_runner.contracts.validation import validated
 
 
 class PredictableEvent(BaseModel):
-    """predictable_events message: every frame of ``event_id`` has its result; write its JSON."""
+    """predictable_events message about ``event_id``: ``predictable``, every frame has its
+    result (write its JSON); ``published``, every task is published (a merge may start)."""
 
     model_config = ConfigDict(frozen=True, strict=True, title="predictable_events message")
 
     event_id: str
-    status: Literal["predictable"] = "predictable"
+    status: Literal["predictable", "published"] = "predictable"
 
     def as_message(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,8 @@ from video_runner.domain.status import Status
 from video_runner.domain.tracks import wants_tracks
 from video_runner.errors import InvalidMessage, PermanentError
 from video_runner.ports import Message, ObjectStore, PredictionStore, Telemetry, TrackerFactory
-from video_runner.services.merged_output import write_merged
+from video_runner.services.early_merges import EarlyMerges
+from video_runner.services.merged_output import MergedFrames
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.paging import find_all
 from video_runner.services.tracking import FrameTracking
@@ -48,6 +48,10 @@ class OutboxConfig:
     work_dir: Path
     #: Whether an event that does not say (its ``track`` option) is tracked.
     track_default: bool
+    #: Merges started before ``predictable`` at once (``OUTBOX_EARLY_MERGES``; 0: none).
+    early_merges: int
+    #: How often an early merge re-reads a page whose results are not all in.
+    merge_poll_s: float
 
 
 class OutboxS3:
@@ -68,6 +72,13 @@ class OutboxS3:
         self._objects = objects
         self._telemetry = telemetry
         self._notices = notices
+        self.early = EarlyMerges(
+            store,
+            work_dir=config.work_dir,
+            limit=config.early_merges,
+            poll_s=config.merge_poll_s,
+            tracking_of=self._tracking_of,
+        )
 
     # -- the notice consumer ------------------------------------------------------------------
 
@@ -81,7 +92,10 @@ class OutboxS3:
                 extra={"offset": message.offset, "error_code": str(exc.code), "error": str(exc)},
             )
             return
-        await self.finish(notice.event_id)
+        if notice.status == "published":
+            await self.early.start(notice.event_id)
+        else:
+            await self.finish(notice.event_id)
 
     async def dead_letter(self, message: Message, error: PermanentError) -> None:
         log.error(
@@ -128,10 +142,15 @@ class OutboxS3:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(dir=self._config.work_dir) as folder:
             path = Path(folder) / f"{event_id}.json"
-            classes: Counter[str] = Counter()
-            written = await write_merged(
-                self._store, prediction, path, classes, self._tracking_of(prediction)
-            )
+            try:
+                frames = await self.early.take(event_id)
+                if frames is None:
+                    frames = MergedFrames(Path(folder))
+                    await frames.write(self._store, prediction, self._tracking_of(prediction))
+                written = frames.assemble(prediction, path)
+            finally:
+                self.early.release(event_id)
+            classes = frames.classes
             await self._objects.upload_file(bucket, key, path, "application/json")
         tracked = {"tracks": written.tracks} if written.tracks else {}
         moved = await move_and_announce(
@@ -178,6 +197,10 @@ class OutboxS3:
             return None
         return FrameTracking(self._trackers)
 
+    async def close(self) -> None:
+        """Stop the early merges (their files go with them)."""
+        await self.early.close()
+
     # -- the sweep ----------------------------------------------------------------------------
 
     async def sweep(self, now: datetime | None = None) -> int:
@@ -185,6 +208,7 @@ class OutboxS3:
         publishers died); purge what retention no longer keeps."""
         now = now or datetime.now(UTC)
         done = 0
+        await self.early.sweep()
         if self._notices is not None:
             await self._notices.sweep(now)
         late = now - timedelta(seconds=self._config.notice_grace_s)

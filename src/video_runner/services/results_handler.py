@@ -30,7 +30,7 @@ from video_runner.contracts import (
 from video_runner.domain.prediction import Prediction
 from video_runner.domain.results import ResultCounts
 from video_runner.domain.status import Status
-from video_runner.errors import ErrorCode, PermanentError
+from video_runner.errors import DependencyUnavailable, ErrorCode, PermanentError
 from video_runner.ports import Message, PredictionStore, RawPublisher, Telemetry
 from video_runner.services.dead_letters import DeadLetters
 from video_runner.services.notices import Notices, move_and_announce
@@ -76,6 +76,24 @@ class Completion:
         self._publisher = publisher
         self._telemetry = telemetry
         self._notices = notices
+
+    async def extracted(self, event_id: str) -> None:
+        """Every task of ``event_id`` is published: tell the outbox-S3 workers a merge may
+        start (``published``, services/early_merges.py), then check the event, whose results
+        may all be in already."""
+        try:
+            await self._publisher.publish(
+                self._config.notices_topic,
+                event_id,
+                PredictableEvent(event_id=event_id, status="published").as_message(),
+            )
+        except DependencyUnavailable as exc:
+            # A head start lost, nothing else: the predictable notice still gets a whole merge.
+            log.warning(
+                "published notice not sent",
+                extra={"event_id": event_id, "stage": "merge", "error": str(exc)},
+            )
+        await self.check(event_id)
 
     async def check(self, event_id: str) -> None:
         """Read the counters and finish the event if they are complete (idempotent)."""
