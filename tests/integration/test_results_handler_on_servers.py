@@ -23,6 +23,7 @@ from support.stack import (
 )
 from video_runner import bootstrap
 from video_runner.domain.results import FrameResult
+from video_runner.services.merged_output import write_merged
 
 
 async def status_is(store, event_id, status, timeout_s=60):
@@ -311,3 +312,46 @@ async def test_a_runner_with_a_static_member_id_consumes_and_rejoins_after_a_res
                 await status_is(store, event_id, "predictable")
     finally:
         await store.close()
+
+
+@pytest.mark.timeout(300)
+async def test_a_merge_started_at_published_writes_what_a_whole_merge_writes(tmp_path):
+    """The runner's published notice starts the outbox-S3 worker's merge while half the results
+    are still to come (one frame failed among them); at predictable the final JSON in S3 is,
+    byte for byte, what a whole merge of the stored results writes."""
+    settings = isolated_settings(
+        tmp_path / "work", keep_frame_documents=True, outbox_merge_poll_s=0.2
+    )
+    store = store_of(settings)
+    await store.ensure_indexes()
+    frame_ids = list(range(0, 300 * 5, 5))  # five task pages
+    messages = [
+        result("early-1", f, error="bad_image") if f == 905 else result("early-1", f)
+        for f in frame_ids
+    ]
+    try:
+        await prepare_event(settings, store, "early-1", frame_ids, published_notice=True)
+        await bootstrap.object_store(settings).ensure_bucket(settings.bucket_videos)
+        outbox = bootstrap.Outbox(settings)
+        async with running(bootstrap.Runner(settings)), running(outbox):
+            await publish_results(settings, messages[:150])
+            await wait_for(lambda: _async(len(outbox.outbox.early) == 1), timeout_s=30)
+            await asyncio.sleep(1.0)  # it writes the first pages and waits on the third
+            await publish_results(settings, messages[150:])
+            document = await status_is(store, "early-1", "ready", timeout_s=120)
+            assert len(outbox.outbox.early) == 0
+        prediction = await store.get("early-1")
+        assert prediction is not None
+        bucket, key = document["output_s3"].removeprefix("s3://").split("/", 1)
+        written = await bootstrap.object_store(settings).get_bytes(bucket, key)
+        # The whole merge of the same stored results, from the document as it was at
+        # predictable (ready adds fields the header does not read).
+        whole = tmp_path / "whole.json"
+        await write_merged(store, prediction, whole)
+    finally:
+        await store.close()
+    assert written == whole.read_bytes()
+    merged = json.loads(written)
+    assert [f["frame_id"] for f in merged["frames"]] == frame_ids
+    assert merged["failed_frames"] == 1
+    assert merged["frames"][181]["error"] == "bad_image"

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,9 @@ from video_runner.ports import PredictionStore
 from video_runner.services.tracking import FrameTracking
 
 log = logging.getLogger(__name__)
+
+#: Task pages read ahead of the one being written (each a page lookup and a results lookup).
+READ_AHEAD = 4
 
 
 class ResultsArriving:
@@ -95,22 +98,25 @@ async def _read_page(
 async def _pages_with_results(
     store: PredictionStore, event_id: str, count: int, arriving: ResultsArriving | None
 ) -> AsyncGenerator[tuple[TaskPage, dict[int, FrameResult]], None]:
-    """The event's task pages in order, each with its stored results, one page read ahead:
-    the store answers the next page while this process writes the current one."""
-    if count == 0:
-        return
-    ahead = asyncio.ensure_future(_read_page(store, event_id, 0, arriving))
+    """The event's task pages in order, each with its stored results, ``READ_AHEAD`` pages
+    read ahead: the store answers the next pages while this process writes the current one
+    (a 54,000-frame merge spent half its time waiting on the store with one page ahead)."""
+    ahead: deque[asyncio.Future[tuple[TaskPage, dict[int, FrameResult]]]] = deque()
+    following = 0
     try:
-        for index in range(count):
-            current = await ahead
-            if index + 1 < count:
-                ahead = asyncio.ensure_future(_read_page(store, event_id, index + 1, arriving))
-            yield current
+        for _ in range(count):
+            while following < count and len(ahead) <= READ_AHEAD:
+                ahead.append(
+                    asyncio.ensure_future(_read_page(store, event_id, following, arriving))
+                )
+                following += 1
+            yield await ahead.popleft()
     finally:
-        if not ahead.done():
-            ahead.cancel()
+        for pending in ahead:
+            pending.cancel()
+        for pending in ahead:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ahead
+                await pending
 
 
 class MergedFrames:
