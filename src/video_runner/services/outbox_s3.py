@@ -4,7 +4,9 @@ The runner announces each ``predictable`` event on ``predictable_events`` (key =
 worker consumes the notice, writes ``detection/{event_id}.json`` to the source bucket (the same
 bytes whoever writes them) and moves the event to ``ready`` (a claimed transition: one replica
 wins, however many wrote). A notice that never came (the runner died between the transition and
-the notice) is made up for by a slower sweep over ``predictable`` events.
+the notice) is made up for by a slower sweep over ``predictable`` events. The runner's earlier
+``published`` notice lets the worker start the merge while results still come
+(services/early_merges.py); at ``predictable`` the final JSON is then mostly written.
 
 After ``ready`` the event's per-frame documents are deleted (``KEEP_FRAME_DOCUMENTS`` keeps them):
 the JSON in S3 is the record, and the store holds in-flight work, not history. A failed event's
@@ -13,6 +15,7 @@ documents are kept ``FAILED_RETENTION_S`` for diagnosis, then deleted by the sam
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import time
@@ -147,7 +150,8 @@ class OutboxS3:
                 if frames is None:
                     frames = MergedFrames(Path(folder))
                     await frames.write(self._store, prediction, self._tracking_of(prediction))
-                written = frames.assemble(prediction, path)
+                # Copies two files of up to tens of MB: off the event loop.
+                written = await asyncio.to_thread(frames.assemble, prediction, path)
             finally:
                 self.early.release(event_id)
             classes = frames.classes
