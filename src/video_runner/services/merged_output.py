@@ -216,7 +216,8 @@ async def write_merged(
     try:
         merged = MergedFrames(parts)
         await merged.write(store, prediction, tracking)
-        summary = merged.assemble(prediction, path)
+        # Copies two files of up to tens of MB: off the event loop.
+        summary = await asyncio.to_thread(merged.assemble, prediction, path)
     finally:
         shutil.rmtree(parts, ignore_errors=True)
     if classes is not None:

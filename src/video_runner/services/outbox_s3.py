@@ -19,6 +19,7 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,7 @@ from video_runner.domain.tracks import wants_tracks
 from video_runner.errors import InvalidMessage, PermanentError
 from video_runner.ports import Message, ObjectStore, PredictionStore, Telemetry, TrackerFactory
 from video_runner.services.early_merges import EarlyMerges
-from video_runner.services.merged_output import MergedFrames
+from video_runner.services.merged_output import write_merged
 from video_runner.services.notices import Notices, move_and_announce
 from video_runner.services.paging import find_all
 from video_runner.services.tracking import FrameTracking
@@ -145,16 +146,19 @@ class OutboxS3:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(dir=self._config.work_dir) as folder:
             path = Path(folder) / f"{event_id}.json"
+            classes: Counter[str] = Counter()
             try:
-                frames = await self.early.take(event_id)
-                if frames is None:
-                    frames = MergedFrames(Path(folder))
-                    await frames.write(self._store, prediction, self._tracking_of(prediction))
-                # Copies two files of up to tens of MB: off the event loop.
-                written = await asyncio.to_thread(frames.assemble, prediction, path)
+                early = await self.early.take(event_id)
+                if early is None:
+                    written = await write_merged(
+                        self._store, prediction, path, classes, self._tracking_of(prediction)
+                    )
+                else:
+                    # Copies two files of up to tens of MB: off the event loop.
+                    written = await asyncio.to_thread(early.assemble, prediction, path)
+                    classes.update(early.classes)
             finally:
                 self.early.release(event_id)
-            classes = frames.classes
             await self._objects.upload_file(bucket, key, path, "application/json")
         tracked = {"tracks": written.tracks} if written.tracks else {}
         moved = await move_and_announce(
